@@ -1,0 +1,158 @@
+"""The command line: a thin layer over config, runner and tracking.
+
+    rnnbench run experiments/seed_lstm.yaml model.hidden_units=128 train.learning_rate=3e-3
+    rnnbench show-config experiments/seed_lstm.yaml model.cell=gru
+    rnnbench evaluate RUN_ID --data idx:/path/to/mnist
+
+Exit codes: 0 done, 1 the run failed (e.g. a diverged loss), 2 bad input (one line on stderr
+naming the problem and the fix), 130 interrupted with Ctrl-C (the run is kept as KILLED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+
+from rnnbench.config import load_config
+from rnnbench.errors import UserError
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..."
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"rnnbench: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def run_command(args) -> int:
+    config = load_config(args.config, args.overrides)  # every key checked before any work
+    _load_tensorflow()
+    from rnnbench import tracking
+    from rnnbench.runner import RunFailed, run_experiment
+
+    steps = config.train.steps
+    state = {"run_id": None, "evaluations": 0}
+
+    def started(run_id, dataset):
+        state["run_id"] = run_id
+        sizes = ", ".join(f"{count:,} {split}" for split, count in dataset.sizes().items())
+        print(f"run {tracking.run_name(config)} ({run_id}) in experiment '{config.tracking.experiment}'")
+        print(f"data {dataset.name}: {sizes} images")
+
+    def progress(evaluation):
+        state["evaluations"] += 1
+        print(
+            f"step {evaluation.step}/{steps}  val_loss {evaluation.val_loss:.3f}  "
+            f"val_acc {evaluation.val_accuracy:.3f}  {evaluation.train_samples_per_second:,.0f} samples/s",
+            flush=True,
+        )
+
+    try:
+        outcome = run_experiment(config, on_start=started, on_evaluation=progress)
+    except RunFailed as failure:
+        print(f"rnnbench: run {failure.run_id} FAILED: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        kept = f"run {state['run_id']} recorded as KILLED with {state['evaluations']} evaluations kept"
+        print(f"\nrnnbench: interrupted; {kept if state['run_id'] else 'no run was created'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    speed = outcome.result.speed
+    print(
+        f"test_loss {outcome.test.loss:.3f}  test_acc {outcome.test.accuracy:.4f}  "
+        f"{speed.train_samples_per_second:,.0f} samples/s  compile {speed.compile_seconds:.1f}s  "
+        f"training {speed.wall_seconds:.1f}s"
+    )
+    print(f"run id {outcome.run_id}  (store: {tracking.tracking_uri()})")
+    return 0
+
+
+def show_config_command(args) -> int:
+    print(load_config(args.config, args.overrides).to_yaml(), end="")
+    return 0
+
+
+def evaluate_command(args) -> int:
+    _load_tensorflow()
+    from mlflow.exceptions import MlflowException
+
+    from rnnbench import tracking
+    from rnnbench.data import load_test_split
+    from rnnbench.names import MODEL_ARTIFACT
+    from rnnbench.train import evaluate
+
+    client = tracking.open_store()
+    try:
+        run = client.get_run(args.run_id)
+    except MlflowException:
+        raise UserError(f"no run '{args.run_id}' in the tracking store {tracking.tracking_uri()}; copy a run id from `make ui`") from None
+    # The run's own split settings, so that mnist5k's held-out test split is the one it was tested on.
+    data_keys = [f"{key}={value}" for key, value in run.data.params.items() if key.startswith("data.")]
+    data = load_config(None, data_keys + [f"data.source={args.data}"]).data
+    split = load_test_split(data)
+    import mlflow.keras
+
+    try:
+        model = mlflow.keras.load_model(f"runs:/{args.run_id}/{MODEL_ARTIFACT}")
+    except (MlflowException, OSError) as error:
+        raise UserError(
+            f"run {args.run_id} ({run.info.status}) has no loadable model '{MODEL_ARTIFACT}': {str(error).splitlines()[0]}"
+        ) from None
+    score = evaluate(model, split)
+    print(json.dumps({"accuracy": score.accuracy, "loss": score.loss, "samples": len(split), "source": args.data}))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnbench", description="Compare recurrent networks on MNIST read row by row.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    overrides_help = "dotted key=value overrides, e.g. model.cell=lstm train.learning_rate=3e-3"
+
+    run = commands.add_parser("run", help="train one configuration and record it in MLflow")
+    run.add_argument("config", help="experiment YAML, e.g. experiments/seed_lstm.yaml")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+    run.set_defaults(handler=run_command)
+
+    show = commands.add_parser("show-config", help="print the resolved configuration")
+    show.add_argument("config", help="experiment YAML")
+    show.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+    show.set_defaults(handler=show_config_command)
+
+    evaluate = commands.add_parser("evaluate", help="test a logged model on a data source's test split (JSON)")
+    evaluate.add_argument("run_id", help="the MLflow run id printed by `rnnbench run`")
+    evaluate.add_argument("--data", required=True, help="data source: mnist5k, mnist, fashion_mnist or idx:PATH")
+    evaluate.set_defaults(handler=evaluate_command)
+    return parser
+
+
+def _load_tensorflow():
+    """Imports TensorFlow with its native start-up chatter (oneDNN, CUDA probing) kept off the terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # probes CUDA now, while the chatter is hidden
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Sends file descriptor 2 (C++ logging included) to /dev/null, restoring it on the way out."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

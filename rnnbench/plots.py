@@ -1,0 +1,69 @@
+"""Figures saved with each run: learning curves, the seed's digit grid, the test confusion matrix.
+
+    python -c "from rnnbench import plots; help(plots)"
+
+Each function writes one PNG and returns its path; nothing here knows about MLflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from rnnbench.data import CLASSES, Split
+from rnnbench.train import Evaluation
+
+
+def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -> Path:
+    """Loss and accuracy against optimizer step, training (window means) and validation."""
+    rows = []
+    for evaluation in evaluations:
+        for split, loss, accuracy in (
+            ("train (window mean)", evaluation.train_loss, evaluation.train_accuracy),
+            ("validation", evaluation.val_loss, evaluation.val_accuracy),
+        ):
+            rows.append({"step": evaluation.step, "split": split, "loss": loss, "accuracy": accuracy})
+    table = pd.DataFrame(rows)
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    sns.lineplot(table, x="step", y="loss", hue="split", marker="o", ax=loss_axis)
+    sns.lineplot(table, x="step", y="accuracy", hue="split", marker="o", ax=accuracy_axis, legend=False)
+    loss_axis.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title="Loss")
+    accuracy_axis.set(xlabel="optimizer step", ylabel="accuracy (fraction correct)", title="Accuracy")
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def digit_grid(split: Split, path: Path, count: int = 10) -> Path:
+    """The seed's picture: the first `count` training images with their labels."""
+    figure, axes = plt.subplots(2, (count + 1) // 2, figsize=(count * 0.8, 3.6), layout="constrained")
+    for axis, image, label in zip(axes.flat, split.images[:count], split.labels[:count]):
+        axis.imshow(image, cmap="gray_r")
+        axis.set_title(f"label {label}")
+        axis.axis("off")
+    figure.suptitle(f"The first {count} training digits (each row is one time step)")
+    return _save(figure, path)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, title: str, path: Path) -> Path:
+    """Counts of true class (rows) against predicted class (columns) on the test split."""
+    counts = np.zeros((CLASSES, CLASSES), dtype=int)
+    np.add.at(counts, (labels, predictions), 1)
+    figure, axis = plt.subplots(figsize=(6.4, 5.4), layout="constrained")
+    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis, annot_kws={"size": 8})
+    axis.set(xlabel="predicted class", ylabel="true class", title=title)
+    return _save(figure, path)
+
+
+def _save(figure, path: Path) -> Path:
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,120 @@
+"""The runner: one tracked run, from a resolved config to a complete MLflow record.
+
+    rnnbench run experiments/seed_lstm.yaml      # the CLI calls run_experiment()
+
+Effects live here (data loading, the tracking store, files); training itself is `train()`.
+Whatever happens, the run is closed: FINISHED, FAILED (a diverged loss or an error, with a tag
+saying why) or KILLED (Ctrl-C), and every evaluation logged before the end stays recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from rnnbench import names, plots, tracking
+from rnnbench.config import Config
+from rnnbench.data import Dataset, load_dataset
+from rnnbench.model import summary_text
+from rnnbench.train import Evaluation, Score, TrainingDiverged, TrainResult, evaluate, train
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    result: TrainResult
+    test: Score
+    dataset: Dataset
+
+
+class RunFailed(Exception):
+    """The run ended FAILED for a reason a user can act on (a diverged loss)."""
+
+    def __init__(self, run_id: str, message: str):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+def run_experiment(
+    config: Config,
+    *,
+    stage: str = "run",
+    parent_run_id: str | None = None,
+    on_start: Callable[[str, Dataset], None] | None = None,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
+) -> RunOutcome:
+    """Loads the data, trains, tests and records one run in the tracking store.
+
+    Args:
+        config: the resolved configuration.
+        stage: the `rnnbench.stage` tag (run, trial, final).
+        parent_run_id: links the run under a parent run (a study) in MLflow.
+        on_start: called with the new run id and the dataset once the run exists.
+        on_evaluation: called after each evaluation has been logged; raising stops training.
+
+    Raises:
+        RunFailed: the loss became NaN or infinite; the run is recorded as FAILED.
+        KeyboardInterrupt: re-raised after the run is recorded as KILLED.
+    """
+    dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
+    client = tracking.open_store()
+    run_id = tracking.start_run(client, config, stage, parent_run_id)
+    try:
+        tracking.log_dataset(client, run_id, dataset)
+        if on_start:
+            on_start(run_id, dataset)
+
+        def record(evaluation: Evaluation):
+            tracking.log_evaluation(client, run_id, evaluation)
+            if on_evaluation:
+                on_evaluation(evaluation)
+
+        result = train(config, dataset, on_evaluation=record)
+        test = evaluate(result.model, dataset.test)
+        _record_results(client, run_id, config, dataset, result, test)
+    except TrainingDiverged as error:
+        reason = f"{error}; lower train.learning_rate (now {config.train.learning_rate:g})"
+        tracking.end_run(client, run_id, "FAILED", failure="diverged", reason=reason)
+        raise RunFailed(run_id, reason) from None
+    except KeyboardInterrupt:
+        tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason="stopped by Ctrl-C")
+        raise
+    except BaseException as error:
+        tracking.end_run(client, run_id, "FAILED", failure="error", reason=f"{type(error).__name__}: {error}")
+        raise
+    tracking.end_run(client, run_id, "FINISHED")
+    return RunOutcome(run_id, result, test, dataset)
+
+
+def _record_results(client, run_id: str, config: Config, dataset: Dataset, result: TrainResult, test: Score):
+    """The end-of-run record: test and speed metrics, figures, config, summary, and the model."""
+    speed = result.speed
+    tracking.log_metrics(
+        client,
+        run_id,
+        {
+            names.TEST_LOSS: test.loss,
+            names.TEST_ACCURACY: test.accuracy,
+            names.TRAIN_SAMPLES_PER_S: speed.train_samples_per_second,
+            names.COMPILE_S: speed.compile_seconds,
+            names.EVAL_SAMPLES_PER_S: speed.eval_samples_per_second,
+            names.WALL_S: speed.wall_seconds,
+            names.PARAMETERS: result.model.count_params(),
+        },
+        step=config.train.steps,
+    )
+    title = tracking.run_name(config)
+    with tempfile.TemporaryDirectory(prefix="rnnbench-") as folder:
+        folder = Path(folder)
+        (folder / "config.yaml").write_text(config.to_yaml())
+        (folder / "model_summary.txt").write_text(summary_text(result.model))
+        plots.learning_curves(result.evaluations, title, folder / "learning_curve.png")
+        plots.digit_grid(dataset.train, folder / "digits.png")
+        plots.confusion_matrix(
+            dataset.test.labels, test.predictions, f"{title}: test accuracy {test.accuracy:.2%}",
+            folder / "confusion_matrix.png",
+        )
+        client.log_artifacts(run_id, str(folder))
+    tracking.log_model(client, run_id, result.model, dataset.train.images[:2])

@@ -1,0 +1,189 @@
+"""Tracking: the one place that opens the MLflow store and writes runs into it.
+
+    MLFLOW_TRACKING_URI=http://127.0.0.1:5000 rnnbench run experiments/seed_lstm.yaml
+
+The default store is `./mlruns`: runs in the SQLite database `mlruns/mlflow.db`, artifacts in
+`mlruns/<experiment id>/`. `MLFLOW_TRACKING_URI` points it anywhere else, a server included.
+Every call names its run explicitly (no thread-local "active run"), so parallel runs in one
+process cannot cross their records.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+
+from rnnbench import names
+from rnnbench.config import Config
+from rnnbench.data import Dataset
+from rnnbench.errors import UserError
+from rnnbench.train import Evaluation
+
+DEFAULT_STORE = Path("mlruns")
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the SQLite database under ./mlruns."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.resolve() / 'mlflow.db'}"
+
+
+def open_store() -> MlflowClient:
+    """A client of the tracking store, creating the default local store on first use."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)  # mlflow's model logging and loading read the global URI
+    return MlflowClient(uri)
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name)
+    if experiment.lifecycle_stage == "deleted":
+        raise UserError(f"MLflow experiment '{name}' is deleted; restore it in the UI or set tracking.experiment=OTHER")
+    return experiment.experiment_id
+
+
+def run_name(config: Config) -> str:
+    """e.g. lstm-h128-unrolled-lr3e-03-s0: cell, size, unroll, learning rate, seed."""
+    model, train = config.model, config.train
+    unroll = "unrolled" if model.unroll else "looped"
+    return f"{model.cell}-h{model.hidden_units}-{unroll}-lr{train.learning_rate:.0e}-s{train.seed}"
+
+
+def start_run(client: MlflowClient, config: Config, stage: str, parent_run_id: str | None = None) -> str:
+    """Creates the run with every config key as a param and the provenance tags; returns its id."""
+    tags = {names.STAGE: stage, **_provenance()}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id(client, config.tracking.experiment), run_name=run_name(config), tags=tags)
+    params = [Param(key, str(value)) for key, value in config.flat().items()]
+    client.log_batch(run.info.run_id, params=params)
+    return run.info.run_id
+
+
+def log_dataset(client: MlflowClient, run_id: str, dataset: Dataset) -> None:
+    """Records each split through MLflow's dataset tracking: name, source, size, content digest."""
+    from mlflow.data import from_numpy
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    digest = dataset.digest()
+    with warnings.catch_warnings():  # MLflow registers its local-file source twice and warns about it
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(dataset.location)
+    inputs = []
+    for context, split in (("training", dataset.train), ("validation", dataset.valid), ("test", dataset.test)):
+        record = from_numpy(split.images, targets=split.labels, source=source, name=dataset.name, digest=digest)
+        inputs.append(DatasetInput(record._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
+    client.log_inputs(run_id, datasets=inputs)
+    sizes = " ".join(f"{split}={count}" for split, count in dataset.sizes().items())
+    client.set_tag(run_id, names.DATA_SPLITS, sizes)
+
+
+def log_evaluation(client: MlflowClient, run_id: str, evaluation: Evaluation) -> None:
+    """One batched write per evaluation: the window's train metrics and the validation metrics."""
+    log_metrics(
+        client,
+        run_id,
+        {
+            names.TRAIN_LOSS: evaluation.train_loss,
+            names.TRAIN_ACCURACY: evaluation.train_accuracy,
+            names.VAL_LOSS: evaluation.val_loss,
+            names.VAL_ACCURACY: evaluation.val_accuracy,
+        },
+        step=evaluation.step,
+    )
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int) -> None:
+    timestamp = int(time.time() * 1000)
+    batch = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
+    client.log_batch(run_id, metrics=batch)
+
+
+def log_model(client: MlflowClient, run_id: str, model, example) -> None:
+    """Logs the Keras model as the MLflow model `model`: `mlflow.keras.load_model("runs:/<id>/model")`."""
+    import keras
+    import tensorflow as tf
+    from mlflow.models import Model, infer_signature
+
+    run = client.get_run(run_id)
+    # Created here with the run's experiment: left to itself, MLflow files it under the default experiment.
+    logged_model = client.create_logged_model(
+        run.info.experiment_id, name=names.MODEL_ARTIFACT, source_run_id=run_id, params=run.data.params
+    )
+    Model.log(
+        artifact_path=None,
+        name=names.MODEL_ARTIFACT,
+        flavor=mlflow.keras,
+        model=model,
+        run_id=run_id,
+        model_id=logged_model.model_id,
+        signature=infer_signature(example, model.predict(example, verbose=0)),
+        # Named here so that MLflow does not spend seconds inferring them in a subprocess.
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+    )
+
+
+def end_run(client: MlflowClient, run_id: str, status: str, failure: str | None = None, reason: str | None = None):
+    """Closes the run as FINISHED, FAILED or KILLED, saying why when it did not finish."""
+    tags = []
+    if failure:
+        tags = [RunTag(names.FAILURE, failure), RunTag(names.FAILURE_REASON, reason or failure)]
+        client.log_batch(run_id, tags=tags)
+    client.set_terminated(run_id, status=RunStatus.to_string(getattr(RunStatus, status)))
+
+
+def _provenance() -> dict[str, str]:
+    """Where the result came from: code version, library versions, machine."""
+    import keras
+    import tensorflow as tf
+
+    tags = {
+        names.TENSORFLOW_VERSION: tf.__version__,
+        names.KERAS_VERSION: keras.__version__,
+        names.PYTHON_VERSION: platform.python_version(),
+        names.CPU: _cpu_description(),
+        names.GPU: ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none",
+    }
+    commit, dirty = _git_state()
+    if commit:
+        tags[names.GIT_COMMIT] = commit
+        tags[names.GIT_DIRTY] = str(dirty).lower()
+    return tags
+
+
+def _git_state() -> tuple[str | None, bool]:
+    """The commit of the rnnbench checkout and whether its tracked files have changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode:
+            return None, False
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        return commit.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        return None, False
+
+
+def _cpu_description() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} logical cores)"

@@ -1,0 +1,212 @@
+"""Training: `train(config, dataset) -> TrainResult`, step-based as in the seed experiment.
+
+    python -c "from rnnbench.train import train; ..."   # normally through `rnnbench run`
+
+`train.steps` Adam steps of `train.batch_size` images (reshuffled at every pass over the data),
+the whole validation split evaluated every `train.eval_every_steps` steps. Pure: it knows nothing
+of MLflow or Optuna; callers watch progress through `on_evaluation`, which may raise to stop
+(an Optuna pruner does). The test split is not touched here: see `evaluate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnnbench.config import Config
+from rnnbench.data import Dataset, Split
+from rnnbench.model import build_model
+
+EVAL_BATCH_SIZE = 1000
+"""Images per forward pass when evaluating: large batches, the result does not depend on it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The metrics of one evaluation window, `eval_every_steps` steps ending at `step`."""
+
+    step: int
+    train_loss: float
+    """Mean training loss over the window."""
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    train_samples_per_second: float
+    """Training throughput over the window (the first step's compilation excluded)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Speed:
+    train_samples_per_second: float
+    """Steady state: every step but the first (which compiles), validation excluded."""
+    compile_seconds: float
+    """How much longer the first step took than a steady one (tracing and graph building)."""
+    eval_samples_per_second: float
+    """Validation throughput, the first (compiling) evaluation excluded when there are others."""
+    wall_seconds: float
+    """The whole training loop: compilation, steps and validation."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: keras.Model
+    evaluations: list[Evaluation]
+    speed: Speed
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+    """(N,) predicted classes."""
+
+
+class TrainingDiverged(Exception):
+    """The training loss became NaN or infinite: the run cannot recover."""
+
+    def __init__(self, step: int, loss: float):
+        super().__init__(f"the training loss became {loss} at step {step}")
+        self.step = step
+        self.loss = loss
+
+
+def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation], None] | None = None) -> TrainResult:
+    """Trains a fresh model for `config` on `dataset.train`, validating on `dataset.valid`.
+
+    Args:
+        config: the resolved run configuration; `model` and `train` sections are used.
+        dataset: train and valid splits of images (N, 28, 28) float32 and labels (N,).
+        on_evaluation: called after every evaluation, in order; an exception it raises ends training.
+
+    Returns:
+        The trained model, one `Evaluation` per `eval_every_steps` steps, and speed figures.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite (checked after every step).
+    """
+    settings = config.train
+    keras.utils.set_random_seed(settings.seed)
+    model = build_model(config.model)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation)
+    model.fit(
+        _training_batches(dataset.train, settings.batch_size, settings.seed),
+        epochs=settings.steps // settings.eval_every_steps,
+        steps_per_epoch=settings.eval_every_steps,
+        validation_data=(dataset.valid.images, dataset.valid.labels),
+        validation_batch_size=EVAL_BATCH_SIZE,
+        callbacks=[clock],
+        shuffle=False,  # the batches are already shuffled, per pass, by _training_batches
+        verbose=0,
+    )
+    return TrainResult(model, clock.evaluations, clock.speed())
+
+
+def evaluate(model: keras.Model, split: Split) -> Score:
+    """Mean cross-entropy and accuracy of `model` on `split`, with its predicted classes."""
+    probabilities = model.predict(split.images, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    epsilon = keras.config.epsilon()  # the clipping Keras applies in its own cross-entropy
+    chosen = np.clip(probabilities[np.arange(len(split)), split.labels], epsilon, 1 - epsilon)
+    predictions = probabilities.argmax(axis=1)
+    return Score(
+        loss=float(-np.log(chosen).mean()),
+        accuracy=float((predictions == split.labels).mean()),
+        predictions=predictions,
+    )
+
+
+def _training_batches(split: Split, batch_size: int, seed: int) -> tf.data.Dataset:
+    """An endless stream of full batches; each pass over the data is in a new seeded order."""
+    return (
+        tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+        .shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+class _Clock(keras.callbacks.Callback):
+    """Times steps and evaluations, stops at a non-finite loss, and reports each evaluation."""
+
+    def __init__(self, batch_size: int, valid_samples: int, on_evaluation):
+        super().__init__()
+        self.batch_size = batch_size
+        self.valid_samples = valid_samples
+        self.on_evaluation = on_evaluation
+        self.evaluations: list[Evaluation] = []
+        self.steps_done = 0
+        self.first_step_seconds = 0.0
+        self.steady_seconds = 0.0
+        self.eval_seconds: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.window_started = time.perf_counter()
+        self.window_steps = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps_done == 0:
+            self.first_step_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps_done += 1
+        self.window_steps += 1
+        if self.steps_done == 1:
+            self.first_step_seconds = time.perf_counter() - self.first_step_started
+        loss = logs["loss"]  # the window's running mean: non-finite as soon as one step is
+        if not math.isfinite(loss):
+            raise TrainingDiverged(self.steps_done, loss)
+
+    def on_test_begin(self, logs=None):
+        self.eval_started = time.perf_counter()
+        window_seconds = self.eval_started - self.window_started
+        window_steps = self.window_steps
+        if len(self.evaluations) == 0:  # leave the compiling first step out of the steady rate
+            window_seconds -= self.first_step_seconds
+            window_steps -= 1
+        self.steady_seconds += window_seconds
+        self.window_rate = window_steps * self.batch_size / max(window_seconds, 1e-9)
+
+    def on_test_end(self, logs=None):
+        self.eval_seconds.append(time.perf_counter() - self.eval_started)
+
+    def on_epoch_end(self, epoch, logs=None):
+        evaluation = Evaluation(
+            step=self.steps_done,
+            train_loss=float(logs["loss"]),
+            train_accuracy=float(logs["accuracy"]),
+            val_loss=float(logs["val_loss"]),
+            val_accuracy=float(logs["val_accuracy"]),
+            train_samples_per_second=self.window_rate,
+        )
+        self.evaluations.append(evaluation)
+        if self.on_evaluation is not None:
+            self.on_evaluation(evaluation)
+
+    def on_train_end(self, logs=None):
+        self.wall_seconds = time.perf_counter() - self.started
+
+    def speed(self) -> Speed:
+        steady_steps = self.steps_done - 1
+        steady_step_seconds = self.steady_seconds / max(steady_steps, 1)
+        evals = self.eval_seconds[1:] or self.eval_seconds
+        return Speed(
+            train_samples_per_second=steady_steps * self.batch_size / max(self.steady_seconds, 1e-9),
+            compile_seconds=max(self.first_step_seconds - steady_step_seconds, 0.0),
+            eval_samples_per_second=self.valid_samples * len(evals) / max(sum(evals), 1e-9),
+            wall_seconds=self.wall_seconds,
+        )
