@@ -72,17 +72,16 @@ def start_run(client: MlflowClient, config: Config, stage: str, parent_run_id: s
 
 
 def log_dataset(client: MlflowClient, run_id: str, dataset: Dataset) -> None:
-    """Records each split through MLflow's dataset tracking: name, source, size, content digest."""
+    """Records each split through MLflow's dataset tracking: name, source, size, its content digest."""
     from mlflow.data import from_numpy
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-    digest = dataset.digest()
     with warnings.catch_warnings():  # MLflow registers its local-file source twice and warns about it
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(dataset.location)
     inputs = []
     for context, split in (("training", dataset.train), ("validation", dataset.valid), ("test", dataset.test)):
-        record = from_numpy(split.images, targets=split.labels, source=source, name=dataset.name, digest=digest)
+        record = from_numpy(split.images, targets=split.labels, source=source, name=dataset.name, digest=split.digest())
         inputs.append(DatasetInput(record._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
     client.log_inputs(run_id, datasets=inputs)
     sizes = " ".join(f"{split}={count}" for split, count in dataset.sizes().items())

@@ -1,0 +1,38 @@
+# rnnbench: `make help` lists the targets. Every target creates .venv first when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= experiments/seed_simple_rnn.yaml
+ARGS ?=
+UI_PORT ?= 5000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run ui test clean-venv
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@echo "  variables: CONFIG=experiments/seed_lstm.yaml ARGS=\"model.hidden_units=128\" UI_PORT=5000"
+
+install: $(STAMP) ## create .venv and install rnnbench with its dev extra (quick when done)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## train one configuration: make run CONFIG=experiments/seed_lstm.yaml ARGS="model.hidden_units=128"
+	$(BIN)/rnnbench run $(CONFIG) $(ARGS)
+
+ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI_PORT)
+	mkdir -p mlruns
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
+
+test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 5 minutes on 2 cores)
+	$(BIN)/python -m pytest
+
+clean-venv: ## remove .venv (the tracking store in mlruns/ is kept)
+	rm -rf $(VENV)

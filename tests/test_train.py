@@ -1,0 +1,63 @@
+"""Component tests of the training loop on the real offline data, without any tracking."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rnnbench.config import DataConfig, load_config
+from rnnbench.data import Dataset, load_dataset
+from rnnbench.train import TrainingDiverged, evaluate, train
+
+
+@pytest.fixture(scope="module")
+def small() -> Dataset:
+    """mnist5k with the training split cut to 1,000 images: fast, still real."""
+    dataset = load_dataset(DataConfig(source="mnist5k"))
+    cut = dataclasses.replace(dataset.train, images=dataset.train.images[:1000], labels=dataset.train.labels[:1000])
+    return dataclasses.replace(dataset, train=cut)
+
+
+def config(*overrides):
+    return load_config(None, ["model.hidden_units=32", "train.steps=300", "train.eval_every_steps=100", *overrides])
+
+
+def test_one_evaluation_per_interval_and_the_model_learns(small):
+    seen = []
+    result = train(config(), small, on_evaluation=seen.append)
+    assert [evaluation.step for evaluation in result.evaluations] == [100, 200, 300]
+    assert seen == result.evaluations
+    assert result.evaluations[-1].val_accuracy > 0.5  # chance is 0.1
+    assert result.evaluations[-1].train_loss < result.evaluations[0].train_loss
+    speed = result.speed
+    assert speed.train_samples_per_second > 0 and speed.eval_samples_per_second > 0
+    assert speed.compile_seconds >= 0 and speed.wall_seconds > 0
+
+
+def test_same_config_reproduces_the_same_curve(small):
+    first = train(config("train.steps=100", "train.eval_every_steps=50"), small)
+    second = train(config("train.steps=100", "train.eval_every_steps=50"), small)
+    other_seed = train(config("train.steps=100", "train.eval_every_steps=50", "train.seed=1"), small)
+    curve = lambda result: [(e.train_loss, e.val_loss, e.val_accuracy) for e in result.evaluations]  # noqa: E731
+    assert curve(first) == curve(second)
+    assert curve(first) != curve(other_seed)
+
+
+def test_a_diverging_loss_stops_at_once_and_keeps_earlier_evaluations(small):
+    seen = []
+    with pytest.raises(TrainingDiverged) as error:
+        train(config("train.learning_rate=1e38", "train.eval_every_steps=1", "train.steps=50"), small, seen.append)
+    assert error.value.step == 2
+    assert not np.isfinite(error.value.loss)
+    assert [evaluation.step for evaluation in seen] == [1]
+
+
+def test_evaluate_matches_keras_own_metrics(small):
+    result = train(config("train.steps=100", "train.eval_every_steps=100"), small)
+    score = evaluate(result.model, small.test)
+    keras_loss, keras_accuracy = result.model.evaluate(small.test.images, small.test.labels, verbose=0)
+    assert score.accuracy == pytest.approx(keras_accuracy, abs=1e-6)
+    assert score.loss == pytest.approx(keras_loss, rel=1e-4)
+    assert score.predictions.shape == (len(small.test),)
