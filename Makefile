@@ -9,7 +9,7 @@ ARGS ?=
 UI_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run ui test clean-venv
+.PHONY: help install run ui test bench-overhead clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 
 test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 5 minutes on 2 cores)
 	$(BIN)/python -m pytest
+
+bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
+	$(BIN)/python -m rnnbench.bench --repeats 5
 
 clean-venv: ## remove .venv (the tracking store in mlruns/ is kept)
 	rm -rf $(VENV)

@@ -142,6 +142,7 @@ def _load_tensorflow():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # probes CUDA now, while the chatter is hidden
+    tf.get_logger().setLevel("ERROR")  # retracing notes: each run builds a new model, by design
 
 
 @contextlib.contextmanager

@@ -151,7 +151,7 @@ def _provenance() -> dict[str, str]:
         names.TENSORFLOW_VERSION: tf.__version__,
         names.KERAS_VERSION: keras.__version__,
         names.PYTHON_VERSION: platform.python_version(),
-        names.CPU: _cpu_description(),
+        names.CPU: cpu_description(),
         names.GPU: ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none",
     }
     commit, dirty = _git_state()
@@ -176,7 +176,7 @@ def _git_state() -> tuple[str | None, bool]:
         return None, False
 
 
-def _cpu_description() -> str:
+def cpu_description() -> str:
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

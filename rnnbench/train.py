@@ -1,6 +1,6 @@
 """Training: `train(config, dataset) -> TrainResult`, step-based as in the seed experiment.
 
-    python -c "from rnnbench.train import train; ..."   # normally through `rnnbench run`
+    rnnbench run experiments/smoke.yaml      # reaches train() through runner.run_experiment()
 
 `train.steps` Adam steps of `train.batch_size` images (reshuffled at every pass over the data),
 the whole validation split evaluated every `train.eval_every_steps` steps. Pure: it knows nothing
@@ -92,6 +92,7 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
         TrainingDiverged: the loss became NaN or infinite (checked after every step).
     """
     settings = config.train
+    keras.backend.clear_session()  # drop the graphs and layers of earlier runs in this process
     keras.utils.set_random_seed(settings.seed)
     model = build_model(config.model)
     model.compile(
