@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # outside a run (start-up, loading): nothing to record
+        print("\nrnnbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def run_command(args) -> int:

@@ -34,22 +34,27 @@ def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -
             rows.append({"step": evaluation.step, "split": split, "loss": loss, "accuracy": accuracy})
     table = pd.DataFrame(rows)
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    sns.lineplot(table, x="step", y="loss", hue="split", marker="o", ax=loss_axis)
-    sns.lineplot(table, x="step", y="accuracy", hue="split", marker="o", ax=accuracy_axis, legend=False)
+    sns.lineplot(table, x="step", y="loss", hue="split", marker="o", errorbar=None, ax=loss_axis)
+    sns.lineplot(table, x="step", y="accuracy", hue="split", marker="o", errorbar=None, ax=accuracy_axis, legend=False)
     loss_axis.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title="Loss")
     accuracy_axis.set(xlabel="optimizer step", ylabel="accuracy (fraction correct)", title="Accuracy")
     figure.suptitle(title)
     return _save(figure, path)
 
 
-def digit_grid(split: Split, path: Path, count: int = 10) -> Path:
-    """The seed's picture: the first `count` training images with their labels."""
-    figure, axes = plt.subplots(2, (count + 1) // 2, figsize=(count * 0.8, 3.6), layout="constrained")
-    for axis, image, label in zip(axes.flat, split.images[:count], split.labels[:count]):
-        axis.imshow(image, cmap="gray_r")
-        axis.set_title(f"label {label}")
-        axis.axis("off")
-    figure.suptitle(f"The first {count} training digits (each row is one time step)")
+def digit_grid(split: Split, path: Path, count: int = 10, columns: int = 5) -> Path:
+    """The seed's picture: the first `count` training images with their labels, in one mosaic."""
+    rows = -(-count // columns)
+    size = split.images.shape[1]
+    mosaic = np.zeros((rows * (size + 6), columns * (size + 2)), dtype=np.float32)
+    figure, axis = plt.subplots(figsize=(columns * 1.3, rows * 1.5), layout="constrained")
+    for index, (image, label) in enumerate(zip(split.images[:count], split.labels[:count])):
+        top, left = (index // columns) * (size + 6) + 6, (index % columns) * (size + 2) + 1
+        mosaic[top : top + size, left : left + size] = image
+        axis.text(left + size / 2, top - 1.5, f"label {label}", ha="center", va="bottom", fontsize=9)
+    axis.imshow(mosaic, cmap="gray_r")
+    axis.axis("off")
+    axis.set_title(f"The first {count} training digits (each row is one time step)", fontsize=10)
     return _save(figure, path)
 
 

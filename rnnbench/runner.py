@@ -117,4 +117,4 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
             folder / "confusion_matrix.png",
         )
         client.log_artifacts(run_id, str(folder))
-    tracking.log_model(client, run_id, result.model, dataset.train.images[:2])
+    tracking.log_model(client, run_id, result.model)

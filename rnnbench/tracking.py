@@ -109,11 +109,13 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
     client.log_batch(run_id, metrics=batch)
 
 
-def log_model(client: MlflowClient, run_id: str, model, example) -> None:
+def log_model(client: MlflowClient, run_id: str, model) -> None:
     """Logs the Keras model as the MLflow model `model`: `mlflow.keras.load_model("runs:/<id>/model")`."""
     import keras
+    import numpy as np
     import tensorflow as tf
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types import Schema, TensorSpec
 
     run = client.get_run(run_id)
     # Created here with the run's experiment: left to itself, MLflow files it under the default experiment.
@@ -127,7 +129,11 @@ def log_model(client: MlflowClient, run_id: str, model, example) -> None:
         model=model,
         run_id=run_id,
         model_id=logged_model.model_id,
-        signature=infer_signature(example, model.predict(example, verbose=0)),
+        # Written from the model's own shapes: inferring it would run (and compile) a prediction.
+        signature=ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *model.input_shape[1:]))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *model.output_shape[1:]))]),
+        ),
         # Named here so that MLflow does not spend seconds inferring them in a subprocess.
         pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
     )
