@@ -33,7 +33,8 @@ def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -
         ):
             rows.append({"step": evaluation.step, "split": split, "loss": loss, "accuracy": accuracy})
     table = pd.DataFrame(rows)
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.84, wspace=0.22)
     sns.lineplot(table, x="step", y="loss", hue="split", marker="o", errorbar=None, ax=loss_axis)
     sns.lineplot(table, x="step", y="accuracy", hue="split", marker="o", errorbar=None, ax=accuracy_axis, legend=False)
     loss_axis.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title="Loss")
@@ -47,7 +48,8 @@ def digit_grid(split: Split, path: Path, count: int = 10, columns: int = 5) -> P
     rows = -(-count // columns)
     size = split.images.shape[1]
     mosaic = np.zeros((rows * (size + 6), columns * (size + 2)), dtype=np.float32)
-    figure, axis = plt.subplots(figsize=(columns * 1.3, rows * 1.5), layout="constrained")
+    figure, axis = plt.subplots(figsize=(columns * 1.3, rows * 1.5))
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88)
     for index, (image, label) in enumerate(zip(split.images[:count], split.labels[:count])):
         top, left = (index // columns) * (size + 6) + 6, (index % columns) * (size + 2) + 1
         mosaic[top : top + size, left : left + size] = image
@@ -62,12 +64,14 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, title: str, pa
     """Counts of true class (rows) against predicted class (columns) on the test split."""
     counts = np.zeros((CLASSES, CLASSES), dtype=int)
     np.add.at(counts, (labels, predictions), 1)
-    figure, axis = plt.subplots(figsize=(6.4, 5.4), layout="constrained")
+    figure, axis = plt.subplots(figsize=(6.4, 5.4))
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
     sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis, annot_kws={"size": 8})
     axis.set(xlabel="predicted class", ylabel="true class", title=title)
     return _save(figure, path)
 
 
+# Fixed margins rather than constrained layout: it cost 0.07 s a figure, 5% of a run's record.
 def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
