@@ -143,3 +143,23 @@ def test_full_mnist_offline_without_cache_suggests_the_offline_sources(monkeypat
     monkeypatch.setattr(keras.datasets.mnist, "load_data", no_network)
     with pytest.raises(DataError, match="data.source=mnist5k .*idx:PATH"):
         load_dataset(DataConfig(source="mnist"))
+
+
+@needs_fashion_mnist
+def test_keras_download_route_reads_its_cache_without_network(monkeypatch, tmp_path):
+    """The `mnist`/`fashion_mnist` Keras route, fed the real files through Keras' own cache folder."""
+    import keras.src.backend.config as keras_config
+
+    from rnnbench.data import _read_keras
+
+    cache = tmp_path / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    for path in FASHION_MNIST.glob("*.gz"):
+        shutil.copy(path, cache)
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    location, train, test = _read_keras("fashion_mnist")
+    assert location == str(tmp_path / "datasets")
+    assert (len(train), len(test)) == (60000, 10000)
+    assert_images(train)
+    np.testing.assert_array_equal(test.images, read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz") / np.float32(255))
