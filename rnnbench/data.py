@@ -109,9 +109,15 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     """
     from sklearn.model_selection import train_test_split
 
-    kept, held_out = train_test_split(
-        np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed
-    )
+    try:
+        kept, held_out = train_test_split(
+            np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed
+        )
+    except ValueError as error:  # too few images of a class to hold some out in proportion
+        raise DataError(
+            f"cannot hold out {fraction:g} of {len(split):,} images with every class in proportion ({error}); "
+            f"use more images or change data.valid_fraction / data.test_size"
+        ) from None
     return _take(split, kept), _take(split, held_out)
 
 

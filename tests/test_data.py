@@ -163,3 +163,11 @@ def test_keras_download_route_reads_its_cache_without_network(monkeypatch, tmp_p
     assert (len(train), len(test)) == (60000, 10000)
     assert_images(train)
     np.testing.assert_array_equal(test.images, read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz") / np.float32(255))
+
+
+def test_too_few_images_to_split_says_which_setting_to_change(tmp_path):
+    header = b"\x00\x00\x08\x03" + (3).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(3 * 784))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes([0, 1, 2]))
+    with pytest.raises(DataError, match="data.valid_fraction / data.test_size"):
+        load_dataset(DataConfig(source=f"idx:{tmp_path}"))
