@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args) -> int:
     config = load_config(args.config, args.overrides)  # every key checked before any work
-    _load_tensorflow()
+    load_tensorflow()
     from rnnbench import tracking
     from rnnbench.runner import RunFailed, run_experiment
 
@@ -86,7 +86,7 @@ def show_config_command(args) -> int:
 
 
 def evaluate_command(args) -> int:
-    _load_tensorflow()
+    load_tensorflow()
     from mlflow.exceptions import MlflowException
 
     from rnnbench import tracking
@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_tensorflow():
+def load_tensorflow():
     """Imports TensorFlow with its native start-up chatter (oneDNN, CUDA probing) kept off the terminal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_silenced():

@@ -68,10 +68,6 @@ class Dataset:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
 
-    def digest(self) -> str:
-        """A content hash of all three splits."""
-        return hashlib.sha256("".join(split.digest() for split in (self.train, self.valid, self.test)).encode()).hexdigest()[:16]
-
 
 def load_dataset(config: DataConfig) -> Dataset:
     """Reads `config.source` and splits it: stratified validation (and test, if not official).
