@@ -3,6 +3,8 @@
     rnnbench run experiments/seed_lstm.yaml model.hidden_units=128 train.learning_rate=3e-3
     rnnbench show-config experiments/seed_lstm.yaml model.cell=gru
     rnnbench evaluate RUN_ID --data idx:/path/to/mnist
+    rnnbench sweep experiments/sweep.yaml train.steps=1000 --workers 2 [--storage URL] [--dry-run]
+    rnnbench worker experiments/sweep.yaml --storage URL      # join a running sweep
 
 Exit codes: 0 done, 1 the run failed (e.g. a diverged loss), 2 bad input (one line on stderr
 naming the problem and the fix), 130 interrupted with Ctrl-C (the run is kept as KILLED).
@@ -116,6 +118,52 @@ def evaluate_command(args) -> int:
     return 0
 
 
+def sweep_command(args) -> int:
+    from rnnbench.sweep_config import load_sweep, plan
+
+    definition = load_sweep(args.config, args.overrides)  # every key checked before any work
+    if args.workers < 1:
+        raise UserError(f"--workers: received {args.workers}, expected a positive integer")
+    if args.dry_run:
+        from rnnbench.data import load_dataset
+        from rnnbench.estimate import describe
+
+        dataset = load_dataset(definition.data)
+        print(describe(definition, plan(definition), len(dataset.valid), args.workers))
+        return 0
+    from rnnbench.data import load_dataset
+    from rnnbench.sweep import run_sweep
+
+    load_dataset(definition.data)  # a missing data folder fails here, not in every worker
+    return run_sweep(definition, args.storage, args.workers)
+
+
+def worker_command(args) -> int:
+    from rnnbench.sweep_config import load_sweep
+
+    if args.sweep.endswith((".yaml", ".yml")):
+        name = load_sweep(args.sweep, args.overrides).sweep.name
+    elif args.overrides:
+        raise UserError("key=value overrides need the sweep file: rnnbench worker experiments/sweep.yaml key=value ...")
+    else:
+        name = args.sweep
+    load_tensorflow()
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from rnnbench.worker import work
+
+    try:
+        ran = work(name, args.storage)
+    except KeyboardInterrupt:
+        print("rnnbench worker: interrupted; its trial was re-enqueued", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"rnnbench worker: the sweep is complete ({ran} runs here)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench", description="Compare recurrent networks on MNIST read row by row.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -135,6 +183,22 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_id", help="the MLflow run id printed by `rnnbench run`")
     evaluate.add_argument("--data", required=True, help="data source: mnist5k, mnist, fashion_mnist or idx:PATH")
     evaluate.set_defaults(handler=evaluate_command)
+
+    storage_help = "Optuna storage: an RDB URL (postgresql://user@host/db) or a journal file (default mlruns/optuna.journal)"
+    sweep = commands.add_parser("sweep", help="tune and compare the grid of a sweep file (resumable)")
+    sweep.add_argument("config", help="sweep YAML, e.g. experiments/sweep.yaml")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.steps=1000 search.trials=4")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    sweep.add_argument("--storage", help=storage_help)
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; run nothing")
+    sweep.set_defaults(handler=sweep_command)
+
+    worker = commands.add_parser("worker", help="join a running sweep from another shell or machine")
+    worker.add_argument("sweep", help="the sweep file (experiments/sweep.yaml) or the sweep's name")
+    worker.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the sweep was started with")
+    worker.add_argument("--storage", help=storage_help)
+    worker.add_argument("--threads", type=int, default=0, help="CPU threads for TensorFlow (default: all)")
+    worker.set_defaults(handler=worker_command)
     return parser
 
 

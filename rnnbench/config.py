@@ -115,14 +115,10 @@ class Config:
 
     def flat(self) -> dict[str, Any]:
         """Every key as `section.key` -> value, e.g. {"model.cell": "lstm", ...}."""
-        return {
-            f"{section}.{key}": value
-            for section, values in dataclasses.asdict(self).items()
-            for key, value in values.items()
-        }
+        return flat(self)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+        return to_yaml(self)
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Config:
@@ -131,9 +127,31 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Confi
     Raises:
         ConfigError: a missing file, bad YAML, an unknown key, a wrong type or an invalid value.
     """
+    return build(Config, read_values(path, overrides))
+
+
+def read_values(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The dotted `section.key` values of a YAML file, then of `key=value` overrides, unchecked."""
     values = flatten_sections(read_yaml(path), origin=str(path)) if path else {}
     values.update(parse_overrides(overrides))
-    return build(Config, values)
+    return values
+
+
+def flat(sections) -> dict[str, Any]:
+    """A sectioned dataclass as `section.key` -> value (lists for tuples)."""
+    return {
+        f"{section}.{key}": list(value) if isinstance(value, tuple) else value
+        for section, values in dataclasses.asdict(sections).items()
+        for key, value in values.items()
+    }
+
+
+def to_yaml(sections) -> str:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in flat(sections).items():
+        section, _, key = dotted.partition(".")
+        nested.setdefault(section, {})[key] = value
+    return yaml.safe_dump(nested, sort_keys=False)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -202,6 +220,8 @@ def build(root: type, values: dict[str, Any]):
 
 def _convert(key: str, value: Any, expected: type) -> Any:
     """Converts a YAML or command-line value to the field's type, or says what was expected."""
+    if typing.get_origin(expected) is tuple:
+        return _convert_list(key, value, typing.get_args(expected)[0])
     if isinstance(value, RawText):
         if expected is str:
             return str(value)
@@ -222,6 +242,22 @@ def _convert(key: str, value: Any, expected: type) -> Any:
         return value
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     raise ConfigError(f"{key}: received {value!r} ({type(value).__name__}), expected {names[expected]}")
+
+
+def _convert_list(key: str, value: Any, item_type: type) -> tuple:
+    """A YAML list, or on the command line `[lstm, gru]` or `lstm,gru`, as a tuple of `item_type`."""
+    if isinstance(value, RawText):
+        parsed = yaml.safe_load(value) if value else []
+        items = parsed if isinstance(parsed, list) else [RawText(part.strip()) for part in value.split(",")]
+    elif isinstance(value, list):
+        items = value
+    else:
+        names = {bool: "true/false values", int: "integers", float: "numbers", str: "names"}
+        raise ConfigError(f"{key}: received {value!r}, expected a list of {names[item_type]}, e.g. [{_EXAMPLES[item_type]}]")
+    return tuple(_convert(f"{key}[{index}]", item, item_type) for index, item in enumerate(items))
+
+
+_EXAMPLES = {bool: "false, true", int: "32, 64", float: "0.1, 0.2", str: "lstm, gru"}
 
 
 def _invalid(key: str, received: Any, allowed: str):

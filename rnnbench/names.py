@@ -27,3 +27,18 @@ GPU = "rnnbench.gpu"
 
 MODEL_ARTIFACT = "model"
 """The name the trained Keras model is logged under: `runs:/<run id>/model`."""
+
+SWEEP = "rnnbench.sweep"
+STUDY = "rnnbench.study"
+"""On a study's parent run and its trial runs: cell-h<units>, e.g. lstm-h64."""
+VARIANT = "rnnbench.variant"
+"""On final runs: cell-h<units>-unrolled|looped, the unit of comparison."""
+TRIAL_NUMBER = "rnnbench.trial_number"
+TRIAL_STATE = "rnnbench.trial_state"
+"""The Optuna state a trial run ended in: COMPLETE, PRUNED or FAIL."""
+
+BEST_LEARNING_RATE = "study/best_learning_rate"
+BEST_VAL_ACCURACY = "study/best_val_accuracy"
+TRIALS_COMPLETE = "study/trials_complete"
+TRIALS_PRUNED = "study/trials_pruned"
+TRIALS_FAILED = "study/trials_failed"

@@ -25,8 +25,17 @@ from rnnbench.train import Evaluation, Score, TrainingDiverged, TrainResult, eva
 class RunOutcome:
     run_id: str
     result: TrainResult
-    test: Score
+    test: Score | None
+    """None for a run without testing (a search trial)."""
     dataset: Dataset
+
+
+class StopRun(Exception):
+    """Raised by `on_evaluation` to end a run early on purpose (an Optuna pruner): recorded as KILLED."""
+
+    def __init__(self, why: str, reason: str):
+        super().__init__(reason)
+        self.why = why
 
 
 class RunFailed(Exception):
@@ -42,6 +51,10 @@ def run_experiment(
     *,
     stage: str = "run",
     parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    test: bool = True,
+    dataset: Dataset | None = None,
     on_start: Callable[[str, Dataset], None] | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
 ) -> RunOutcome:
@@ -51,16 +64,23 @@ def run_experiment(
         config: the resolved configuration.
         stage: the `rnnbench.stage` tag (run, trial, final).
         parent_run_id: links the run under a parent run (a study) in MLflow.
+        run_name: the run's name in MLflow; by default `tracking.run_name(config)`.
+        tags: more tags for the run (a sweep's names for it).
+        test: evaluate on the test split and log the model; False for search trials, which
+            must not see the test split.
+        dataset: the data of `config.data`, when the caller has it loaded already.
         on_start: called with the new run id and the dataset once the run exists.
         on_evaluation: called after each evaluation has been logged; raising stops training.
 
     Raises:
         RunFailed: the loss became NaN or infinite; the run is recorded as FAILED.
+        StopRun: re-raised from `on_evaluation` after the run is recorded as KILLED with its reason.
         KeyboardInterrupt: re-raised after the run is recorded as KILLED.
     """
-    dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
+    if dataset is None:
+        dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
     client = tracking.open_store()
-    run_id = tracking.start_run(client, config, stage, parent_run_id)
+    run_id = tracking.start_run(client, config, stage, parent_run_id, tags, run_name)
     try:
         tracking.log_dataset(client, run_id, dataset)
         if on_start:
@@ -72,8 +92,11 @@ def run_experiment(
                 on_evaluation(evaluation)
 
         result = train(config, dataset, on_evaluation=record)
-        test = evaluate(result.model, dataset.test)
-        _record_results(client, run_id, config, dataset, result, test)
+        score = evaluate(result.model, dataset.test) if test else None
+        _record_results(client, run_id, config, dataset, result, score)
+    except StopRun as stop:
+        tracking.end_run(client, run_id, "KILLED", failure=stop.why, reason=str(stop))
+        raise
     except TrainingDiverged as error:
         reason = f"{error}; lower train.learning_rate (now {config.train.learning_rate:g})"
         tracking.end_run(client, run_id, "FAILED", failure="diverged", reason=reason)
@@ -85,36 +108,37 @@ def run_experiment(
         tracking.end_run(client, run_id, "FAILED", failure="error", reason=f"{type(error).__name__}: {error}")
         raise
     tracking.end_run(client, run_id, "FINISHED")
-    return RunOutcome(run_id, result, test, dataset)
+    return RunOutcome(run_id, result, score, dataset)
 
 
-def _record_results(client, run_id: str, config: Config, dataset: Dataset, result: TrainResult, test: Score):
-    """The end-of-run record: test and speed metrics, figures, config, summary, and the model."""
+def _record_results(client, run_id: str, config: Config, dataset: Dataset, result: TrainResult, test: Score | None):
+    """The end-of-run record: test and speed metrics, figures, config, summary, and the model.
+
+    Without a test score (a search trial), only the speed, the config and the learning curve.
+    """
     speed = result.speed
-    tracking.log_metrics(
-        client,
-        run_id,
-        {
-            names.TEST_LOSS: test.loss,
-            names.TEST_ACCURACY: test.accuracy,
-            names.TRAIN_SAMPLES_PER_S: speed.train_samples_per_second,
-            names.COMPILE_S: speed.compile_seconds,
-            names.EVAL_SAMPLES_PER_S: speed.eval_samples_per_second,
-            names.WALL_S: speed.wall_seconds,
-            names.PARAMETERS: result.model.count_params(),
-        },
-        step=config.train.steps,
-    )
+    metrics = {
+        names.TRAIN_SAMPLES_PER_S: speed.train_samples_per_second,
+        names.COMPILE_S: speed.compile_seconds,
+        names.EVAL_SAMPLES_PER_S: speed.eval_samples_per_second,
+        names.WALL_S: speed.wall_seconds,
+        names.PARAMETERS: result.model.count_params(),
+    }
+    if test is not None:
+        metrics.update({names.TEST_LOSS: test.loss, names.TEST_ACCURACY: test.accuracy})
+    tracking.log_metrics(client, run_id, metrics, step=config.train.steps)
     title = tracking.run_name(config)
     with tempfile.TemporaryDirectory(prefix="rnnbench-") as folder:
         folder = Path(folder)
         (folder / "config.yaml").write_text(config.to_yaml())
-        (folder / "model_summary.txt").write_text(summary_text(result.model))
         plots.learning_curves(result.evaluations, title, folder / "learning_curve.png")
-        plots.digit_grid(dataset.train, folder / "digits.png")
-        plots.confusion_matrix(
-            dataset.test.labels, test.predictions, f"{title}: test accuracy {test.accuracy:.2%}",
-            folder / "confusion_matrix.png",
-        )
+        if test is not None:
+            (folder / "model_summary.txt").write_text(summary_text(result.model))
+            plots.digit_grid(dataset.train, folder / "digits.png")
+            plots.confusion_matrix(
+                dataset.test.labels, test.predictions, f"{title}: test accuracy {test.accuracy:.2%}",
+                folder / "confusion_matrix.png",
+            )
         client.log_artifacts(run_id, str(folder))
-    tracking.log_model(client, run_id, result.model)
+    if test is not None:
+        tracking.log_model(client, run_id, result.model)

@@ -10,12 +10,14 @@ process cannot cross their records.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
@@ -25,7 +27,9 @@ from rnnbench import names
 from rnnbench.config import Config
 from rnnbench.data import Dataset
 from rnnbench.errors import UserError
-from rnnbench.train import Evaluation
+
+if TYPE_CHECKING:  # the sweep coordinator records runs without loading TensorFlow
+    from rnnbench.train import Evaluation
 
 DEFAULT_STORE = Path("mlruns")
 
@@ -60,12 +64,19 @@ def run_name(config: Config) -> str:
     return f"{model.cell}-h{model.hidden_units}-{unroll}-lr{train.learning_rate:.0e}-s{train.seed}"
 
 
-def start_run(client: MlflowClient, config: Config, stage: str, parent_run_id: str | None = None) -> str:
+def start_run(
+    client: MlflowClient,
+    config: Config,
+    stage: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    name: str | None = None,
+) -> str:
     """Creates the run with every config key as a param and the provenance tags; returns its id."""
-    tags = {names.STAGE: stage, **_provenance()}
+    tags = {names.STAGE: stage, **_provenance(), names.GPU: _gpus(), **(tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment_id(client, config.tracking.experiment), run_name=run_name(config), tags=tags)
+    run = client.create_run(experiment_id(client, config.tracking.experiment), run_name=name or run_name(config), tags=tags)
     params = [Param(key, str(value)) for key, value in config.flat().items()]
     client.log_batch(run.info.run_id, params=params)
     return run.info.run_id
@@ -148,23 +159,32 @@ def end_run(client: MlflowClient, run_id: str, status: str, failure: str | None 
     client.set_terminated(run_id, status=RunStatus.to_string(getattr(RunStatus, status)))
 
 
-def _provenance() -> dict[str, str]:
-    """Where the result came from: code version, library versions, machine."""
-    import keras
-    import tensorflow as tf
+def start_parent_run(client: MlflowClient, experiment: str, name: str, stage: str, params: dict, tags: dict) -> str:
+    """A run that groups others (a sweep's study): the children name it in `mlflow.parentRunId`."""
+    run = client.create_run(experiment_id(client, experiment), run_name=name, tags={names.STAGE: stage, **_provenance(), **tags})
+    client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
+    return run.info.run_id
 
+
+def _provenance() -> dict[str, str]:
+    """Where the result came from: code version, library versions, machine (without importing TensorFlow)."""
     tags = {
-        names.TENSORFLOW_VERSION: tf.__version__,
-        names.KERAS_VERSION: keras.__version__,
+        names.TENSORFLOW_VERSION: importlib.metadata.version("tensorflow"),
+        names.KERAS_VERSION: importlib.metadata.version("keras"),
         names.PYTHON_VERSION: platform.python_version(),
         names.CPU: cpu_description(),
-        names.GPU: ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none",
     }
     commit, dirty = _git_state()
     if commit:
         tags[names.GIT_COMMIT] = commit
         tags[names.GIT_DIRTY] = str(dirty).lower()
     return tags
+
+
+def _gpus() -> str:
+    import tensorflow as tf
+
+    return ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none"
 
 
 def _git_state() -> tuple[str | None, bool]:

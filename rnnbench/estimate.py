@@ -1,0 +1,118 @@
+"""The dry run: a sweep's plan and what it will cost, without running anything.
+
+    rnnbench sweep experiments/sweep.yaml --dry-run
+
+A run's cost is its compilation, its training steps, its validations and a fixed cost for
+building, recording and testing. Speeds come from runs already in the tracking store with the
+same cell, size, unroll and batch size (the median of their `speed/*` metrics); for the others,
+from a model of the FLOP count (3 x 28 x 2 x gates x H x (28 + H) per training sample) fitted to
+this project's measurements on a 2-core AMD EPYC CPU (see README), good to about +-30%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rnnbench.sweep_config import Plan, SweepDefinition
+
+GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
+STEP_OVERHEAD_S = 2.6e-3
+"""Fitted: seconds per training step that do not grow with the model (2-core EPYC, TF 2.21)."""
+FLOP_RATE = 86e9
+"""Fitted: float32 FLOP/s that a training step reaches on the same machine."""
+COMPILE_S = {False: 0.9, True: 3.0}
+"""Measured compile times, looped and unrolled (the same machine)."""
+FIXED_S = 2.0
+"""Per run: building the model, the MLflow records, figures (and for final runs the test and the model)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Speed:
+    train_samples_per_s: float
+    compile_s: float
+    eval_samples_per_s: float
+    measured: bool
+
+
+def modelled_speed(cell: str, hidden_units: int, unroll: bool, batch_size: int) -> Speed:
+    flops = 3 * 28 * 2 * GATES[cell] * hidden_units * (28 + hidden_units)
+    step_seconds = STEP_OVERHEAD_S + batch_size * flops / FLOP_RATE
+    return Speed(batch_size / step_seconds, COMPILE_S[unroll], 3 * batch_size / step_seconds, measured=False)
+
+
+def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:
+    """Median speeds of finished runs in the tracking store, by (cell, hidden units, unroll)."""
+    import os
+
+    import mlflow
+
+    from rnnbench import tracking
+
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not tracking.DEFAULT_STORE.exists():
+        return {}  # no store yet: nothing measured, and a dry run creates nothing
+    tracking.open_store()
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"attributes.status = 'FINISHED' and params.`train.batch_size` = '{batch_size}'",
+    )
+    speed_columns = ["metrics.speed/train_samples_per_s", "metrics.speed/compile_s", "metrics.speed/eval_samples_per_s"]
+    if runs.empty or not set(speed_columns) <= set(runs.columns):
+        return {}
+    keys = ["params.model.cell", "params.model.hidden_units", "params.model.unroll"]
+    medians = runs.dropna(subset=speed_columns).groupby(keys)[speed_columns].median()
+    return {
+        (cell, int(units), unroll == "True"): Speed(*values, measured=True)
+        for (cell, units, unroll), values in medians.iterrows()
+    }
+
+
+def run_seconds(speed: Speed, definition: SweepDefinition, valid_images: int, steps: int | None = None) -> float:
+    train = definition.train
+    steps = train.steps if steps is None else steps
+    evaluations = steps // train.eval_every_steps
+    return (
+        FIXED_S
+        + speed.compile_s
+        + steps * train.batch_size / speed.train_samples_per_s
+        + evaluations * valid_images / speed.eval_samples_per_s
+    )
+
+
+def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, workers: int) -> str:
+    """The plan, study by study, with each stage's estimated time on one worker and on `workers`."""
+    speeds = measured_speeds(definition.train.batch_size)
+    search = definition.search
+    lines = [
+        f"sweep '{definition.sweep.name}' on {definition.data.source}: {definition.train.steps} steps of "
+        f"{definition.train.batch_size}, validation every {definition.train.eval_every_steps} "
+        f"({valid_images:,} images)",
+        f"stage 1: {len(sweep_plan.studies)} studies x {search.trials} trials = {sweep_plan.trials} trials "
+        f"(learning rate {search.learning_rate_min:g} to {search.learning_rate_max:g}, log-uniform; TPE seed "
+        f"{search.sampler_seed}; {search.pruner} pruner; trials unroll={str(search.unroll).lower()})",
+        f"stage 2: {len(sweep_plan.final_runs)} final runs = {len(sweep_plan.final_runs) // max(len(sweep_plan.studies), 1)} "
+        f"per study ({len(definition.grid.unroll)} unroll settings x {definition.final.seeds} seeds), tested on the test split",
+        "",
+        f"{'study':<16}{'trial (each)':>14}{'final runs':>12}  speed source",
+    ]
+    search_total = final_total = 0.0
+    for study in sweep_plan.studies:
+        def speed_of(unroll: bool) -> Speed:
+            key = (study.cell, study.hidden_units, unroll)
+            return speeds.get(key) or modelled_speed(*key, definition.train.batch_size)
+
+        trial = run_seconds(speed_of(search.unroll), definition, valid_images)
+        finals = sum(run_seconds(speed_of(run.unroll), definition, valid_images) for run in sweep_plan.finals_of(study))
+        search_total += trial * search.trials
+        final_total += finals
+        source = "measured in this store" if speed_of(search.unroll).measured else "FLOP model (+-30%)"
+        lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
+    total = search_total + final_total
+    lines += [
+        "",
+        f"estimate on one worker: stage 1 at most {search_total / 60:.1f} min (less with pruning), "
+        f"stage 2 {final_total / 60:.1f} min, total at most {total / 60:.1f} min",
+    ]
+    if workers > 1:
+        lines.append(f"with {workers} workers: at best {total / 60 / workers:.1f} min, if the cores allow it")
+    lines.append("nothing was run (--dry-run)")
+    return "\n".join(lines)

@@ -1,0 +1,308 @@
+"""The sweep coordinator: plans a sweep into Optuna studies and MLflow runs, starts workers, follows them.
+
+    rnnbench sweep experiments/sweep.yaml --workers 2
+    rnnbench sweep experiments/sweep_tiny.yaml train.steps=200 --dry-run
+
+Stage 1 trials are enqueued up front; when a study has finished all its trials, the coordinator
+closes its MLflow parent run with the best learning rate and enqueues that study's final runs as
+Optuna trials with fixed parameters. The workers (`rnnbench.worker`) do the training, in their own
+processes, so this process never loads TensorFlow. Everything lives in the two stores, so a
+re-run of the same command after Ctrl-C, `kill -9` or a crash does only what is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from tqdm import tqdm
+
+from rnnbench import names, studies, tracking
+from rnnbench.errors import UserError
+from rnnbench.sweep_config import FinalRun, Plan, Study, SweepDefinition, plan
+from rnnbench.worker import close_dead_trial, sweep_complete
+
+POLL_SECONDS = 1.0
+STOP_GRACE_SECONDS = 60
+"""How long interrupted workers get to record their runs as KILLED before they are killed."""
+
+
+@dataclasses.dataclass
+class Workers:
+    processes: list[subprocess.Popen]
+    logs: list[Path]
+
+    def alive(self) -> int:
+        return sum(process.poll() is None for process in self.processes)
+
+    def stop(self) -> None:
+        """Ctrl-C for each worker (they record their runs as KILLED), then kill -9 for stragglers."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int) -> int:
+    """Runs (or resumes) the sweep with `workers` local worker processes; returns the exit code."""
+    sweep_plan = plan(definition)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage_url = storage_url or str(studies.DEFAULT_STORAGE.resolve())
+    storage = studies.open_storage(storage_url, close_dead_trial)
+    client = tracking.open_store()
+    loaded = studies.create_studies(storage, definition, sweep_plan)
+    parents = _prepare(client, definition, sweep_plan, loaded)
+    print(
+        f"sweep '{definition.sweep.name}': {len(sweep_plan.studies)} studies x {sweep_plan.trials_per_study} trials, "
+        f"{len(sweep_plan.final_runs)} final runs; {workers} worker(s); MLflow experiment '{definition.sweep.name}'",
+        flush=True,
+    )
+    pool = _start_workers(definition, storage_url, workers)
+    bar = Progress(sweep_plan.trials + len(sweep_plan.final_runs))
+    recorded: set[Study] = set()
+    try:
+        while True:
+            _follow(client, sweep_plan, loaded, parents, recorded)
+            _show(bar, sweep_plan, loaded)
+            if sweep_complete(sweep_plan, loaded):
+                break
+            if pool.alive() == 0:
+                codes = ", ".join(str(process.returncode) for process in pool.processes)
+                logs = " ".join(str(log) for log in pool.logs)
+                raise UserError(
+                    f"all workers exited (codes {codes}) before the sweep was complete; see {logs}. "
+                    "Re-run the same command to finish the remaining work"
+                )
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        bar.close()
+        print("\nrnnbench: stopping the workers; their runs are recorded as KILLED ...", file=sys.stderr, flush=True)
+        pool.stop()
+        _close_unfinished(client, loaded, parents)
+        counts = _totals(sweep_plan, loaded)
+        print(summary_table(definition, loaded[None]))
+        print(
+            f"rnnbench: interrupted with {counts.finished} of {counts.planned} runs done; "
+            "re-run the same command to do only the rest",
+            file=sys.stderr,
+        )
+        return 130
+    except BaseException:
+        pool.stop()
+        _close_unfinished(client, loaded, parents)
+        raise
+    finally:
+        bar.close()
+    pool.stop()
+    print(summary_table(definition, loaded[None]))
+    print(f"MLflow: `make ui`, experiment '{definition.sweep.name}' (store: {tracking.tracking_uri()})")
+    return 0
+
+
+def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded) -> dict[Study, str]:
+    """Each study's MLflow parent run (created once, reopened on a re-run) and its enqueued trials."""
+    parents = {}
+    search = definition.search
+    for study in sweep_plan.studies:
+        optuna_study = loaded[study]
+        run_id = optuna_study.user_attrs.get(studies.MLFLOW_RUN)
+        if run_id is None:
+            run_id = tracking.start_parent_run(
+                client,
+                definition.sweep.name,
+                name=study.key,
+                stage="study",
+                params={
+                    "model.cell": study.cell, "model.hidden_units": study.hidden_units, "model.unroll": search.unroll,
+                    **{f"search.{key}": value for key, value in dataclasses.asdict(search).items()},
+                    **{f"train.{key}": value for key, value in dataclasses.asdict(definition.train).items()
+                       if key not in ("learning_rate", "seed")},
+                    "data.source": definition.data.source,
+                    "optuna.study": optuna_study.study_name,
+                },
+                tags={names.SWEEP: definition.sweep.name, names.STUDY: study.key},
+            )
+            optuna_study.set_user_attr(studies.MLFLOW_RUN, run_id)
+        elif client.get_run(run_id).info.status != "FINISHED":
+            client.update_run(run_id, status="RUNNING")  # resumed
+        parents[study] = run_id
+        studies.fail_dead_trials(optuna_study, close_dead_trial)
+        studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)
+    studies.fail_dead_trials(loaded[None], close_dead_trial)
+    return parents
+
+
+def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
+    """Fails trials of dead workers; for each study that has just finished, records it and enqueues its finals."""
+    for optuna_study in loaded.values():
+        studies.fail_dead_trials(optuna_study, close_dead_trial)
+    for study in sweep_plan.studies:
+        if study in recorded:
+            continue
+        optuna_study = loaded[study]
+        trials = optuna_study.get_trials(deepcopy=False)
+        counts = studies.count(trials)
+        if counts.finished < sweep_plan.trials_per_study:
+            continue
+        best = _best(optuna_study)
+        if best is not None:
+            for final in sweep_plan.finals_of(study):
+                loaded[None].enqueue_trial(_final_params(final, best.params["learning_rate"]), skip_if_exists=True)
+        if client.get_run(parents[study]).info.status == "RUNNING":
+            _close_study(client, parents[study], counts, best)
+        recorded.add(study)
+
+
+def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
+    metrics = {names.TRIALS_COMPLETE: counts.complete, names.TRIALS_PRUNED: counts.pruned, names.TRIALS_FAILED: counts.failed}
+    if best is not None:
+        metrics.update({names.BEST_LEARNING_RATE: best.params["learning_rate"], names.BEST_VAL_ACCURACY: best.value})
+        tracking.log_metrics(client, run_id, metrics, step=0)
+        client.set_tag(run_id, "rnnbench.best_trial", str(best.number))
+        tracking.end_run(client, run_id, "FINISHED")
+    else:
+        tracking.log_metrics(client, run_id, metrics, step=0)
+        tracking.end_run(client, run_id, "FAILED", failure="no_trial_completed",
+                         reason="no trial completed: its final runs are skipped; widen search.learning_rate_min/max")
+
+
+def _close_unfinished(client, loaded, parents: dict[Study, str]) -> None:
+    """After an interruption: dead trials failed and retried, open parent runs closed as KILLED."""
+    for optuna_study in loaded.values():
+        studies.fail_dead_trials(optuna_study, close_dead_trial)
+    for run_id in parents.values():
+        if client.get_run(run_id).info.status == "RUNNING":
+            tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason="the sweep was stopped; re-run it to resume")
+
+
+def _best(optuna_study: optuna.Study):
+    if not any(trial.state == optuna.trial.TrialState.COMPLETE for trial in optuna_study.get_trials(deepcopy=False)):
+        return None
+    return optuna_study.best_trial
+
+
+def _final_params(final: FinalRun, learning_rate: float) -> dict:
+    return {
+        "learning_rate": learning_rate, "cell": final.cell, "hidden_units": final.hidden_units,
+        "unroll": final.unroll, "seed": final.seed,
+    }
+
+
+@dataclasses.dataclass
+class Totals(studies.Counts):
+    planned: int = 0
+
+
+def _totals(sweep_plan: Plan, loaded) -> Totals:
+    totals = Totals(planned=sweep_plan.trials + len(sweep_plan.final_runs))
+    for optuna_study in loaded.values():
+        counts = studies.count(optuna_study.get_trials(deepcopy=False))
+        for field in dataclasses.fields(studies.Counts):
+            setattr(totals, field.name, getattr(totals, field.name) + getattr(counts, field.name))
+    return totals
+
+
+class Progress:
+    """One bar for the whole sweep on a terminal; one line per change when the output is a log."""
+
+    def __init__(self, total: int):
+        self.interactive = sys.stdout.isatty()
+        self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stdout, disable=not self.interactive)
+        self.started = time.monotonic()
+        self.last = ""
+
+    def show(self, totals: Totals) -> None:
+        details = f"pruned {totals.pruned}, failed {totals.failed}, running {totals.running}"
+        if self.interactive:
+            self.bar.n = totals.finished
+            self.bar.set_postfix_str(details, refresh=False)
+            self.bar.refresh()
+            return
+        line = f"{totals.finished}/{totals.planned} done ({details})"
+        if line != self.last:
+            print(f"[{time.monotonic() - self.started:6.0f} s] {line}", flush=True)
+            self.last = line
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _show(bar: Progress, sweep_plan: Plan, loaded) -> None:
+    bar.show(_totals(sweep_plan, loaded))
+
+
+def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str:
+    """Per variant: its learning rate, test accuracy (mean ± sd over seeds), speed."""
+    import pandas as pd
+
+    rows = [
+        {
+            "variant": f"{trial.params['cell']}-h{trial.params['hidden_units']}-{'unrolled' if trial.params['unroll'] else 'looped'}",
+            "learning_rate": trial.params["learning_rate"],
+            "test_accuracy": trial.value,
+            "samples_per_s": trial.user_attrs.get("samples_per_second", float("nan")),
+        }
+        for trial in studies.live_trials(final_study.get_trials(deepcopy=False))
+        if trial.state == optuna.trial.TrialState.COMPLETE
+    ]
+    if not rows:
+        return "no final run has finished yet"
+    table = (
+        pd.DataFrame(rows)
+        .groupby("variant")
+        .agg(
+            learning_rate=("learning_rate", "first"),
+            test_accuracy=("test_accuracy", "mean"),
+            sd=("test_accuracy", "std"),
+            seeds=("test_accuracy", "size"),
+            samples_per_s=("samples_per_s", "mean"),
+        )
+        .sort_values("test_accuracy", ascending=False)
+    )
+    formatters = {
+        "learning_rate": "{:.2e}".format, "test_accuracy": "{:.4f}".format,
+        "sd": lambda value: "-" if value != value else f"{value:.4f}", "samples_per_s": "{:,.0f}".format,
+    }
+    return f"final runs of '{definition.sweep.name}' (test accuracy: mean and sd over seeds)\n" + table.to_string(formatters=formatters)
+
+
+def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> Workers:
+    """`count` worker processes, each with its share of the CPU threads, logging to mlruns/logs/."""
+    threads = max((os.cpu_count() or 1) // count, 1)
+    folder = Path("mlruns") / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    processes, logs = [], []
+    for index in range(count):
+        log = folder / f"{definition.sweep.name}-worker{index + 1}.log"
+        with open(log, "a") as output:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name,
+                     "--storage", storage_url, "--threads", str(threads)],
+                    stdout=output, stderr=subprocess.STDOUT, env=environment,
+                    start_new_session=True,  # Ctrl-C reaches only the coordinator, which stops them in order
+                    preexec_fn=_die_with_parent,
+                )
+            )
+        logs.append(log)
+    return Workers(processes, logs)
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the coordinator dies, even by kill -9 (a re-run resumes)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

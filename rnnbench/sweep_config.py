@@ -1,0 +1,208 @@
+"""Sweep definitions and their plan: which studies, trials and final runs a sweep consists of.
+
+    rnnbench sweep experiments/sweep.yaml --dry-run        # prints the plan of this file
+
+A sweep file has the sections of a run file for the shared settings (`data:`, `train:`) and
+four of its own (`sweep:`, `grid:`, `search:`, `final:`), each listing only what differs from
+the defaults below. The method, in two stages:
+
+1. search: one Optuna study per (cell, hidden size) tunes the learning rate on the validation
+   split. `unroll` changes speed and memory, not the function computed, so it is not searched:
+   trials train with `search.unroll`.
+2. final: every (cell, hidden size, unroll) variant of the grid is trained at its study's best
+   learning rate with each of `final.seeds` seeds and tested on the test split, the only stage
+   that touches it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid, build, read_values
+from rnnbench.errors import ConfigError
+
+PRUNERS = ("median", "successive_halving", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSection:
+    name: str = "rnnbench-sweep"
+    """The sweep's MLflow experiment, and the prefix of its Optuna studies."""
+
+    def __post_init__(self):
+        if not self.name.strip() or ":" in self.name:
+            _invalid("sweep.name", self.name, "a non-empty name without ':'")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    cells: tuple[str, ...] = ("simple_rnn", "lstm", "gru")
+    """Recurrent layers compared."""
+    hidden_units: tuple[int, ...] = (32, 64, 128)
+    """Sizes of the recurrent layer compared."""
+    unroll: tuple[bool, ...] = (False, True)
+    """Unroll settings compared in the final stage (speed and memory; the same function)."""
+
+    def __post_init__(self):
+        for key, values in (("cells", self.cells), ("hidden_units", self.hidden_units), ("unroll", self.unroll)):
+            if not values:
+                _invalid(f"grid.{key}", [], "at least one value")
+            if len(set(values)) != len(values):
+                _invalid(f"grid.{key}", list(values), "values without repeats")
+        for cell in self.cells:
+            if cell not in CELLS:
+                _invalid("grid.cells", cell, f"one of {', '.join(CELLS)}")
+        for units in self.hidden_units:
+            if units <= 0:
+                _invalid("grid.hidden_units", units, "positive integers")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    learning_rate_min: float = 1e-4
+    """Lower end of the log-uniform learning-rate range."""
+    learning_rate_max: float = 3e-2
+    """Upper end of the log-uniform learning-rate range."""
+    trials: int = 8
+    """Trials per study (per cell and hidden size)."""
+    startup_trials: int = 3
+    """Trials sampled at random before TPE starts modelling the results."""
+    sampler_seed: int = 0
+    """Seed of the TPE sampler: the same sweep proposes the same learning rates."""
+    pruner: str = "median"
+    """median, successive_halving or none; fed val/accuracy at every evaluation."""
+    pruner_warmup_evaluations: int = 2
+    """Evaluations a trial always gets before the median pruner may stop it."""
+    unroll: bool = False
+    """The unroll setting trials train with: it does not change accuracy, and looped compiles faster."""
+    seed: int = 0
+    """train.seed of every trial, so that trials differ only by their learning rate."""
+
+    def __post_init__(self):
+        if not 0 < self.learning_rate_min < self.learning_rate_max < float("inf"):
+            _invalid(
+                "search.learning_rate_min/max",
+                [self.learning_rate_min, self.learning_rate_max],
+                "0 < learning_rate_min < learning_rate_max",
+            )
+        if self.trials <= 0:
+            _invalid("search.trials", self.trials, "a positive integer")
+        if self.startup_trials < 0:
+            _invalid("search.startup_trials", self.startup_trials, "an integer >= 0")
+        if self.pruner not in PRUNERS:
+            _invalid("search.pruner", self.pruner, f"one of {', '.join(PRUNERS)}")
+        if self.pruner_warmup_evaluations < 0:
+            _invalid("search.pruner_warmup_evaluations", self.pruner_warmup_evaluations, "an integer >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalConfig:
+    seeds: int = 2
+    """Seeds (train.seed 0, 1, ...) each variant is trained with at its tuned learning rate."""
+
+    def __post_init__(self):
+        if self.seeds <= 0:
+            _invalid("final.seeds", self.seeds, "a positive integer")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepDefinition:
+    sweep: SweepSection = dataclasses.field(default_factory=SweepSection)
+    grid: GridConfig = dataclasses.field(default_factory=GridConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    final: FinalConfig = dataclasses.field(default_factory=FinalConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    """Shared run settings; learning_rate and seed are set by the sweep."""
+
+
+SET_BY_THE_SWEEP = {
+    "train.learning_rate": "search.learning_rate_min and search.learning_rate_max",
+    "train.seed": "search.seed (trials) and final.seeds (final runs)",
+}
+
+
+def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepDefinition:
+    """The sweep at `path` with `key=value` overrides, fully checked before any work.
+
+    Raises:
+        ConfigError: unknown keys, wrong types, empty grids, an inverted range, zero trials...
+    """
+    values = read_values(path, overrides)
+    for key, instead in SET_BY_THE_SWEEP.items():
+        if key in values:
+            raise ConfigError(f"{key} is set by the sweep for each run; use {instead} instead")
+    return build(SweepDefinition, values)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Study:
+    """One learning-rate search: a cell at one hidden size."""
+
+    cell: str
+    hidden_units: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.cell}-h{self.hidden_units}"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class FinalRun:
+    """One run of the final stage: a variant of the grid with one seed."""
+
+    cell: str
+    hidden_units: int
+    unroll: bool
+    seed: int
+
+    @property
+    def study(self) -> Study:
+        return Study(self.cell, self.hidden_units)
+
+    @property
+    def variant(self) -> str:
+        return f"{self.cell}-h{self.hidden_units}-{'unrolled' if self.unroll else 'looped'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    studies: tuple[Study, ...]
+    trials_per_study: int
+    final_runs: tuple[FinalRun, ...]
+
+    @property
+    def trials(self) -> int:
+        return len(self.studies) * self.trials_per_study
+
+    def finals_of(self, study: Study) -> list[FinalRun]:
+        return [run for run in self.final_runs if run.study == study]
+
+
+def plan(definition: SweepDefinition) -> Plan:
+    grid = definition.grid
+    studies = tuple(Study(cell, units) for cell in grid.cells for units in grid.hidden_units)
+    finals = tuple(
+        FinalRun(study.cell, study.hidden_units, unroll, seed)
+        for study in studies
+        for unroll in grid.unroll
+        for seed in range(definition.final.seeds)
+    )
+    return Plan(studies, definition.search.trials, finals)
+
+
+def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unroll: bool, learning_rate: float, seed: int) -> Config:
+    """The run configuration of one trial or final run: the sweep's shared settings plus its own."""
+    return Config(
+        data=definition.data,
+        model=ModelConfig(cell=cell, hidden_units=hidden_units, unroll=unroll),
+        train=dataclasses.replace(definition.train, learning_rate=learning_rate, seed=seed),
+        tracking=TrackingConfig(experiment=definition.sweep.name),
+    )
+
+
+def build_definition(values: dict) -> SweepDefinition:
+    """A definition from its flat `section.key` values, as stored with the sweep's studies."""
+    return build(SweepDefinition, {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()})

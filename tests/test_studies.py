@@ -1,0 +1,103 @@
+"""Component tests: the Optuna side of a sweep against a real journal file and MLflow store."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from rnnbench import names, studies, tracking
+from rnnbench.worker import close_dead_trial
+
+
+def _claim_all(path: str, claimed) -> None:
+    """One competing worker: claims trials until none wait, recording each number it got."""
+    storage = studies.open_storage(path, close_dead_trial)
+    study = optuna.load_study(study_name="race", storage=storage)
+    while (trial := studies.claim(study)) is not None:
+        claimed.append(trial.number)
+
+
+def test_concurrent_workers_never_claim_the_same_trial(tmp_path):
+    path = str(tmp_path / "optuna.journal")
+    study = optuna.create_study(study_name="race", storage=studies.open_storage(path, close_dead_trial))
+    for _ in range(60):
+        study.enqueue_trial({})
+    with multiprocessing.Manager() as manager:
+        claimed = manager.list()
+        workers = [multiprocessing.get_context("spawn").Process(target=_claim_all, args=(path, claimed)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        numbers = list(claimed)
+    assert sorted(numbers) == list(range(60))  # each exactly once
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"), close_dead_trial)
+    study = optuna.create_study(study_name="s:lstm-h8", storage=storage, direction="maximize")
+    studies.enqueue_search_trials(study, planned=2)
+    client = tracking.open_store()
+    run_id = client.create_run(tracking.experiment_id(client, "s")).info.run_id
+
+    dead = studies.claim(study)
+    storage.set_trial_user_attr(dead._trial_id, studies.WORKER, f"{studies.worker_id().rsplit(':', 1)[0]}:{_dead_pid()}")
+    storage.set_trial_user_attr(dead._trial_id, studies.MLFLOW_RUN, run_id)
+    alive = studies.claim(study)
+    storage.set_trial_user_attr(alive._trial_id, studies.WORKER, studies.worker_id())  # this process: alive
+
+    assert studies.fail_dead_trials(study, close_dead_trial) == 1
+    trials = study.get_trials()
+    assert trials[dead.number].state == TrialState.FAIL
+    assert trials[alive.number].state == TrialState.RUNNING
+    retry = trials[-1]
+    assert retry.state == TrialState.WAITING and optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == dead.number
+    # the plan still counts two trials: the running one and the retry, not the dead one
+    assert studies.count(trials).running == 1 and studies.count(trials).waiting == 1 and studies.count(trials).failed == 0
+    run = MlflowClient(store).get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags[names.FAILURE] == "worker_died"
+    # found once: a second look (another process, a re-run) does nothing more
+    assert studies.fail_dead_trials(study, close_dead_trial) == 0
+    assert len(study.get_trials()) == 3
+
+
+def test_topping_up_search_trials_is_idempotent(tmp_path):
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"), close_dead_trial)
+    study = optuna.create_study(study_name="s:gru-h8", storage=storage)
+    studies.enqueue_search_trials(study, planned=3)
+    studies.enqueue_search_trials(study, planned=3)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
+
+
+def test_a_sweep_resumed_with_other_settings_is_refused(tmp_path):
+    from rnnbench.errors import UserError
+    from rnnbench.sweep_config import load_sweep, plan
+
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"), close_dead_trial)
+    definition = load_sweep(None, ["grid.cells=lstm", "grid.hidden_units=8"])
+    studies.create_studies(storage, definition, plan(definition))
+    changed = load_sweep(None, ["grid.cells=lstm", "grid.hidden_units=8", "train.steps=1000"])
+    with pytest.raises(UserError, match=r"train.steps: 5000 -> 1000.*sweep.name=NEW_NAME"):
+        studies.create_studies(storage, changed, plan(changed))
+    assert studies.load_definition(storage, definition.sweep.name) == definition
+
+
+def test_a_bad_storage_url_is_a_clear_error():
+    from rnnbench.errors import UserError
+
+    with pytest.raises(UserError, match="cannot open the Optuna storage nosuchdb://"):
+        studies.open_storage("nosuchdb://host/db", close_dead_trial)

@@ -1,0 +1,205 @@
+"""End to end: `rnnbench sweep` on the tiny sweep against temporary stores, killed, interrupted, resumed."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from conftest import EXPERIMENTS, rnnbench
+from rnnbench import names, studies
+from rnnbench.sweep_config import load_sweep, plan
+from rnnbench.worker import close_dead_trial
+
+pytestmark = pytest.mark.slow
+
+TINY = EXPERIMENTS / "sweep_tiny.yaml"
+DEFINITION = load_sweep(TINY)
+PLAN = plan(DEFINITION)
+
+
+def environment(folder):
+    return {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
+
+
+def recorded(folder):
+    """The sweep's MLflow runs by stage, and its Optuna studies."""
+    client = MlflowClient(environment(folder)["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(DEFINITION.sweep.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    by_stage = collections.defaultdict(list)
+    for run in runs:
+        by_stage[run.data.tags[names.STAGE]].append(run)
+    storage = studies.open_storage(str(folder / "mlruns" / "optuna.journal"), close_dead_trial)
+    loaded = {
+        study: optuna.load_study(study_name=studies.study_name(DEFINITION, study), storage=storage)
+        for study in [None, *PLAN.studies]
+    }
+    return by_stage, loaded
+
+
+def assert_complete(folder):
+    """Every planned run exactly once, linked and closed; final runs at their study's best learning rate."""
+    by_stage, loaded = recorded(folder)
+    everything = [run for runs in by_stage.values() for run in runs]
+    assert [run.info.run_name for run in everything if run.info.status == "RUNNING"] == []
+
+    parents = {run.info.run_id: run for run in by_stage["study"]}
+    assert len(parents) == len(PLAN.studies)
+    assert all(run.info.status == "FINISHED" for run in parents.values())
+    retried = ("worker_died", "interrupted")  # their trials were re-enqueued: the retry is the planned run
+    trials = [run for run in by_stage["trial"] if run.data.tags.get(names.FAILURE) not in retried]
+    assert len(trials) == PLAN.trials
+    assert all(run.data.tags["mlflow.parentRunId"] in parents for run in by_stage["trial"])
+    assert all("test/accuracy" not in run.data.metrics for run in by_stage["trial"])  # no search on test data
+
+    finished_finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
+    keys = [(run.data.tags[names.VARIANT], run.data.params["train.seed"]) for run in finished_finals]
+    assert len(keys) == len(set(keys)) == len(PLAN.final_runs)
+    best = {}
+    for parent in parents.values():
+        study = parent.data.tags[names.STUDY]
+        best[study] = parent.data.metrics[names.BEST_LEARNING_RATE]
+        optuna_study = next(s for key, s in loaded.items() if key is not None and key.key == study)
+        assert optuna_study.best_trial.params["learning_rate"] == pytest.approx(best[study])
+        counts = studies.count(optuna_study.get_trials())
+        assert counts.finished == PLAN.trials_per_study
+        assert parent.data.metrics[names.TRIALS_PRUNED] == counts.pruned
+    for run in finished_finals:
+        assert float(run.data.params["train.learning_rate"]) == pytest.approx(best[run.data.tags[names.STUDY]])
+        assert "test/accuracy" in run.data.metrics
+
+    # either side leads to the other: each Optuna trial names its MLflow run, with the same state
+    runs_by_id = {run.info.run_id: run for run in everything}
+    for key, optuna_study in loaded.items():
+        for trial in studies.live_trials(optuna_study.get_trials()):
+            run = runs_by_id[trial.user_attrs[studies.MLFLOW_RUN]]
+            assert run.data.tags[names.TRIAL_STATE] == trial.state.name
+            assert run.data.tags[names.TRIAL_NUMBER] == str(trial.number)
+    return by_stage, loaded
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    result = rnnbench("sweep", str(TINY), cwd=folder, env=environment(folder), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder, result
+
+
+def test_tiny_sweep_records_the_plan_in_mlflow_and_optuna(tiny_sweep):
+    folder, result = tiny_sweep
+    assert_complete(folder)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_pruned_trials_show_as_pruned_in_optuna_and_mlflow(tiny_sweep):
+    folder, _ = tiny_sweep
+    by_stage, loaded = recorded(folder)
+    pruned = [t for key, s in loaded.items() if key for t in s.get_trials() if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "the tiny sweep is expected to prune at least one trial"
+    runs = {run.info.run_id: run for run in by_stage["trial"]}
+    for trial in pruned:
+        run = runs[trial.user_attrs[studies.MLFLOW_RUN]]
+        assert run.info.status == "KILLED"
+        assert run.data.tags[names.TRIAL_STATE] == "PRUNED"
+        assert run.data.tags[names.FAILURE] == "pruned"
+        assert "pruned at step" in run.data.tags[names.FAILURE_REASON]
+
+
+def test_summary_table_lists_every_variant(tiny_sweep):
+    _, result = tiny_sweep
+    for run in PLAN.final_runs:
+        assert run.variant in result.stdout
+    assert "test_accuracy" in result.stdout and "learning_rate" in result.stdout
+
+
+def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
+    folder, _ = tiny_sweep
+    before = sum(len(runs) for runs in recorded(folder)[0].values())
+    result = rnnbench("sweep", str(TINY), cwd=folder, env=environment(folder), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sum(len(runs) for runs in recorded(folder)[0].values()) == before
+
+
+def test_two_workers_give_the_same_counts_and_no_duplicates(tmp_path):
+    result = rnnbench("sweep", str(TINY), "--workers", "2", cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_complete(tmp_path)
+    logs = sorted((tmp_path / "mlruns" / "logs").glob("*.log"))
+    assert len(logs) == 2
+    assert all("trial" in log.read_text() for log in logs), "both workers took work"
+
+
+def start_sweep(folder) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnbench", "sweep", str(TINY)],
+        cwd=folder, env={**os.environ, **environment(folder)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_a_running_run(folder, process, finished_before: int = 2, timeout: float = 300):
+    """Waits until some trials are done and a trial or final run is in progress in MLflow."""
+    client = MlflowClient(environment(folder)["MLFLOW_TRACKING_URI"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        experiment = client.get_experiment_by_name(DEFINITION.sweep.name)
+        if experiment:
+            runs = client.search_runs([experiment.experiment_id], "tags.`rnnbench.stage` != 'study'")
+            done = [run for run in runs if run.info.status != "RUNNING"]
+            running = [run for run in runs if run.info.status == "RUNNING"]
+            if len(done) >= finished_before and running:
+                return running
+        time.sleep(0.2)
+    raise AssertionError("the sweep never had a run in progress")
+
+
+def test_a_sweep_killed_with_sigkill_resumes_and_closes_the_dead_runs(tmp_path):
+    process = start_sweep(tmp_path)
+    victims = wait_for_a_running_run(tmp_path, process)
+    process.kill()  # kill -9: no clean-up at all; the worker dies with it
+    process.wait()
+    time.sleep(1)
+
+    result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_stage, _ = assert_complete(tmp_path)
+    client = MlflowClient(environment(tmp_path)["MLFLOW_TRACKING_URI"])
+    for victim in victims:
+        run = client.get_run(victim.info.run_id)
+        assert run.info.status == "KILLED"
+        assert run.data.tags[names.FAILURE] == "worker_died"
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
+    process = start_sweep(tmp_path)
+    in_progress = wait_for_a_running_run(tmp_path, process, finished_before=1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr
+    assert "re-run the same command" in stderr
+    assert "Traceback" not in stdout + stderr
+
+    by_stage, loaded = recorded(tmp_path)
+    everything = [run for runs in by_stage.values() for run in runs]
+    assert [run.info.run_name for run in everything if run.info.status == "RUNNING"] == []
+    by_id = {run.info.run_id: run for run in everything}
+    for run in in_progress:  # stopped in the middle, unless it managed to finish first
+        run = by_id[run.info.run_id]
+        assert run.info.status == "FINISHED" or run.data.tags[names.FAILURE] == "interrupted"
+    assert all(run.info.status == "KILLED" for run in by_stage["study"] if run.info.status != "FINISHED")
+    done_before = {run.info.run_id for run in everything if run.info.status == "FINISHED" and run.data.tags[names.STAGE] != "study"}
+
+    result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_stage, _ = assert_complete(tmp_path)
+    after = [run for stage in ("trial", "final") for run in by_stage[stage] if run.info.status == "FINISHED"]
+    assert done_before <= {run.info.run_id for run in after}
