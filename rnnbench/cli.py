@@ -158,7 +158,7 @@ def worker_command(args) -> int:
     try:
         ran = work(name, args.storage)
     except KeyboardInterrupt:
-        print("rnnbench worker: interrupted; its trial was re-enqueued", file=sys.stderr)
+        print("rnnbench worker: interrupted (a trial in progress is recorded as KILLED and re-enqueued)", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"rnnbench worker: the sweep is complete ({ran} runs here)")
     return 0

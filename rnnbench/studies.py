@@ -27,11 +27,11 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench.config import flat
+from rnnbench.errors import UserError
+from rnnbench.sweep_config import Plan, Study, SweepDefinition, build_definition
 
 # The heartbeat and retry helpers are marked experimental; they are the library's way to do this.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-from rnnbench.errors import UserError
-from rnnbench.sweep_config import Plan, Study, SweepDefinition, build_definition
 
 DEFAULT_STORAGE = Path("mlruns") / "optuna.journal"
 """Studies of the local sweeps: an Optuna journal file, safe for many processes on one machine."""
@@ -168,17 +168,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def fail_dead_trials(optuna_study: optuna.Study, on_dead_trial: DeadTrialHandler) -> int:
+def fail_dead_trials(optuna_study: optuna.Study, on_dead_trial: DeadTrialHandler, min_age_seconds: float | None = None) -> int:
     """Fails (and, through `on_dead_trial`, retries) RUNNING trials whose worker is gone; returns how many.
 
     Dead means: the worker recorded on the trial ran on this machine and its process no longer
-    exists, or no worker signed the trial within YOUNG_TRIAL_SECONDS of its start. On an RDB storage
-    Optuna's heartbeat also catches workers that died on other machines.
+    exists, or no worker signed the trial within `min_age_seconds` (YOUNG_TRIAL_SECONDS) of its
+    start. On an RDB storage Optuna's heartbeat also catches workers that died on other machines.
     """
     storage = optuna_study._storage
+    min_age_seconds = YOUNG_TRIAL_SECONDS if min_age_seconds is None else min_age_seconds
     found = 0
     for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _age_seconds(trial) < YOUNG_TRIAL_SECONDS:
+        if _age_seconds(trial) < min_age_seconds:
             continue
         worker = trial.user_attrs.get(WORKER)
         if worker is not None and _alive(worker):

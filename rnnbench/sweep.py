@@ -42,6 +42,13 @@ class Workers:
     def alive(self) -> int:
         return sum(process.poll() is None for process in self.processes)
 
+    def finish(self) -> None:
+        """At the sweep's end: workers notice it within a poll; any that do not are stopped."""
+        deadline = time.monotonic() + 10 * POLL_SECONDS
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.stop()
+
     def stop(self) -> None:
         """Ctrl-C for each worker (they record their runs as KILLED), then kill -9 for stragglers."""
         for process in self.processes:
@@ -64,19 +71,22 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     storage = studies.open_storage(storage_url, close_dead_trial)
     client = tracking.open_store()
     loaded = studies.create_studies(storage, definition, sweep_plan)
-    parents = _prepare(client, definition, sweep_plan, loaded)
-    print(
-        f"sweep '{definition.sweep.name}': {len(sweep_plan.studies)} studies x {sweep_plan.trials_per_study} trials, "
-        f"{len(sweep_plan.final_runs)} final runs; {workers} worker(s); MLflow experiment '{definition.sweep.name}'",
-        flush=True,
-    )
-    pool = _start_workers(definition, storage_url, workers)
-    bar = Progress(sweep_plan.trials + len(sweep_plan.final_runs))
-    recorded: set[Study] = set()
+    parents: dict[Study, str] = {}
+    pool = Workers([], [])
+    bar = None
     try:
+        _prepare(client, definition, sweep_plan, loaded, parents)
+        print(
+            f"sweep '{definition.sweep.name}': {len(sweep_plan.studies)} studies x {sweep_plan.trials_per_study} trials, "
+            f"{len(sweep_plan.final_runs)} final runs; {workers} worker(s); MLflow experiment '{definition.sweep.name}'",
+            flush=True,
+        )
+        pool = _start_workers(definition, storage_url, workers)
+        bar = Progress(sweep_plan.trials + len(sweep_plan.final_runs))
+        recorded: set[Study] = set()
         while True:
             _follow(client, sweep_plan, loaded, parents, recorded)
-            _show(bar, sweep_plan, loaded)
+            bar.show(_totals(sweep_plan, loaded))
             if sweep_complete(sweep_plan, loaded):
                 break
             if pool.alive() == 0:
@@ -88,14 +98,15 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
                 )
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
-        bar.close()
+        if bar:
+            bar.close()
         print("\nrnnbench: stopping the workers; their runs are recorded as KILLED ...", file=sys.stderr, flush=True)
         pool.stop()
         _close_unfinished(client, loaded, parents)
-        counts = _totals(sweep_plan, loaded)
+        totals = _totals(sweep_plan, loaded)
         print(summary_table(definition, loaded[None]))
         print(
-            f"rnnbench: interrupted with {counts.finished} of {counts.planned} runs done; "
+            f"rnnbench: interrupted with {totals.finished} of {totals.planned} runs done; "
             "re-run the same command to do only the rest",
             file=sys.stderr,
         )
@@ -104,17 +115,15 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         pool.stop()
         _close_unfinished(client, loaded, parents)
         raise
-    finally:
-        bar.close()
-    pool.stop()
+    bar.close()
+    pool.finish()
     print(summary_table(definition, loaded[None]))
     print(f"MLflow: `make ui`, experiment '{definition.sweep.name}' (store: {tracking.tracking_uri()})")
     return 0
 
 
-def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded) -> dict[Study, str]:
+def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str]) -> None:
     """Each study's MLflow parent run (created once, reopened on a re-run) and its enqueued trials."""
-    parents = {}
     search = definition.search
     for study in sweep_plan.studies:
         optuna_study = loaded[study]
@@ -142,7 +151,6 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded) -> d
         studies.fail_dead_trials(optuna_study, close_dead_trial)
         studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)
     studies.fail_dead_trials(loaded[None], close_dead_trial)
-    return parents
 
 
 def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
@@ -181,8 +189,8 @@ def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
 
 def _close_unfinished(client, loaded, parents: dict[Study, str]) -> None:
     """After an interruption: dead trials failed and retried, open parent runs closed as KILLED."""
-    for optuna_study in loaded.values():
-        studies.fail_dead_trials(optuna_study, close_dead_trial)
+    for optuna_study in loaded.values():  # our workers have exited: no trial is in the middle of a claim
+        studies.fail_dead_trials(optuna_study, close_dead_trial, min_age_seconds=0)
     for run_id in parents.values():
         if client.get_run(run_id).info.status == "RUNNING":
             tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason="the sweep was stopped; re-run it to resume")
@@ -233,15 +241,14 @@ class Progress:
             return
         line = f"{totals.finished}/{totals.planned} done ({details})"
         if line != self.last:
-            print(f"[{time.monotonic() - self.started:6.0f} s] {line}", flush=True)
+            elapsed = time.monotonic() - self.started
+            remaining = elapsed / totals.finished * (totals.planned - totals.finished) if totals.finished else None
+            left = f", about {tqdm.format_interval(remaining)} left" if remaining is not None else ""
+            print(f"[{tqdm.format_interval(elapsed)}] {line}{left}", flush=True)
             self.last = line
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _show(bar: Progress, sweep_plan: Plan, loaded) -> None:
-    bar.show(_totals(sweep_plan, loaded))
 
 
 def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import EXPERIMENTS, rnnbench
+
 from rnnbench.config import CELLS, Config, load_config
 from rnnbench.errors import ConfigError
 

@@ -8,8 +8,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import FASHION_MNIST, needs_fashion_mnist
+
 from rnnbench.config import DataConfig
 from rnnbench.data import load_dataset, load_test_split, read_idx, read_idx_folder
 from rnnbench.errors import DataError

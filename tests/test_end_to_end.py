@@ -10,9 +10,9 @@ import sys
 import time
 
 import pytest
+from conftest import EXPERIMENTS, FASHION_MNIST, needs_fashion_mnist, rnnbench
 from mlflow import MlflowClient
 
-from conftest import EXPERIMENTS, FASHION_MNIST, needs_fashion_mnist, rnnbench
 from rnnbench import names
 from rnnbench.config import load_config
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import EXPERIMENTS, rnnbench
+
 from rnnbench.errors import ConfigError
 from rnnbench.sweep_config import SweepDefinition, load_sweep, plan
 
