@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= experiments/seed_simple_rnn.yaml
 SWEEP ?= experiments/sweep.yaml
-WORKERS ?= 1
+WORKERS ?= 2
 STORAGE ?=
 ARGS ?=
 UI_PORT ?= 5000
@@ -16,7 +16,7 @@ UI_PORT ?= 5000
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=1 STORAGE=URL ARGS=\"key=value ...\" UI_PORT=5000"
+	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" UI_PORT=5000"
 
 install: $(STAMP) ## create .venv and install rnnbench with its dev extra (quick when done)
 
@@ -40,7 +40,7 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
 
-test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 5 minutes on 2 cores)
+test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 6 minutes on 2 cores)
 	$(BIN)/python -m pytest
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)

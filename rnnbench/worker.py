@@ -57,13 +57,12 @@ def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | Non
     )
 
 
-def work(sweep_name: str, storage_url: str | None, exit_when_idle: bool = False) -> int:
+def work(sweep_name: str, storage_url: str | None) -> int:
     """Runs the sweep's waiting trials until the sweep is complete; returns how many it ran.
 
     Args:
         sweep_name: the sweep's `sweep.name`.
         storage_url: the Optuna storage (None: the local journal under mlruns/).
-        exit_when_idle: return as soon as nothing waits, instead of waiting for the sweep's end.
     """
     from rnnbench.data import load_dataset
 
@@ -86,7 +85,7 @@ def work(sweep_name: str, storage_url: str | None, exit_when_idle: bool = False)
                 ran += 1
                 break
         else:
-            if exit_when_idle or sweep_complete(sweep_plan, loaded):
+            if sweep_complete(sweep_plan, loaded):
                 return ran
             time.sleep(POLL_SECONDS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -101,3 +102,35 @@ def test_a_bad_storage_url_is_a_clear_error():
 
     with pytest.raises(UserError, match="cannot open the Optuna storage nosuchdb://"):
         studies.open_storage("nosuchdb://host/db", close_dead_trial)
+
+
+def test_on_an_rdb_storage_a_silent_worker_on_another_machine_is_failed_by_the_heartbeat(store, tmp_path, monkeypatch):
+    from rnnbench.worker import _heartbeat
+
+    monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
+    monkeypatch.setattr(studies, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(studies, "GRACE_SECONDS", 1)
+    storage = studies.open_storage(f"sqlite:///{tmp_path / 'studies.db'}", close_dead_trial)
+    study = optuna.create_study(study_name="s:gru-h8", storage=storage, direction="maximize")
+    studies.enqueue_search_trials(study, planned=1)
+    trial = studies.claim(study)
+    storage.set_trial_user_attr(trial._trial_id, studies.WORKER, "another-machine:4242")  # no pid to check here
+    _heartbeat(storage, trial._trial_id)
+    studies.fail_dead_trials(study, close_dead_trial)
+    assert study.get_trials()[0].state == TrialState.RUNNING  # beating: alive
+
+    time.sleep(2.5)  # silent for longer than the grace period
+    studies.fail_dead_trials(study, close_dead_trial)
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert [t.state for t in trials[1:]] == [TrialState.WAITING]  # retried once
+    assert studies.count(trials).waiting == 1
+
+
+def test_joining_a_sweep_that_does_not_exist_names_the_fix(tmp_path):
+    from conftest import rnnbench
+
+    result = rnnbench("worker", "no-such-sweep", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no sweep 'no-such-sweep' in this Optuna storage" in result.stderr
+    assert "rnnbench sweep SWEEP_FILE" in result.stderr
