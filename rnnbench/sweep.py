@@ -310,6 +310,11 @@ def _start_workers(definition: SweepDefinition, storage_url: str, count: int) ->
 
 
 def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the coordinator dies, even by kill -9 (a re-run resumes)."""
+    """Linux: the worker gets SIGKILL when the coordinator dies, even by kill -9 (a re-run resumes).
+
+    Also restores SIGINT, which the coordinator uses to stop a worker in order: a coordinator started
+    in the background (`cmd &`) has it ignored, and its children would inherit that.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

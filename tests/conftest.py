@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,12 @@ def store(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     return uri
+
+
+def answers_ctrl_c() -> None:
+    """preexec_fn: Ctrl-C (SIGINT) at its default, even when the tests run in the background
+    (`cmd &` starts with SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def rnnbench(*arguments: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -10,7 +10,13 @@ import sys
 import time
 
 import pytest
-from conftest import EXPERIMENTS, FASHION_MNIST, needs_fashion_mnist, rnnbench
+from conftest import (
+    EXPERIMENTS,
+    FASHION_MNIST,
+    answers_ctrl_c,
+    needs_fashion_mnist,
+    rnnbench,
+)
 from mlflow import MlflowClient
 
 from rnnbench import names
@@ -163,6 +169,7 @@ def test_ctrl_c_ends_the_run_killed_with_its_metrics_kept(workspace):
         [sys.executable, "-m", "rnnbench", "run", str(EXPERIMENTS / "smoke.yaml"), "train.steps=100000",
          "tracking.experiment=interrupt"],
         cwd=folder, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=answers_ctrl_c,
     )
     deadline = time.monotonic() + 240
     for line in process.stdout:

@@ -11,7 +11,7 @@ import time
 
 import optuna
 import pytest
-from conftest import EXPERIMENTS, rnnbench
+from conftest import EXPERIMENTS, answers_ctrl_c, rnnbench
 from mlflow import MlflowClient
 
 from rnnbench import names, studies
@@ -142,6 +142,7 @@ def start_sweep(folder) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "rnnbench", "sweep", str(TINY)],
         cwd=folder, env={**os.environ, **environment(folder)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=answers_ctrl_c,
     )
 
 
