@@ -18,7 +18,14 @@ from rnnbench import names, plots, tracking
 from rnnbench.config import Config
 from rnnbench.data import Dataset, load_dataset
 from rnnbench.model import summary_text
-from rnnbench.train import Evaluation, Score, TrainingDiverged, TrainResult, evaluate, train
+from rnnbench.train import (
+    Evaluation,
+    Score,
+    TrainingDiverged,
+    TrainResult,
+    evaluate,
+    train,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +89,9 @@ def run_experiment(
     client = tracking.open_store()
     run_id = tracking.start_run(client, config, stage, parent_run_id, tags, run_name)
     try:
-        tracking.log_dataset(client, run_id, dataset)
         if on_start:
             on_start(run_id, dataset)
+        tracking.log_dataset(client, run_id, dataset)
 
         def record(evaluation: Evaluation):
             tracking.log_evaluation(client, run_id, evaluation)

@@ -20,7 +20,17 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid, build, read_values
+from rnnbench.config import (
+    CELLS,
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrackingConfig,
+    TrainConfig,
+    _invalid,
+    build,
+    read_values,
+)
 from rnnbench.errors import ConfigError
 
 PRUNERS = ("median", "successive_halving", "none")

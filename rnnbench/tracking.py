@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 
 from rnnbench import names
 from rnnbench.config import Config
@@ -94,7 +95,12 @@ def log_dataset(client: MlflowClient, run_id: str, dataset: Dataset) -> None:
     for context, split in (("training", dataset.train), ("validation", dataset.valid), ("test", dataset.test)):
         record = from_numpy(split.images, targets=split.labels, source=source, name=dataset.name, digest=split.digest())
         inputs.append(DatasetInput(record._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
-    client.log_inputs(run_id, datasets=inputs)
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException:
+        # Two workers logging the same split at once both try to insert its dataset row, and
+        # MLflow's SQL store lets the second fail (UNIQUE constraint). The row exists now: link it.
+        client.log_inputs(run_id, datasets=inputs)
     sizes = " ".join(f"{split}={count}" for split, count in dataset.sizes().items())
     client.set_tag(run_id, names.DATA_SPLITS, sizes)
 

@@ -134,3 +134,43 @@ def test_joining_a_sweep_that_does_not_exist_names_the_fix(tmp_path):
     assert result.returncode == 2
     assert "no sweep 'no-such-sweep' in this Optuna storage" in result.stderr
     assert "rnnbench sweep SWEEP_FILE" in result.stderr
+
+
+def _log_datasets(uri: str, location: str, rounds: int, barrier) -> None:
+    """One worker: in each round, a new run logs that round's three splits, at the same moment as the others."""
+    import os
+
+    import numpy as np
+
+    from rnnbench.data import Dataset, Split
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    client = tracking.open_store()
+    experiment = tracking.experiment_id(client, "shared")
+    for round_number in range(rounds):
+        rng = np.random.default_rng(round_number)  # the same data in every worker, new in every round
+
+        def split(size):
+            return Split(rng.random((size, 28, 28), dtype=np.float32), np.arange(size, dtype=np.int32) % 10)
+
+        dataset = Dataset("mnist5k", location, split(20), split(10), split(10))
+        run_id = client.create_run(experiment).info.run_id
+        barrier.wait(timeout=60)  # a worker that crashed breaks the barrier: the others stop too
+        tracking.log_dataset(client, run_id, dataset)
+
+
+def test_workers_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_experiment("shared")
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(3)
+    workers = [context.Process(target=_log_datasets, args=(uri, str(tmp_path), 10, barrier), daemon=True) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    runs = client.search_runs([client.get_experiment_by_name("shared").experiment_id], max_results=100)
+    assert len(runs) == 30
+    assert all(len(run.inputs.dataset_inputs) == 3 for run in runs)
