@@ -119,22 +119,20 @@ def evaluate_command(args) -> int:
 
 
 def sweep_command(args) -> int:
+    from rnnbench.data import load_dataset
     from rnnbench.sweep_config import load_sweep, plan
 
     definition = load_sweep(args.config, args.overrides)  # every key checked before any work
     if args.workers < 1:
         raise UserError(f"--workers: received {args.workers}, expected a positive integer")
+    dataset = load_dataset(definition.data)  # a missing data folder fails here, not in every worker
     if args.dry_run:
-        from rnnbench.data import load_dataset
         from rnnbench.estimate import describe
 
-        dataset = load_dataset(definition.data)
         print(describe(definition, plan(definition), len(dataset.valid), args.workers))
         return 0
-    from rnnbench.data import load_dataset
     from rnnbench.sweep import run_sweep
 
-    load_dataset(definition.data)  # a missing data folder fails here, not in every worker
     return run_sweep(definition, args.storage, args.workers)
 
 

@@ -72,7 +72,7 @@ def open_storage(url: str | None, on_dead_trial: DeadTrialHandler) -> optuna.sto
             heartbeat_stale_trial_callback=lambda study, trial: on_dead_trial(study, trial),
         )
     except Exception as error:  # a bad URL, a missing driver, an unreachable server
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise UserError(
             f"cannot open the Optuna storage {url}: {first_line}. Expected an Optuna RDB URL such as "
             "postgresql://user:password@host/db (with its driver installed) or a journal file path"
