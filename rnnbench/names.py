@@ -37,6 +37,8 @@ TRIAL_NUMBER = "rnnbench.trial_number"
 TRIAL_STATE = "rnnbench.trial_state"
 """The Optuna state a trial run ended in: COMPLETE, PRUNED or FAIL."""
 
+BEST_TRIAL = "rnnbench.best_trial"
+"""On a study's parent run: the Optuna number of its best trial."""
 BEST_LEARNING_RATE = "study/best_learning_rate"
 BEST_VAL_ACCURACY = "study/best_val_accuracy"
 TRIALS_COMPLETE = "study/trials_complete"

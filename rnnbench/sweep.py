@@ -148,9 +148,7 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
         elif client.get_run(run_id).info.status != "FINISHED":
             client.update_run(run_id, status="RUNNING")  # resumed
         parents[study] = run_id
-        studies.fail_dead_trials(optuna_study, close_dead_trial)
-        studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)
-    studies.fail_dead_trials(loaded[None], close_dead_trial)
+        studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)  # dead trials count: they are retried
 
 
 def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
@@ -176,15 +174,15 @@ def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorde
 
 def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
     metrics = {names.TRIALS_COMPLETE: counts.complete, names.TRIALS_PRUNED: counts.pruned, names.TRIALS_FAILED: counts.failed}
-    if best is not None:
-        metrics.update({names.BEST_LEARNING_RATE: best.params["learning_rate"], names.BEST_VAL_ACCURACY: best.value})
-        tracking.log_metrics(client, run_id, metrics, step=0)
-        client.set_tag(run_id, "rnnbench.best_trial", str(best.number))
-        tracking.end_run(client, run_id, "FINISHED")
-    else:
+    if best is None:
         tracking.log_metrics(client, run_id, metrics, step=0)
         tracking.end_run(client, run_id, "FAILED", failure="no_trial_completed",
                          reason="no trial completed: its final runs are skipped; widen search.learning_rate_min/max")
+        return
+    metrics.update({names.BEST_LEARNING_RATE: best.params["learning_rate"], names.BEST_VAL_ACCURACY: best.value})
+    tracking.log_metrics(client, run_id, metrics, step=0)
+    client.set_tag(run_id, names.BEST_TRIAL, str(best.number))
+    tracking.end_run(client, run_id, "FINISHED")
 
 
 def _close_unfinished(client, loaded, parents: dict[Study, str]) -> None:
