@@ -61,6 +61,11 @@ class ModelConfig:
     unroll: bool = True
     """Unroll the 28 time steps into straight-line code (faster for short sequences, more memory)."""
 
+    @property
+    def variant(self) -> str:
+        """e.g. lstm-h128-unrolled: how runs, sweeps and reports name this model."""
+        return f"{self.cell}-h{self.hidden_units}-{'unrolled' if self.unroll else 'looped'}"
+
     def __post_init__(self):
         if self.cell not in CELLS:
             _invalid("model.cell", self.cell, f"one of {', '.join(CELLS)}")

@@ -25,6 +25,7 @@ import optuna
 from tqdm import tqdm
 
 from rnnbench import names, studies, tracking
+from rnnbench.config import ModelConfig
 from rnnbench.errors import UserError
 from rnnbench.sweep_config import FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.worker import close_dead_trial, sweep_complete
@@ -255,7 +256,7 @@ def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str
 
     rows = [
         {
-            "variant": f"{trial.params['cell']}-h{trial.params['hidden_units']}-{'unrolled' if trial.params['unroll'] else 'looped'}",
+            "variant": ModelConfig(trial.params["cell"], trial.params["hidden_units"], trial.params["unroll"]).variant,
             "learning_rate": trial.params["learning_rate"],
             "test_accuracy": trial.value,
             "samples_per_s": trial.user_attrs.get("samples_per_second", float("nan")),

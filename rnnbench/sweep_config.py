@@ -174,7 +174,7 @@ class FinalRun:
 
     @property
     def variant(self) -> str:
-        return f"{self.cell}-h{self.hidden_units}-{'unrolled' if self.unroll else 'looped'}"
+        return ModelConfig(self.cell, self.hidden_units, self.unroll).variant
 
 
 @dataclasses.dataclass(frozen=True)

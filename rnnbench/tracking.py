@@ -60,9 +60,8 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 def run_name(config: Config) -> str:
     """e.g. lstm-h128-unrolled-lr3e-03-s0: cell, size, unroll, learning rate, seed."""
-    model, train = config.model, config.train
-    unroll = "unrolled" if model.unroll else "looped"
-    return f"{model.cell}-h{model.hidden_units}-{unroll}-lr{train.learning_rate:.0e}-s{train.seed}"
+    train = config.train
+    return f"{config.model.variant}-lr{train.learning_rate:.0e}-s{train.seed}"
 
 
 def start_run(

@@ -161,8 +161,8 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
     config = suggest(trial, definition, study)
     tags = {names.SWEEP: definition.sweep.name, names.TRIAL_NUMBER: str(trial.number)}
     if study is None:
-        tags[names.VARIANT] = f"{config.model.cell}-h{config.model.hidden_units}-{'unrolled' if config.model.unroll else 'looped'}"
-    tags[names.STUDY] = f"{config.model.cell}-h{config.model.hidden_units}"
+        tags[names.VARIANT] = config.model.variant
+    tags[names.STUDY] = Study(config.model.cell, config.model.hidden_units).key
 
     def started(run_id, _dataset):
         record["run_id"] = run_id
