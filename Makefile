@@ -9,14 +9,15 @@ SWEEP ?= experiments/sweep.yaml
 WORKERS ?= 2
 STORAGE ?=
 ARGS ?=
+EXPERIMENT ?=
 UI_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run sweep sweep-plan ui test bench-overhead clean-venv
+.PHONY: help install run sweep sweep-plan report ui test bench-overhead clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" UI_PORT=5000"
+	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000"
 
 install: $(STAMP) ## create .venv and install rnnbench with its dev extra (quick when done)
 
@@ -29,11 +30,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP) ## train one configuration: make run CONFIG=experiments/seed_lstm.yaml ARGS="model.hidden_units=128"
 	$(BIN)/rnnbench run $(CONFIG) $(ARGS)
 
-sweep: $(STAMP) ## tune and compare the grid (resumable): make sweep SWEEP=experiments/sweep_tiny.yaml WORKERS=2 ARGS="train.steps=1000"
-	$(BIN)/rnnbench sweep $(SWEEP) $(ARGS) --workers $(WORKERS) $(if $(STORAGE),--storage $(STORAGE))
+sweep: $(STAMP) ## tune and compare the grid (resumable), then write its HTML report: make sweep SWEEP=experiments/sweep_tiny.yaml
+	$(BIN)/rnnbench sweep $(SWEEP) $(ARGS) --workers $(WORKERS) $(if $(STORAGE),--storage $(STORAGE)) --report
 
 sweep-plan: $(STAMP) ## print the sweep's plan and estimated cost without running it
 	$(BIN)/rnnbench sweep $(SWEEP) $(ARGS) --workers $(WORKERS) --dry-run
+
+report: $(STAMP) ## write the HTML report of the latest sweep (or EXPERIMENT=name) to reports/<experiment>/index.html
+	$(BIN)/rnnbench report $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)")
 
 ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI_PORT)
 	mkdir -p mlruns

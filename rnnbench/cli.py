@@ -3,8 +3,9 @@
     rnnbench run experiments/seed_lstm.yaml model.hidden_units=128 train.learning_rate=3e-3
     rnnbench show-config experiments/seed_lstm.yaml model.cell=gru
     rnnbench evaluate RUN_ID --data idx:/path/to/mnist
-    rnnbench sweep experiments/sweep.yaml train.steps=1000 --workers 2 [--storage URL] [--dry-run]
+    rnnbench sweep experiments/sweep.yaml train.steps=1000 --workers 2 [--storage URL] [--dry-run] [--report]
     rnnbench worker experiments/sweep.yaml --storage URL      # join a running sweep
+    rnnbench report [--experiment NAME] [--out reports/NAME/index.html]
 
 Exit codes: 0 done, 1 the run failed (e.g. a diverged loss), 2 bad input (one line on stderr
 naming the problem and the fix), 130 interrupted with Ctrl-C (the run is kept as KILLED).
@@ -133,7 +134,11 @@ def sweep_command(args) -> int:
         return 0
     from rnnbench.sweep import run_sweep
 
-    return run_sweep(definition, args.storage, args.workers)
+    code = run_sweep(definition, args.storage, args.workers)
+    if code == 0 and args.report:
+        args.experiment, args.out, args.ui_url = definition.sweep.name, None, None
+        return report_command(args)
+    return code
 
 
 def worker_command(args) -> int:
@@ -159,6 +164,23 @@ def worker_command(args) -> int:
         print("rnnbench worker: interrupted (a trial in progress is recorded as KILLED and re-enqueued)", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"rnnbench worker: the sweep is complete ({ran} runs here)")
+    return 0
+
+
+def report_command(args) -> int:
+    from pathlib import Path
+
+    from rnnbench.report.page import build_report
+
+    built = build_report(args.experiment, Path(args.out) if args.out else None, args.ui_url)
+    for figure in built.figures:
+        if figure.missing:
+            print(f"figure '{figure.title}' not drawn: {figure.missing}", file=sys.stderr)
+    for note in built.notes:
+        print(f"note: {note}")
+    if built.logged_to_run:
+        print(f"logged to the sweep's MLflow run {built.logged_to_run} under report/")
+    print(f"report: {built.page.resolve()}")
     return 0
 
 
@@ -189,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     sweep.add_argument("--storage", help=storage_help)
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; run nothing")
+    sweep.add_argument("--report", action="store_true", help="write the HTML report when the sweep is done (make sweep does)")
     sweep.set_defaults(handler=sweep_command)
 
     worker = commands.add_parser("worker", help="join a running sweep from another shell or machine")
@@ -197,6 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--storage", help=storage_help)
     worker.add_argument("--threads", type=int, default=0, help="CPU threads for TensorFlow (default: all)")
     worker.set_defaults(handler=worker_command)
+
+    report = commands.add_parser("report", help="write the HTML report of an experiment (default: the latest sweep)")
+    report.add_argument("--experiment", help="MLflow experiment name (default: the latest sweep's)")
+    report.add_argument("--out", help="the page's path (default: reports/<experiment>/index.html)")
+    report.add_argument("--ui-url", help="the MLflow UI the run links open (default: the tracking server, else make ui's)")
+    report.set_defaults(handler=report_command)
     return parser
 
 

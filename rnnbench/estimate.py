@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from rnnbench.sweep_config import Plan, SweepDefinition
+from rnnbench.config import TrainConfig
+from rnnbench.sweep_config import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
 
 GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 STEP_OVERHEAD_S = 2.6e-3
@@ -66,14 +67,12 @@ def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:
     }
 
 
-def run_seconds(speed: Speed, definition: SweepDefinition, valid_images: int, steps: int | None = None) -> float:
-    train = definition.train
-    steps = train.steps if steps is None else steps
-    evaluations = steps // train.eval_every_steps
+def run_seconds(speed: Speed, train: TrainConfig, valid_images: int) -> float:
+    evaluations = train.steps // train.eval_every_steps
     return (
         FIXED_S
         + speed.compile_s
-        + steps * train.batch_size / speed.train_samples_per_s
+        + train.steps * train.batch_size / speed.train_samples_per_s
         + evaluations * valid_images / speed.eval_samples_per_s
     )
 
@@ -90,7 +89,8 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
         f"(learning rate {search.learning_rate_min:g} to {search.learning_rate_max:g}, log-uniform; TPE seed "
         f"{search.sampler_seed}; {search.pruner} pruner; trials unroll={str(search.unroll).lower()})",
         f"stage 2: {len(sweep_plan.final_runs)} final runs = {len(sweep_plan.final_runs) // max(len(sweep_plan.studies), 1)} "
-        f"per study ({len(definition.grid.unroll)} unroll settings x {definition.final.seeds} seeds), tested on the test split",
+        f"per study ({len(definition.grid.unroll)} unroll settings x {definition.final.seeds} seeds), tested on the test split"
+        + (f"; {len(sweep_plan.reference_seeds)} reference runs of the seed tutorial" if sweep_plan.reference_seeds else ""),
         "",
         f"{'study':<16}{'trial (each)':>14}{'final runs':>12}  speed source",
     ]
@@ -100,12 +100,20 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
             key = (study.cell, study.hidden_units, unroll)
             return speeds.get(key) or modelled_speed(*key, definition.train.batch_size)
 
-        trial = run_seconds(speed_of(search.unroll), definition, valid_images)
-        finals = sum(run_seconds(speed_of(run.unroll), definition, valid_images) for run in sweep_plan.finals_of(study))
+        trial = run_seconds(speed_of(search.unroll), definition.train, valid_images)
+        finals = sum(run_seconds(speed_of(run.unroll), definition.train, valid_images) for run in sweep_plan.finals_of(study))
         search_total += trial * search.trials
         final_total += finals
         source = "measured in this store" if speed_of(search.unroll).measured else "FLOP model (+-30%)"
         lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
+    if sweep_plan.reference_seeds:
+        key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
+        same_batch = SEED_TRAIN.batch_size == definition.train.batch_size
+        seed_speeds = speeds if same_batch else measured_speeds(SEED_TRAIN.batch_size)
+        speed = seed_speeds.get(key) or modelled_speed(*key, SEED_TRAIN.batch_size)
+        reference = run_seconds(speed, SEED_TRAIN, valid_images) * len(sweep_plan.reference_seeds)
+        final_total += reference
+        lines.append(f"{'reference':<16}{'':>14}{reference:>10.0f} s  the seed tutorial x {len(sweep_plan.reference_seeds)} seeds")
     total = search_total + final_total
     lines += [
         "",

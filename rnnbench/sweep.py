@@ -3,9 +3,10 @@
     rnnbench sweep experiments/sweep.yaml --workers 2
     rnnbench sweep experiments/sweep_tiny.yaml train.steps=200 --dry-run
 
-Stage 1 trials are enqueued up front; when a study has finished all its trials, the coordinator
-closes its MLflow parent run with the best learning rate and enqueues that study's final runs as
-Optuna trials with fixed parameters. The workers (`rnnbench.worker`) do the training, in their own
+Stage 1 trials (and the seed tutorial's reference runs) are enqueued up front; when a study has
+finished all its trials, the coordinator closes its MLflow parent run with the best learning rate
+and enqueues that study's final runs as Optuna trials with fixed parameters. In MLflow, one run of
+the sweep holds its settings; the study runs (with their trials) and the final runs nest under it. The workers (`rnnbench.worker`) do the training, in their own
 processes, so this process never loads TensorFlow. Everything lives in the two stores, so a
 re-run of the same command after Ctrl-C, `kill -9` or a crash does only what is missing.
 """
@@ -25,9 +26,9 @@ import optuna
 from tqdm import tqdm
 
 from rnnbench import names, studies, tracking
-from rnnbench.config import ModelConfig
+from rnnbench.config import ModelConfig, flat
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import FinalRun, Plan, Study, SweepDefinition, plan
+from rnnbench.sweep_config import SEED_TRAIN, FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.worker import close_dead_trial, sweep_complete
 
 POLL_SECONDS = 1.0
@@ -72,7 +73,8 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     storage = studies.open_storage(storage_url, close_dead_trial)
     client = tracking.open_store()
     loaded = studies.create_studies(storage, definition, sweep_plan)
-    parents: dict[Study, str] = {}
+    parents: dict[Study | None, str] = {}
+    """The MLflow runs of the studies, and of the sweep itself under None."""
     pool = Workers([], [])
     bar = None
     try:
@@ -83,7 +85,7 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
             flush=True,
         )
         pool = _start_workers(definition, storage_url, workers)
-        bar = Progress(sweep_plan.trials + len(sweep_plan.final_runs))
+        bar = Progress(sweep_plan.runs)
         recorded: set[Study] = set()
         while True:
             _follow(client, sweep_plan, loaded, parents, recorded)
@@ -118,23 +120,40 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         raise
     bar.close()
     pool.finish()
+    tracking.end_run(client, parents[None], "FINISHED")
     print(summary_table(definition, loaded[None]))
     print(f"MLflow: `make ui`, experiment '{definition.sweep.name}' (store: {tracking.tracking_uri()})")
     return 0
 
 
-def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str]) -> None:
-    """Each study's MLflow parent run (created once, reopened on a re-run) and its enqueued trials."""
+def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study | None, str]) -> None:
+    """The sweep's and each study's MLflow run (created once, reopened on a re-run), and the enqueued trials."""
+    parents[None] = _reopen(client, loaded[None]) or tracking.start_parent_run(
+        client,
+        definition.sweep.name,
+        name=definition.sweep.name,
+        stage="sweep",
+        params={
+            **{key: ",".join(map(str, value)) if isinstance(value, list) else value for key, value in flat(definition).items()},
+            "plan.studies": len(sweep_plan.studies), "plan.trials": sweep_plan.trials,
+            "plan.final_runs": len(sweep_plan.final_runs), "plan.reference_runs": len(sweep_plan.reference_seeds),
+        },
+        tags={names.SWEEP: definition.sweep.name},
+    )
+    loaded[None].set_user_attr(studies.MLFLOW_RUN, parents[None])
+    for seed in sweep_plan.reference_seeds:
+        loaded[None].enqueue_trial({"reference": True, "seed": seed}, skip_if_exists=True)
     search = definition.search
     for study in sweep_plan.studies:
         optuna_study = loaded[study]
-        run_id = optuna_study.user_attrs.get(studies.MLFLOW_RUN)
+        run_id = _reopen(client, optuna_study)
         if run_id is None:
             run_id = tracking.start_parent_run(
                 client,
                 definition.sweep.name,
                 name=study.key,
                 stage="study",
+                parent_run_id=parents[None],
                 params={
                     "model.cell": study.cell, "model.hidden_units": study.hidden_units, "model.unroll": search.unroll,
                     **{f"search.{key}": value for key, value in dataclasses.asdict(search).items()},
@@ -146,10 +165,16 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
                 tags={names.SWEEP: definition.sweep.name, names.STUDY: study.key},
             )
             optuna_study.set_user_attr(studies.MLFLOW_RUN, run_id)
-        elif client.get_run(run_id).info.status != "FINISHED":
-            client.update_run(run_id, status="RUNNING")  # resumed
         parents[study] = run_id
         studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)  # dead trials count: they are retried
+
+
+def _reopen(client, optuna_study: optuna.Study) -> str | None:
+    """The MLflow run recorded with the study, back to RUNNING if a stopped sweep left it unfinished."""
+    run_id = optuna_study.user_attrs.get(studies.MLFLOW_RUN)
+    if run_id is not None and client.get_run(run_id).info.status != "FINISHED":
+        client.update_run(run_id, status="RUNNING")  # resumed
+    return run_id
 
 
 def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
@@ -168,7 +193,7 @@ def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorde
         if best is not None:
             for final in sweep_plan.finals_of(study):
                 loaded[None].enqueue_trial(_final_params(final, best.params["learning_rate"]), skip_if_exists=True)
-        if client.get_run(parents[study]).info.status == "RUNNING":
+        if client.get_run(parents[study]).info.status == "RUNNING":  # a finished sweep's re-run leaves it as it was
             _close_study(client, parents[study], counts, best)
         recorded.add(study)
 
@@ -186,8 +211,8 @@ def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
     tracking.end_run(client, run_id, "FINISHED")
 
 
-def _close_unfinished(client, loaded, parents: dict[Study, str]) -> None:
-    """After an interruption: dead trials failed and retried, open parent runs closed as KILLED."""
+def _close_unfinished(client, loaded, parents: dict[Study | None, str]) -> None:
+    """After an interruption: dead trials failed and retried, open sweep and study runs closed as KILLED."""
     for optuna_study in loaded.values():  # our workers have exited: no trial is in the middle of a claim
         studies.fail_dead_trials(optuna_study, close_dead_trial, min_age_seconds=0)
     for run_id in parents.values():
@@ -203,7 +228,7 @@ def _best(optuna_study: optuna.Study):
 
 def _final_params(final: FinalRun, learning_rate: float) -> dict:
     return {
-        "learning_rate": learning_rate, "cell": final.cell, "hidden_units": final.hidden_units,
+        "reference": False, "learning_rate": learning_rate, "cell": final.cell, "hidden_units": final.hidden_units,
         "unroll": final.unroll, "seed": final.seed,
     }
 
@@ -214,7 +239,7 @@ class Totals(studies.Counts):
 
 
 def _totals(sweep_plan: Plan, loaded) -> Totals:
-    totals = Totals(planned=sweep_plan.trials + len(sweep_plan.final_runs))
+    totals = Totals(planned=sweep_plan.runs)
     for optuna_study in loaded.values():
         counts = studies.count(optuna_study.get_trials(deepcopy=False))
         for field in dataclasses.fields(studies.Counts):
@@ -256,8 +281,8 @@ def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str
 
     rows = [
         {
-            "variant": ModelConfig(trial.params["cell"], trial.params["hidden_units"], trial.params["unroll"]).variant,
-            "learning_rate": trial.params["learning_rate"],
+            "variant": _variant(trial.params),
+            "learning_rate": trial.params.get("learning_rate", SEED_TRAIN.learning_rate),
             "test_accuracy": trial.value,
             "samples_per_s": trial.user_attrs.get("samples_per_second", float("nan")),
         }
@@ -283,6 +308,12 @@ def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str
         "sd": lambda value: "-" if value != value else f"{value:.4f}", "samples_per_s": "{:,.0f}".format,
     }
     return f"final runs of '{definition.sweep.name}' (test accuracy: mean and sd over seeds)\n" + table.to_string(formatters=formatters)
+
+
+def _variant(params: dict) -> str:
+    if params.get("reference"):
+        return "reference: the seed tutorial"
+    return ModelConfig(params["cell"], params["hidden_units"], params["unroll"]).variant
 
 
 def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> Workers:

@@ -11,7 +11,8 @@ the defaults below. The method, in two stages:
    trials train with `search.unroll`.
 2. final: every (cell, hidden size, unroll) variant of the grid is trained at its study's best
    learning rate with each of `final.seeds` seeds and tested on the test split, the only stage
-   that touches it.
+   that touches it. With `final.reference`, the seed tutorial itself (SimpleRNN-50, Adam 1e-3,
+   5,000 steps) is trained and tested with the same seeds on the same data: the yardstick.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class SearchConfig:
 class FinalConfig:
     seeds: int = 2
     """Seeds (train.seed 0, 1, ...) each variant is trained with at its tuned learning rate."""
+    reference: bool = True
+    """Also train the seed tutorial's run (experiments/seed_simple_rnn.yaml) with each seed, as the reference."""
 
     def __post_init__(self):
         if self.seeds <= 0:
@@ -182,10 +185,17 @@ class Plan:
     studies: tuple[Study, ...]
     trials_per_study: int
     final_runs: tuple[FinalRun, ...]
+    reference_seeds: tuple[int, ...] = ()
+    """Seeds of the seed tutorial's reference runs (none without `final.reference`)."""
 
     @property
     def trials(self) -> int:
         return len(self.studies) * self.trials_per_study
+
+    @property
+    def runs(self) -> int:
+        """Every run the sweep records: trials, final runs and reference runs."""
+        return self.trials + len(self.final_runs) + len(self.reference_seeds)
 
     def finals_of(self, study: Study) -> list[FinalRun]:
         return [run for run in self.final_runs if run.study == study]
@@ -200,7 +210,8 @@ def plan(definition: SweepDefinition) -> Plan:
         for unroll in grid.unroll
         for seed in range(definition.final.seeds)
     )
-    return Plan(studies, definition.search.trials, finals)
+    references = tuple(range(definition.final.seeds)) if definition.final.reference else ()
+    return Plan(studies, definition.search.trials, finals, references)
 
 
 def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unroll: bool, learning_rate: float, seed: int) -> Config:
@@ -209,6 +220,21 @@ def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unr
         data=definition.data,
         model=ModelConfig(cell=cell, hidden_units=hidden_units, unroll=unroll),
         train=dataclasses.replace(definition.train, learning_rate=learning_rate, seed=seed),
+        tracking=TrackingConfig(experiment=definition.sweep.name),
+    )
+
+
+SEED_MODEL = ModelConfig(cell="simple_rnn", hidden_units=50, unroll=True)
+SEED_TRAIN = TrainConfig(batch_size=50, steps=5000, eval_every_steps=500, learning_rate=1e-3)
+"""The seed tutorial, as pinned in experiments/seed_simple_rnn.yaml (a test keeps them equal)."""
+
+
+def reference_config(definition: SweepDefinition, seed: int) -> Config:
+    """The seed tutorial's run on the sweep's data, with one of the final seeds."""
+    return Config(
+        data=definition.data,
+        model=SEED_MODEL,
+        train=dataclasses.replace(SEED_TRAIN, seed=seed),
         tracking=TrackingConfig(experiment=definition.sweep.name),
     )
 

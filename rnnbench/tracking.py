@@ -164,9 +164,14 @@ def end_run(client: MlflowClient, run_id: str, status: str, failure: str | None 
     client.set_terminated(run_id, status=RunStatus.to_string(getattr(RunStatus, status)))
 
 
-def start_parent_run(client: MlflowClient, experiment: str, name: str, stage: str, params: dict, tags: dict) -> str:
-    """A run that groups others (a sweep's study): the children name it in `mlflow.parentRunId`."""
-    run = client.create_run(experiment_id(client, experiment), run_name=name, tags={names.STAGE: stage, **_provenance(), **tags})
+def start_parent_run(
+    client: MlflowClient, experiment: str, name: str, stage: str, params: dict, tags: dict, parent_run_id: str | None = None
+) -> str:
+    """A run that groups others (a sweep, a study): the children name it in `mlflow.parentRunId`."""
+    tags = {names.STAGE: stage, **_provenance(), **tags}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id(client, experiment), run_name=name, tags=tags)
     client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
     return run.info.run_id
 

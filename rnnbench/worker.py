@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from rnnbench import names, studies, tracking
 from rnnbench.config import Config
-from rnnbench.sweep_config import Plan, Study, SweepDefinition, plan, run_config
+from rnnbench.sweep_config import Plan, Study, SweepDefinition, plan, reference_config, run_config
 
 POLL_SECONDS = 1.0
 """How often an idle worker looks for new work (final runs appear when a study finishes)."""
@@ -37,10 +37,13 @@ PRUNERS = {
 def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | None) -> Config:
     """The one place an Optuna trial becomes a run configuration.
 
-    A search trial (`study` given) gets its learning rate from the sampler; a final run has every
-    parameter fixed when it was enqueued, and the same calls return those values.
+    A search trial (`study` given) gets its learning rate from the sampler; a final run, or a
+    reference run of the seed tutorial, has every parameter fixed when it was enqueued, and the
+    same calls return those values.
     """
     search, grid = definition.search, definition.grid
+    if study is None and trial.suggest_categorical("reference", (False, True)):
+        return reference_config(definition, seed=trial.suggest_int("seed", 0, definition.final.seeds - 1))
     learning_rate = trial.suggest_float("learning_rate", search.learning_rate_min, search.learning_rate_max, log=True)
     if study is not None:
         return run_config(
@@ -92,7 +95,7 @@ def work(sweep_name: str, storage_url: str | None) -> int:
 
 def sweep_complete(sweep_plan: Plan, loaded: dict[Study | None, optuna.Study]) -> bool:
     """Every planned trial has finished, and every final run due (studies with a best trial) too."""
-    finals_due = 0
+    finals_due = len(sweep_plan.reference_seeds)
     for study in sweep_plan.studies:
         trials = loaded[study].get_trials(deepcopy=False)
         if studies.count(trials).finished < sweep_plan.trials_per_study:
@@ -159,10 +162,13 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
     from rnnbench.runner import StopRun, run_experiment
 
     config = suggest(trial, definition, study)
+    reference = trial.params.get("reference", False)
+    stage = "trial" if study else "reference" if reference else "final"
     tags = {names.SWEEP: definition.sweep.name, names.TRIAL_NUMBER: str(trial.number)}
     if study is None:
         tags[names.VARIANT] = config.model.variant
-    tags[names.STUDY] = Study(config.model.cell, config.model.hidden_units).key
+    if not reference:
+        tags[names.STUDY] = Study(config.model.cell, config.model.hidden_units).key
 
     def started(run_id, _dataset):
         record["run_id"] = run_id
@@ -182,9 +188,12 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
 
     outcome = run_experiment(
         config,
-        stage="trial" if study else "final",
-        parent_run_id=trial.study.user_attrs.get(studies.MLFLOW_RUN) if study else None,
-        run_name=f"{study.key}-trial{trial.number}-lr{config.train.learning_rate:.2e}" if study else None,
+        stage=stage,
+        parent_run_id=trial.study.user_attrs.get(studies.MLFLOW_RUN),  # the study's run, or for finals the sweep's
+        run_name=(
+            f"{study.key}-trial{trial.number}-lr{config.train.learning_rate:.2e}" if study
+            else f"reference-{tracking.run_name(config)}" if reference else None
+        ),
         tags=tags,
         test=study is None,
         dataset=dataset,

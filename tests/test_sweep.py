@@ -51,9 +51,15 @@ def assert_complete(folder):
     everything = [run for runs in by_stage.values() for run in runs]
     assert [run.info.run_name for run in everything if run.info.status == "RUNNING"] == []
 
+    [sweep_run] = by_stage["sweep"]  # one run of the sweep, holding the others
+    assert sweep_run.info.status == "FINISHED"
+    assert sweep_run.data.params["grid.cells"] == ",".join(DEFINITION.grid.cells)
     parents = {run.info.run_id: run for run in by_stage["study"]}
     assert len(parents) == len(PLAN.studies)
     assert all(run.info.status == "FINISHED" for run in parents.values())
+    nested = by_stage["study"] + by_stage["final"] + by_stage["reference"]
+    assert {run.data.tags["mlflow.parentRunId"] for run in nested} == {sweep_run.info.run_id}
+    assert len(by_stage["reference"]) == len(PLAN.reference_seeds)
     retried = ("worker_died", "interrupted")  # their trials were re-enqueued: the retry is the planned run
     trials = [run for run in by_stage["trial"] if run.data.tags.get(names.FAILURE) not in retried]
     assert len(trials) == PLAN.trials
@@ -154,7 +160,8 @@ def wait_for_a_running_run(folder, process, finished_before: int = 2, timeout: f
         assert process.poll() is None, process.communicate()
         experiment = client.get_experiment_by_name(DEFINITION.sweep.name)
         if experiment:
-            runs = client.search_runs([experiment.experiment_id], "tags.`rnnbench.stage` != 'study'")
+            runs = client.search_runs([experiment.experiment_id])
+            runs = [run for run in runs if run.data.tags[names.STAGE] not in ("sweep", "study")]  # the units of work
             done = [run for run in runs if run.info.status != "RUNNING"]
             running = [run for run in runs if run.info.status == "RUNNING"]
             if len(done) >= finished_before and running:
@@ -197,7 +204,11 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
         run = by_id[run.info.run_id]
         assert run.info.status == "FINISHED" or run.data.tags[names.FAILURE] in ("interrupted", "pruned")
     assert all(run.info.status == "KILLED" for run in by_stage["study"] if run.info.status != "FINISHED")
-    done_before = {run.info.run_id for run in everything if run.info.status == "FINISHED" and run.data.tags[names.STAGE] != "study"}
+    assert [run.info.status for run in by_stage["sweep"]] == ["KILLED"]
+    done_before = {
+        run.info.run_id for run in everything
+        if run.info.status == "FINISHED" and run.data.tags[names.STAGE] not in ("sweep", "study")
+    }
 
     result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import EXPERIMENTS, rnnbench
 
+from rnnbench.config import load_config
 from rnnbench.errors import ConfigError
-from rnnbench.sweep_config import SweepDefinition, load_sweep, plan
+from rnnbench.sweep_config import SweepDefinition, load_sweep, plan, reference_config
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("sweep*.yaml")), ids=lambda path: path.name)
@@ -25,6 +26,16 @@ def test_default_sweep_is_the_documented_grid():
     assert len(sweep_plan.studies) == 9
     assert sweep_plan.trials == 9 * definition.search.trials
     assert len(sweep_plan.final_runs) == 9 * 2 * definition.final.seeds
+    assert sweep_plan.reference_seeds == tuple(range(definition.final.seeds))
+    assert sweep_plan.runs == sweep_plan.trials + len(sweep_plan.final_runs) + definition.final.seeds
+
+
+def test_the_reference_run_is_the_seed_tutorial_on_the_sweeps_data():
+    definition = load_sweep(EXPERIMENTS / "sweep.yaml", ["data.source=fashion_mnist"])
+    reference = reference_config(definition, seed=1)
+    seed = load_config(EXPERIMENTS / "seed_simple_rnn.yaml", ["train.seed=1", "data.source=fashion_mnist"])
+    assert (reference.model, reference.train, reference.data) == (seed.model, seed.train, seed.data)
+    assert reference.tracking.experiment == definition.sweep.name
 
 
 def test_tiny_sweep_is_the_toy_scale_shape():

@@ -1,0 +1,280 @@
+"""The report's figures, drawn with seaborn from the tidy tables of `rnnbench.report.tables`.
+
+    rnnbench report --experiment rnnbench-sweep      # draws all six into reports/<experiment>/figures/
+
+Each function returns a `Figure`: its files, title and the sentence that says what to read from
+it, or, when the experiment lacks what it needs, `missing`: what is absent and how to get it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from rnnbench import names
+
+CELL_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+PALETTE = dict(zip(CELL_NAMES.values(), sns.color_palette("colorblind", 3)))
+UNROLL_NAMES = {False: "looped", True: "unrolled"}
+STATES = {"COMPLETE": ("#1f77b4", "o"), "PRUNED": ("#999999", "v"), "FAIL": ("#d62728", "X"), "RUNNING": ("#ff7f0e", "s")}
+BAND = ("ci", 95)
+"""Seaborn's 95% bootstrap confidence interval of the mean across seeds."""
+
+
+@dataclasses.dataclass
+class Figure:
+    key: str
+    title: str
+    caption: str = ""
+    paths: list[Path] = dataclasses.field(default_factory=list)
+    missing: str | None = None
+
+
+def labelled(runs: pd.DataFrame) -> pd.DataFrame:
+    """Adds the display columns the figures group and colour by."""
+    return runs.assign(
+        cell_name=runs.cell.map(CELL_NAMES), unroll_name=runs.unroll.map(UNROLL_NAMES),
+        model=runs.cell.map(CELL_NAMES) + "-" + runs.hidden_units.astype(str),
+    )
+
+
+def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) -> Figure:
+    figure = Figure("curves", "Validation accuracy during training")
+    points = curves[curves.metric == names.VAL_ACCURACY].merge(labelled(compared), on="run_id")
+    if points.empty:
+        figure.missing = "no finished final run (or single run) with a validation curve yet"
+        return figure
+    seeds = int(compared.groupby("group").size().max())
+    by_cell = compared.group.nunique() == compared.groupby(["cell", "hidden_units", "unroll"]).ngroups
+    grid = sns.relplot(
+        points, kind="line", x="step", y="value", col="hidden_units", style="unroll_name",
+        hue="cell_name" if by_cell else "group", palette=PALETTE if by_cell else None,
+        errorbar=BAND if seeds > 1 else None, n_boot=1000, seed=0, height=3.6, aspect=1.05,
+        style_order=["looped", "unrolled"], facet_kws={"sharey": True},
+    )
+    grid.set_axis_labels("optimizer step", "validation accuracy (fraction correct)")
+    grid.set_titles("{col_name} hidden units")
+    _legend_titles(grid.legend, {"cell_name": "cell", "unroll_name": "unroll", "group": "runs"})
+    band = f"bands: 95% bootstrap confidence interval of the mean over {seeds} seeds" if seeds > 1 else "one seed each: no band"
+    figure.caption = (
+        f"Mean validation accuracy of each variant at every evaluation, one panel per hidden size ({band}). "
+        "Read which cell learns fastest and ends highest at each size; solid (looped) and dashed (unrolled) lines of a "
+        "colour compute the same function and should overlap within the band."
+    )
+    return _save(figure, grid, folder)
+
+
+def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Path) -> Figure:
+    figure = Figure("size", "Test accuracy against hidden size")
+    if compared.empty:
+        figure.missing = "no finished final run (or single run) with a test accuracy yet"
+        return figure
+    runs = labelled(compared)
+    grid = sns.catplot(
+        runs, kind="point", x="hidden_units", y="test_accuracy", hue="cell_name", col="unroll_name",
+        col_order=[name for name in UNROLL_NAMES.values() if name in set(runs.unroll_name)],
+        palette=PALETTE, errorbar=BAND, n_boot=1000, seed=0, dodge=0.3, capsize=0.08, height=3.8, aspect=1.15,
+    )
+    grid.set_axis_labels("hidden units", "test accuracy (fraction correct)")
+    grid.set_titles("{col_name}")
+    _legend_titles(grid.legend, {"cell_name": "cell"})
+    seed_note = "no reference: the experiment has no finished run of the seed tutorial (`make run` records one)"
+    if not reference.empty:
+        mean = reference.test_accuracy.mean()
+        for axis in grid.axes.flat:
+            axis.axhline(mean, color="black", linestyle=":", linewidth=1.4)
+            if len(reference) > 1:
+                axis.axhspan(reference.test_accuracy.min(), reference.test_accuracy.max(), color="black", alpha=0.07)
+            axis.annotate(
+                f"seed tutorial (SimpleRNN-50, 5,000 steps): {mean:.1%}", (0.02, mean), xycoords=("axes fraction", "data"),
+                xytext=(0, 4), textcoords="offset points", fontsize=8.5,
+            )
+        spread = ", grey: its range" if len(reference) > 1 else ""
+        seed_note = f"dotted: the seed tutorial's SimpleRNN-50, mean of {len(reference)} run(s){spread}"
+    seeds = int(compared.groupby("group").size().max())
+    figure.caption = (
+        f"Mean test accuracy per cell and size, with 95% bootstrap intervals over {seeds} seed(s); {seed_note}. "
+        "Read how much each cell gains from more units, and which beat the seed tutorial."
+    )
+    return _save(figure, grid, folder)
+
+
+def learning_rate_landscape(trials: pd.DataFrame, studies: pd.DataFrame, folder: Path) -> Figure:
+    figure = Figure("landscape", "The learning-rate landscape of each study")
+    if trials.empty:
+        figure.missing = "no search trials in this experiment: it is not a sweep, or its search has not started"
+        return figure
+    trials = trials.assign(state=trials.trial_state.fillna(trials.status.map({"RUNNING": "RUNNING"})).fillna("FAIL"))
+    order = sorted(trials.study.dropna().unique(), key=lambda key: (key.split("-h")[0], int(key.split("-h")[1])))
+    scored = trials.dropna(subset=["best_val_accuracy"])
+    grid = sns.relplot(
+        scored, kind="scatter", x="learning_rate", y="best_val_accuracy", col="study", col_order=order,
+        col_wrap=min(3, len(order)), hue="state", style="state", hue_order=list(STATES), style_order=list(STATES),
+        palette={state: color for state, (color, _) in STATES.items()},
+        markers={state: marker for state, (_, marker) in STATES.items()}, s=70, height=2.9, aspect=1.25,
+        facet_kws={"sharex": True, "sharey": True},
+    )
+    chosen = studies.set_index("study").best_learning_rate if not studies.empty else pd.Series(dtype=float)
+    for study, axis in zip(order, grid.axes.flat):
+        axis.set_xscale("log")
+        if pd.notna(chosen.get(study, np.nan)):
+            axis.axvline(chosen[study], color="black", linestyle="--", linewidth=1)
+            axis.annotate(f"chosen {chosen[study]:.1e}", (chosen[study], 0.97), xycoords=("data", "axes fraction"),
+                          xytext=(-3, 0), textcoords="offset points", fontsize=8, rotation=90, ha="right", va="top")
+        unscored = trials[(trials.study == study) & trials.best_val_accuracy.isna()]
+        if len(unscored):  # drawn at the bottom of the panel: no score to place them by
+            axis.plot(unscored.learning_rate, np.full(len(unscored), 0.03), "X", color=STATES["FAIL"][0],
+                      markersize=9, transform=axis.get_xaxis_transform())
+    grid.set_axis_labels("learning rate (log scale)", "best validation accuracy")
+    grid.set_titles("{col_name}")
+    _legend_titles(grid.legend, {"state": "trial"})
+    figure.caption = (
+        "Each trial's best validation accuracy against its learning rate; grey triangles were stopped early by the "
+        "pruner (their best before stopping), red crosses at the bottom failed before any evaluation, and the dashed "
+        "line is the learning rate the final runs use. Read how sharp the optimum is and whether the search range "
+        "brackets it."
+    )
+    return _save(figure, grid, folder)
+
+
+def speed(compared: pd.DataFrame, folder: Path) -> Figure:
+    figure = Figure("speed", "What unrolling costs and buys")
+    if compared.empty:
+        figure.missing = "no finished final run (or single run) with speed measurements yet"
+        return figure
+    runs = labelled(compared).sort_values(["cell", "hidden_units"])
+    plot, axes = plt.subplots(1, 3, figsize=(13, 0.42 * runs.model.nunique() + 1.9), sharey=True)
+    common = dict(y="model", hue="unroll_name", hue_order=["looped", "unrolled"], orient="h", errorbar="sd")
+    sns.barplot(runs, x="train_samples_per_s", ax=axes[0], **common)
+    sns.barplot(runs, x="compile_s", ax=axes[1], legend=False, **common)
+    axes[0].set(xlabel="training samples per second (steady state)", ylabel="")
+    axes[1].set(xlabel="compile and warm-up time (s)", ylabel="")
+    axes[0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="lower right")
+    pairs = runs.pivot_table(index=["model", "seed"], columns="unroll", values="test_accuracy").dropna()
+    if {True, False} <= set(pairs.columns):
+        differences = ((pairs[True] - pairs[False]) * 100).rename("difference").reset_index()
+        sns.pointplot(differences, x="difference", y="model", order=list(dict.fromkeys(runs.model)), errorbar=BAND,
+                      n_boot=1000, seed=0, linestyle="none", color="black", capsize=0.2, ax=axes[2])
+        axes[2].axvline(0, color="grey", linewidth=1)
+        axes[2].set(xlabel="test accuracy, unrolled minus looped (percentage points)", ylabel="")
+        accuracy_note = "right: the accuracy difference between the two at the same seed, with its 95% interval"
+    else:
+        axes[2].set_axis_off()
+        accuracy_note = "right panel empty: only one unroll setting was trained"
+    figure.caption = (
+        "Speed of each variant as measured in its runs (mean, bars: sd over seeds; runs sharing the machine with other "
+        f"workers, so compare variants with each other); {accuracy_note}. Read what unrolling saves per step, what it "
+        "costs in compilation, and that accuracy does not depend on it (the difference should straddle 0)."
+    )
+    return _save(figure, plot, folder)
+
+
+def pareto(board: pd.DataFrame, folder: Path) -> Figure:
+    figure = Figure("pareto", "Accuracy against cost: the Pareto front")
+    if board.empty or board.test_accuracy.isna().all():
+        figure.missing = "no finished final run (or single run) with a test accuracy yet"
+        return figure
+    board = labelled(board)
+    plot, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    for axis, cost, label in ((axes[0], "training_s", "training time per run (s, log scale)"),
+                              (axes[1], "parameters", "parameters (log scale)")):
+        others = board[~board.is_reference]
+        sns.scatterplot(others, x=cost, y="test_accuracy", hue="cell_name", style="unroll_name", palette=PALETTE,
+                        style_order=["looped", "unrolled"], s=80, ax=axis, legend=axis is axes[0])
+        axis.scatter(board.loc[board.is_reference, cost], board.loc[board.is_reference, "test_accuracy"],
+                     marker="*", s=220, color="black", label="seed tutorial")
+        front = _front(board, cost)
+        axis.step(front[cost], front.test_accuracy, where="post", color="black", alpha=0.5, linewidth=1)
+        for _, row in front.iterrows():
+            name = "seed tutorial" if row.is_reference else row.group
+            axis.annotate(name, (row[cost], row.test_accuracy), xytext=(5, -11), textcoords="offset points", fontsize=8)
+        axis.set(xscale="log", xlabel=label, ylabel="test accuracy (mean over seeds)")
+        _log_axis(axis)
+    _legend_titles(axes[0].get_legend(), {"cell_name": "cell", "unroll_name": "unroll"})
+    figure.caption = (
+        "Each variant's mean test accuracy against what it costs; the line joins the Pareto front, the variants "
+        "no other beats on both accuracy and cost, and only those are labelled. Read the cheapest way to a given accuracy."
+    )
+    return _save(figure, plot, folder)
+
+
+def best_model(board: pd.DataFrame, compared: pd.DataFrame, folder: Path) -> Figure:
+    """The digit grid and confusion matrix that the best final run saved, fetched from its artifacts."""
+    import mlflow
+
+    figure = Figure("best_model", "The data, and where the best model errs")
+    contenders = board[~board.is_reference] if not board.empty else board
+    if contenders.empty:
+        figure.missing = "no finished final run (or single run) yet"
+        return figure
+    winner = contenders.iloc[0]
+    runs = compared[compared.group == winner.group].sort_values("test_accuracy", ascending=False)
+    run = runs.iloc[0]
+    for artifact in ("digits.png", "confusion_matrix.png"):
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(run_id=run.run_id, artifact_path=artifact, dst_path=str(folder)))
+        except Exception as error:  # MLflow raises several types for an artifact that is not there
+            figure.missing = f"run {run.run_name} has no {artifact} ({type(error).__name__})"
+            return figure
+        figure.paths.append(local.rename(folder / f"best_model_{artifact}"))
+    figure.caption = (
+        f"Left: the first ten training images with their labels, each read by the network one row (time step) at a time. "
+        f"Right: test-split predictions of the best model, {run.run_name} (seed {run.seed}, test accuracy "
+        f"{run.test_accuracy:.2%}). Read which digits it confuses: off-diagonal cells."
+    )
+    return figure
+
+
+def _front(board: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Rows not dominated: none is both cheaper (or equal) and more accurate."""
+    ordered = board.dropna(subset=[cost, "test_accuracy"]).sort_values([cost, "test_accuracy"], ascending=[True, False])
+    best = -np.inf
+    keep = []
+    for index, row in ordered.iterrows():
+        if row.test_accuracy > best:
+            keep.append(index)
+            best = row.test_accuracy
+    return ordered.loc[keep]
+
+
+def _legend_titles(legend, titles: dict[str, str]) -> None:
+    """Seaborn labels legend sections with column names; these are for people."""
+    if legend is None:
+        return
+    legend.set_title(titles.get(legend.get_title().get_text(), legend.get_title().get_text()))
+    for text in legend.texts:
+        text.set_text(titles.get(text.get_text(), text.get_text()))
+
+
+def _log_axis(axis, which: str = "x") -> None:
+    """A log axis labelled 1, 2, 5, 10, 20, ... in plain numbers rather than powers of ten."""
+    target = axis.xaxis if which == "x" else axis.yaxis
+    target.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
+    target.set_minor_formatter(ticker.NullFormatter())
+
+
+def _save(figure: Figure, plot, folder: Path) -> Figure:
+    """Saves a matplotlib figure or a seaborn grid (whose own layout keeps its legend outside the panels)."""
+    if isinstance(plot, sns.FacetGrid):
+        plot.figure.suptitle(figure.title, fontsize=13)
+        plot.tight_layout()
+        plot = plot.figure
+    else:
+        plot.suptitle(figure.title, fontsize=13)
+        plot.tight_layout()
+    path = folder / f"{figure.key}.png"
+    plot.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(plot)
+    figure.paths.append(path)
+    return figure

@@ -1,0 +1,237 @@
+"""The report's data: what an experiment recorded, read through MLflow's search API into tidy tables.
+
+    python -c "from rnnbench.report.tables import read; print(read('rnnbench-sweep').runs)"
+
+`runs` has one row per MLflow run (typed params, final metrics, tags, stage); `curves` one row per
+(run, metric, step). Everything else in the report (leaderboard, study summary, figures) is
+computed from these two tables, which are saved beside the report as CSV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from rnnbench import names, tracking
+from rnnbench.errors import UserError
+from rnnbench.sweep_config import SEED_MODEL, SEED_TRAIN
+
+CURVES = (names.VAL_ACCURACY, names.VAL_LOSS, names.TRAIN_ACCURACY, names.TRAIN_LOSS)
+"""The per-evaluation metrics whose whole history is read (the others are final values)."""
+
+COLUMNS = {
+    "run_name": ("tags.mlflow.runName", str),
+    "stage": (f"tags.{names.STAGE}", str),
+    "sweep": (f"tags.{names.SWEEP}", str),
+    "study": (f"tags.{names.STUDY}", str),
+    "variant": (f"tags.{names.VARIANT}", str),
+    "cell": ("params.model.cell", str),
+    "hidden_units": ("params.model.hidden_units", "Int64"),
+    "unroll": ("params.model.unroll", "boolean"),
+    "learning_rate": ("params.train.learning_rate", float),
+    "seed": ("params.train.seed", "Int64"),
+    "steps": ("params.train.steps", "Int64"),
+    "batch_size": ("params.train.batch_size", "Int64"),
+    "data_source": ("params.data.source", str),
+    "trial_number": (f"tags.{names.TRIAL_NUMBER}", "Int64"),
+    "trial_state": (f"tags.{names.TRIAL_STATE}", str),
+    "failure": (f"tags.{names.FAILURE}", str),
+    "failure_reason": (f"tags.{names.FAILURE_REASON}", str),
+    "parent_run_id": ("tags.mlflow.parentRunId", str),
+    "test_accuracy": (f"metrics.{names.TEST_ACCURACY}", float),
+    "test_loss": (f"metrics.{names.TEST_LOSS}", float),
+    "last_val_accuracy": (f"metrics.{names.VAL_ACCURACY}", float),
+    "parameters": (f"metrics.{names.PARAMETERS}", "Int64"),
+    "train_samples_per_s": (f"metrics.{names.TRAIN_SAMPLES_PER_S}", float),
+    "eval_samples_per_s": (f"metrics.{names.EVAL_SAMPLES_PER_S}", float),
+    "compile_s": (f"metrics.{names.COMPILE_S}", float),
+    "training_s": (f"metrics.{names.WALL_S}", float),
+    "best_learning_rate": (f"metrics.{names.BEST_LEARNING_RATE}", float),
+    "study_best_val_accuracy": (f"metrics.{names.BEST_VAL_ACCURACY}", float),
+    "data_splits": (f"tags.{names.DATA_SPLITS}", str),
+    "git_commit": (f"tags.{names.GIT_COMMIT}", str),
+    "git_dirty": (f"tags.{names.GIT_DIRTY}", str),
+    "tensorflow_version": (f"tags.{names.TENSORFLOW_VERSION}", str),
+    "keras_version": (f"tags.{names.KERAS_VERSION}", str),
+    "python_version": (f"tags.{names.PYTHON_VERSION}", str),
+    "cpu": (f"tags.{names.CPU}", str),
+    "gpu": (f"tags.{names.GPU}", str),
+}
+"""Tidy name -> (MLflow column, type). MLflow's other params and metrics follow under their own names."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    experiment: str
+    experiment_id: str
+    runs: pd.DataFrame
+    """One row per run: run_id, status, start_time, end_time, the COLUMNS, best_val_accuracy, then the rest."""
+    curves: pd.DataFrame
+    """One row per point: run_id, metric, step, value."""
+
+    @property
+    def sweep_run(self) -> pd.Series | None:
+        """The sweep's own run (settings, plan, status); None for an experiment of single runs."""
+        sweeps = self.runs[self.runs.stage == "sweep"]
+        return None if sweeps.empty else sweeps.sort_values("start_time").iloc[-1]
+
+    def stage(self, stage: str) -> pd.DataFrame:
+        return self.runs[self.runs.stage == stage]
+
+
+def latest_sweep_experiment() -> str:
+    """The experiment of the most recently started sweep, else of the most recent run; UserError if none."""
+    tracking.open_store()
+    for filter_string in (f"tags.`{names.STAGE}` = 'sweep'", ""):
+        latest = mlflow.search_runs(
+            search_all_experiments=True, filter_string=filter_string, order_by=["attributes.start_time DESC"],
+            max_results=1, output_format="list",
+        )
+        if latest:
+            return mlflow.get_experiment(latest[0].info.experiment_id).name
+    raise UserError(
+        f"the tracking store {tracking.tracking_uri()} has no runs yet; `make sweep` or `make run` records some"
+    )
+
+
+def read(experiment: str) -> Recorded:
+    """Every run of `experiment` and the curves of those that trained.
+
+    Raises:
+        UserError: no such experiment (the message lists the ones that exist).
+    """
+    client = tracking.open_store()
+    found = client.get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage == "deleted":
+        existing = [
+            f"'{e.name}'" for e in client.search_experiments() if e.name != "Default" or client.search_runs([e.experiment_id], max_results=1)
+        ]
+        listing = ", ".join(existing) if existing else "none yet (`make sweep` or `make run` records some)"
+        raise UserError(f"no experiment '{experiment}' in {tracking.tracking_uri()}; experiments there: {listing}")
+    raw = mlflow.search_runs(experiment_ids=[found.experiment_id], max_results=50_000)
+    runs = _tidy(raw)
+    curves = _curves(client, runs)
+    best = curves[curves.metric == names.VAL_ACCURACY].groupby("run_id").value.max()
+    runs.insert(runs.columns.get_loc("last_val_accuracy") + 1, "best_val_accuracy", runs.run_id.map(best))
+    return Recorded(experiment, found.experiment_id, runs, curves)
+
+
+def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
+    runs = raw[["run_id", "status", "start_time", "end_time"]].copy()
+    for name, (column, kind) in COLUMNS.items():
+        values = raw[column] if column in raw else pd.Series(np.nan, index=raw.index)
+        if kind is str:
+            runs[name] = values.astype("string")
+        elif kind == "boolean":
+            runs[name] = values.map({"True": True, "False": False}).astype("boolean")
+        else:
+            runs[name] = pd.to_numeric(values, errors="coerce").astype(kind)
+    used = {column for column, _ in COLUMNS.values()}
+    rest = [column for column in raw.columns if column.startswith(("params.", "metrics.")) and column not in used]
+    runs = pd.concat([runs, raw[sorted(rest)]], axis=1)
+    return runs.sort_values("start_time", ignore_index=True)
+
+
+def _curves(client, runs: pd.DataFrame) -> pd.DataFrame:
+    rows = [
+        (run_id, key, point.step, point.value)
+        for run_id in runs.run_id[~runs.stage.isin(["sweep", "study"])]
+        for key in CURVES
+        for point in client.get_metric_history(run_id, key)
+    ]
+    curves = pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
+    return curves.sort_values(["run_id", "metric", "step"], ignore_index=True)
+
+
+def compared_runs(recorded: Recorded) -> pd.DataFrame:
+    """The runs the report compares, with a `group` column: runs that differ only by seed share it.
+
+    A sweep's final runs (grouped by variant); in an experiment without them, its single runs, with
+    whatever else varies within a variant (e.g. the learning rate) added to the group's name.
+    """
+    runs = recorded.stage("final")
+    if runs.empty:
+        runs = recorded.stage("run")
+    runs = runs[runs.status == "FINISHED"].copy()
+    if runs.empty:
+        runs["group"] = pd.Series(dtype="string")
+        return runs
+    settings = [c for c in runs.columns if c.startswith("params.") and c not in ("params.train.seed", "params.tracking.experiment")]
+    variant = runs.cell + "-h" + runs.hidden_units.astype(str) + runs.unroll.map({True: "-unrolled", False: "-looped"})
+    labels = variant.copy()
+    for _, members in runs.groupby(variant):
+        varying = [c for c in settings if members[c].nunique(dropna=False) > 1]
+        for index, row in members.iterrows():
+            labels[index] += "".join(f" {c.removeprefix('params.')}={row[c]}" for c in varying)
+    runs["group"] = labels.astype("string")
+    return runs
+
+
+def reference_runs(recorded: Recorded, compared: pd.DataFrame) -> pd.DataFrame:
+    """The seed tutorial's finished runs on the compared runs' data: the sweep's reference runs, or
+    single runs with the seed's settings."""
+    runs = recorded.stage("reference")
+    if runs.empty:
+        runs = recorded.stage("run")
+        seed = (
+            (runs.cell == SEED_MODEL.cell) & (runs.hidden_units == SEED_MODEL.hidden_units) & (runs.unroll == SEED_MODEL.unroll)
+            & (runs.learning_rate == SEED_TRAIN.learning_rate) & (runs.steps == SEED_TRAIN.steps)
+            & (runs.batch_size == SEED_TRAIN.batch_size)
+        )
+        runs = runs[seed.fillna(False)]
+    if not compared.empty:
+        runs = runs[runs.data_source.isin(compared.data_source.unique())]
+    return runs[runs.status == "FINISHED"]
+
+
+def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """One row per group (variant), best first: test accuracy mean, sd and seeds, speed, size, runs."""
+    rows = pd.concat([compared, reference.assign(group="reference: the seed tutorial")])
+    if rows.empty:
+        return pd.DataFrame()
+    board = (
+        rows.groupby("group", sort=False)
+        .agg(
+            cell=("cell", "first"), hidden_units=("hidden_units", "first"), unroll=("unroll", "first"),
+            test_accuracy=("test_accuracy", "mean"), test_accuracy_sd=("test_accuracy", "std"), seeds=("run_id", "size"),
+            learning_rate=("learning_rate", "first"), parameters=("parameters", "first"),
+            train_samples_per_s=("train_samples_per_s", "mean"), compile_s=("compile_s", "mean"),
+            training_s=("training_s", "mean"), steps=("steps", "first"),
+            run_ids=("run_id", list), seeds_of_runs=("seed", list),
+        )
+        .sort_values("test_accuracy", ascending=False)
+        .reset_index()
+    )
+    board.insert(0, "rank", range(1, len(board) + 1))
+    board["is_reference"] = board.group == "reference: the seed tutorial"
+    best = board.loc[~board.is_reference, "test_accuracy"].max()
+    board["behind_best"] = best - board.test_accuracy
+    reference_accuracy = board.loc[board.is_reference, "test_accuracy"]
+    board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
+    return board
+
+
+def study_summary(recorded: Recorded) -> pd.DataFrame:
+    """One row per study: its run's state and outcome, and its trials counted from their runs."""
+    studies = recorded.stage("study")
+    if studies.empty:
+        return pd.DataFrame()
+    trials = recorded.stage("trial")
+    retried = trials.failure.isin(["worker_died", "interrupted"])  # re-enqueued: the retry is the planned trial
+    counted = trials[~retried.fillna(False)]
+    states = counted.assign(
+        state=counted.trial_state.fillna(counted.status.map({"RUNNING": "RUNNING"})).fillna("UNKNOWN")
+    )
+    counts = states.groupby(["study", "state"]).size().unstack(fill_value=0)
+    summary = studies[["study", "status", "run_id", "best_learning_rate", "study_best_val_accuracy", "params.search.trials"]]
+    summary = summary.rename(columns={"params.search.trials": "planned"}).set_index("study")
+    for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
+        summary[state.lower()] = counts[state] if state in counts else 0
+    summary = summary.fillna({"complete": 0, "pruned": 0, "fail": 0, "running": 0})
+    # The study's own score once it is closed (the best complete trial's last evaluation), else so far.
+    so_far = counted[counted.trial_state == "COMPLETE"].groupby("study").last_val_accuracy.max()
+    summary["best_val_accuracy"] = summary.pop("study_best_val_accuracy").fillna(so_far)
+    return summary.reset_index().sort_values("study", ignore_index=True)
