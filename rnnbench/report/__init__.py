@@ -1,0 +1,1 @@
+"""The HTML report: `rnnbench report` (see `rnnbench.report.page`)."""
