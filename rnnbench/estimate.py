@@ -113,7 +113,8 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
         speed = seed_speeds.get(key) or modelled_speed(*key, SEED_TRAIN.batch_size)
         reference = run_seconds(speed, SEED_TRAIN, valid_images) * len(sweep_plan.reference_seeds)
         final_total += reference
-        lines.append(f"{'reference':<16}{'':>14}{reference:>10.0f} s  the seed tutorial x {len(sweep_plan.reference_seeds)} seeds")
+        seeds = len(sweep_plan.reference_seeds)
+        lines.append(f"{'reference':<16}{'':>14}{reference:>10.0f} s  the seed tutorial x {seeds} seeds")
     total = search_total + final_total
     lines += [
         "",

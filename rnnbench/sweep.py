@@ -6,8 +6,9 @@
 Stage 1 trials (and the seed tutorial's reference runs) are enqueued up front; when a study has
 finished all its trials, the coordinator closes its MLflow parent run with the best learning rate
 and enqueues that study's final runs as Optuna trials with fixed parameters. In MLflow, one run of
-the sweep holds its settings; the study runs (with their trials) and the final runs nest under it. The workers (`rnnbench.worker`) do the training, in their own
-processes, so this process never loads TensorFlow. Everything lives in the two stores, so a
+the sweep holds its settings; the study runs (with their trials) and the final runs nest under it.
+The workers (`rnnbench.worker`) do the training, in their own processes, so this process never
+loads TensorFlow. Everything lives in the two stores, so a
 re-run of the same command after Ctrl-C, `kill -9` or a crash does only what is missing.
 """
 

@@ -190,6 +190,10 @@ def test_a_sweep_killed_with_sigkill_resumes_and_closes_the_dead_runs(tmp_path):
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     process = start_sweep(tmp_path)
     in_progress = wait_for_a_running_run(tmp_path, process, finished_before=1)
+    page = tmp_path / "reports" / DEFINITION.sweep.name / "index.html"
+    report = rnnbench("report", cwd=tmp_path, env=environment(tmp_path))  # the report of a sweep in progress
+    assert report.returncode == 0, report.stderr
+    assert "The sweep is still running" in page.read_text()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stdout + stderr
@@ -209,6 +213,9 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
         run.info.run_id for run in everything
         if run.info.status == "FINISHED" and run.data.tags[names.STAGE] not in ("sweep", "study")
     }
+    report = rnnbench("report", cwd=tmp_path, env=environment(tmp_path))
+    assert report.returncode == 0, report.stderr
+    assert "The sweep was stopped (KILLED)" in page.read_text()
 
     result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,6 +20,7 @@ import matplotlib.ticker as ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 
 from rnnbench import names
 
@@ -83,7 +84,8 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
     grid = sns.catplot(
         runs, kind="point", x="hidden_units", y="test_accuracy", hue="cell_name", col="unroll_name",
         col_order=[name for name in UNROLL_NAMES.values() if name in set(runs.unroll_name)],
-        palette=PALETTE, errorbar=BAND, n_boot=1000, seed=0, dodge=0.3, capsize=0.08, height=3.8, aspect=1.15,
+        palette=PALETTE, errorbar=BAND, n_boot=1000, seed=0, capsize=0.08, height=3.8, aspect=1.15,
+        dodge=0.3 if runs.cell.nunique() > 1 else False,  # seaborn divides by (cells - 1)
     )
     grid.set_axis_labels("hidden units", "test accuracy (fraction correct)")
     grid.set_titles("{col_name}")
@@ -116,28 +118,35 @@ def learning_rate_landscape(trials: pd.DataFrame, studies: pd.DataFrame, folder:
         return figure
     trials = trials.assign(state=trials.trial_state.fillna(trials.status.map({"RUNNING": "RUNNING"})).fillna("FAIL"))
     order = sorted(trials.study.dropna().unique(), key=lambda key: (key.split("-h")[0], int(key.split("-h")[1])))
-    scored = trials.dropna(subset=["best_val_accuracy"])
-    grid = sns.relplot(
-        scored, kind="scatter", x="learning_rate", y="best_val_accuracy", col="study", col_order=order,
-        col_wrap=min(3, len(order)), hue="state", style="state", hue_order=list(STATES), style_order=list(STATES),
-        palette={state: color for state, (color, _) in STATES.items()},
-        markers={state: marker for state, (_, marker) in STATES.items()}, s=70, height=2.9, aspect=1.25,
-        facet_kws={"sharex": True, "sharey": True},
-    )
+    grid = sns.FacetGrid(trials, col="study", col_order=order, col_wrap=min(3, len(order)), height=2.9, aspect=1.25)
     chosen = studies.set_index("study").best_learning_rate if not studies.empty else pd.Series(dtype=float)
     for study, axis in zip(order, grid.axes.flat):
+        mine = trials[trials.study == study]
+        for state, (color, marker) in STATES.items():
+            scored = mine[(mine.state == state) & mine.best_val_accuracy.notna()]
+            axis.scatter(scored.learning_rate, scored.best_val_accuracy, color=color, marker=marker, s=60, zorder=3)
+        unscored = mine[mine.best_val_accuracy.isna()]
+        if len(unscored):  # drawn at the bottom of the panel: no score to place them by
+            axis.plot(unscored.learning_rate, np.full(len(unscored), 0.04), "X", color=STATES["FAIL"][0],
+                      markersize=9, linestyle="none", transform=axis.get_xaxis_transform())
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         if pd.notna(chosen.get(study, np.nan)):
             axis.axvline(chosen[study], color="black", linestyle="--", linewidth=1)
             axis.annotate(f"chosen {chosen[study]:.1e}", (chosen[study], 0.97), xycoords=("data", "axes fraction"),
                           xytext=(-3, 0), textcoords="offset points", fontsize=8, rotation=90, ha="right", va="top")
-        unscored = trials[(trials.study == study) & trials.best_val_accuracy.isna()]
-        if len(unscored):  # drawn at the bottom of the panel: no score to place them by
-            axis.plot(unscored.learning_rate, np.full(len(unscored), 0.03), "X", color=STATES["FAIL"][0],
-                      markersize=9, transform=axis.get_xaxis_transform())
+    if trials.best_val_accuracy.isna().all():
+        grid.set(ylim=(0, 1))
+    present = [state for state in STATES if state in set(trials.state)]
+    grid.add_legend(
+        legend_data={
+            state.lower(): Line2D([], [], color=STATES[state][0], marker=STATES[state][1], linestyle="none", markersize=8)
+            for state in present
+        },
+        title="trial",
+    )
     grid.set_axis_labels("learning rate (log scale)", "best validation accuracy")
     grid.set_titles("{col_name}")
-    _legend_titles(grid.legend, {"state": "trial"})
     figure.caption = (
         "Each trial's best validation accuracy against its learning rate; grey triangles were stopped early by the "
         "pruner (their best before stopping), red crosses at the bottom failed before any evaluation, and the dashed "

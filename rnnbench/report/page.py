@@ -17,8 +17,6 @@ import datetime
 import importlib.metadata
 import re
 import shutil
-import sys
-import traceback
 from pathlib import Path
 
 import jinja2
@@ -102,10 +100,9 @@ def _draw(function, *arguments) -> figures.Figure:
     """One figure; a figure that cannot be drawn becomes a note on the page, not a failed report."""
     try:
         return function(*arguments)
-    except Exception as error:
-        traceback.print_exc(file=sys.stderr)
+    except Exception as error:  # the CLI prints the reason, the page shows it; the other figures still appear
         name = function.__name__.replace("_", " ")
-        return figures.Figure(function.__name__, name, missing=f"could not be drawn: {type(error).__name__}: {error}")
+        return figures.Figure(function.__name__, name, missing=f"an error in drawing it: {type(error).__name__}: {error}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +131,8 @@ def headline(board: pd.DataFrame) -> str | None:
     parts = [f"Best: {best.group}, test accuracy {percent(best.test_accuracy)}{_spread(best)}"]
     if len(contenders) > 1:
         second = contenders.iloc[1]
-        parts.append(f"{points(best.test_accuracy - second.test_accuracy)} ahead of {second.group} ({percent(second.test_accuracy)})")
+        margin = points(best.test_accuracy - second.test_accuracy)
+        parts.append(f"{margin} ahead of {second.group} ({percent(second.test_accuracy)})")
     reference = board[board.is_reference]
     if not reference.empty:
         seed = reference.iloc[0]
@@ -142,7 +140,8 @@ def headline(board: pd.DataFrame) -> str | None:
     speed = f"It trains at {best.train_samples_per_s:,.0f} samples/s"
     fastest = contenders.sort_values("train_samples_per_s", ascending=False).iloc[0]
     if fastest.group != best.group:
-        speed += f", {fastest.train_samples_per_s / best.train_samples_per_s:.1f}x slower than the fastest variant, {fastest.group}"
+        ratio = fastest.train_samples_per_s / best.train_samples_per_s
+        speed += f", {ratio:.1f}x slower than the fastest variant, {fastest.group}"
     return "; ".join(parts) + f". {speed} (a run of {best.steps:,} steps took {best.training_s:.0f} s)."
 
 

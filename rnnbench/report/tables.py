@@ -107,7 +107,8 @@ def read(experiment: str) -> Recorded:
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
         existing = [
-            f"'{e.name}'" for e in client.search_experiments() if e.name != "Default" or client.search_runs([e.experiment_id], max_results=1)
+            f"'{found.name}'" for found in client.search_experiments()
+            if found.name != "Default" or client.search_runs([found.experiment_id], max_results=1)  # MLflow's, often empty
         ]
         listing = ", ".join(existing) if existing else "none yet (`make sweep` or `make run` records some)"
         raise UserError(f"no experiment '{experiment}' in {tracking.tracking_uri()}; experiments there: {listing}")
@@ -159,7 +160,8 @@ def compared_runs(recorded: Recorded) -> pd.DataFrame:
     if runs.empty:
         runs["group"] = pd.Series(dtype="string")
         return runs
-    settings = [c for c in runs.columns if c.startswith("params.") and c not in ("params.train.seed", "params.tracking.experiment")]
+    not_settings = ("params.train.seed", "params.tracking.experiment")
+    settings = [c for c in runs.columns if c.startswith("params.") and c not in not_settings]
     variant = runs.cell + "-h" + runs.hidden_units.astype(str) + runs.unroll.map({True: "-unrolled", False: "-looped"})
     labels = variant.copy()
     for _, members in runs.groupby(variant):

@@ -1,0 +1,237 @@
+"""The HTML report: from real runs recorded by the real command line into a temporary store.
+
+One workspace holds a tiny sweep (with the seed tutorial as its reference), two single runs, and
+a sweep whose every trial diverges; each test reads the pages `rnnbench report` made from them.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import shutil
+import statistics
+
+import pandas as pd
+import pytest
+from conftest import EXPERIMENTS, rnnbench
+from mlflow import MlflowClient
+
+from rnnbench import names
+from rnnbench.report import figures
+
+pytestmark = pytest.mark.slow
+
+TINY = str(EXPERIMENTS / "sweep_tiny.yaml")
+FIGURE_FILES = ["curves.png", "size.png", "landscape.png", "speed.png", "pareto.png",
+                "best_model_digits.png", "best_model_confusion_matrix.png"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """The store after `make sweep`-like commands: the tiny sweep, single runs, an all-failed sweep."""
+    folder = tmp_path_factory.mktemp("report")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
+    outputs = {}
+    commands = {
+        "sweep": ["sweep", TINY, "final.reference=true", "--report"],
+        "single0": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs"],
+        "single1": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs", "train.seed=1"],
+        "failed": ["sweep", TINY, "sweep.name=all-failed", "grid.cells=simple_rnn", "grid.unroll=false",
+                   "search.trials=2", "search.learning_rate_min=1e37", "search.learning_rate_max=1e38", "--report"],
+    }
+    for key, arguments in commands.items():
+        outputs[key] = rnnbench(*arguments, cwd=folder, env=env, timeout=900)
+        assert outputs[key].returncode == 0, outputs[key].stdout + outputs[key].stderr
+    return folder, env, MlflowClient(env["MLFLOW_TRACKING_URI"]), outputs
+
+
+def page_of(folder, experiment: str) -> str:
+    return (folder / "reports" / experiment / "index.html").read_text()
+
+
+class Page(html.parser.HTMLParser):
+    """The page's resource references, links, images, and what the figures say."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.sources, self.links, self.stylesheets, self.scripts, self.images = [], [], [], [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "src" in attrs:
+            self.sources.append(attrs["src"])
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+        if tag == "link":
+            self.stylesheets.append(attrs)
+        if tag == "script":
+            self.scripts.append(attrs)
+
+
+def test_make_sweep_ends_with_the_report_and_its_path(workspace):
+    folder, _, _, outputs = workspace
+    page = folder / "reports" / "sweep-tiny" / "index.html"
+    assert f"report: {page.resolve()}" in outputs["sweep"].stdout
+    assert "Traceback" not in outputs["sweep"].stderr
+
+
+def test_tables_have_one_row_per_run_and_the_documented_columns(workspace):
+    folder, _, client, _ = workspace
+    experiment = client.get_experiment_by_name("sweep-tiny")
+    recorded = client.search_runs([experiment.experiment_id], max_results=1000)
+    runs = pd.read_csv(folder / "reports" / "sweep-tiny" / "runs.csv")
+    assert sorted(runs.run_id) == sorted(run.info.run_id for run in recorded)
+    for column in ["run_id", "status", "stage", "variant", "cell", "hidden_units", "unroll", "learning_rate", "seed",
+                   "test_accuracy", "best_val_accuracy", "train_samples_per_s", "compile_s", "parameters", "trial_state"]:
+        assert column in runs.columns
+    assert set(runs.stage) == {"sweep", "study", "trial", "final", "reference"}
+
+    curves = pd.read_csv(folder / "reports" / "sweep-tiny" / "curves.csv")
+    assert list(curves.columns) == ["run_id", "metric", "step", "value"]
+    final = next(run for run in recorded if run.data.tags[names.STAGE] == "final")
+    points = curves[(curves.run_id == final.info.run_id) & (curves.metric == names.VAL_ACCURACY)]
+    history = client.get_metric_history(final.info.run_id, names.VAL_ACCURACY)
+    assert list(points.step) == [point.step for point in history] == [50, 100, 150, 200]
+    assert list(points.value) == pytest.approx([point.value for point in history])
+
+
+def test_every_figure_is_drawn_and_embedded(workspace):
+    folder, _, _, _ = workspace
+    report = folder / "reports" / "sweep-tiny"
+    for name in FIGURE_FILES:
+        assert (report / "figures" / name).stat().st_size > 10_000, name
+    page = page_of(folder, "sweep-tiny")
+    assert "not drawn" not in page
+    assert len(Page(page).images) == len(FIGURE_FILES)
+    for number in range(1, 7):
+        assert f"<b>Figure {number}." in page
+
+
+def test_the_page_needs_no_network(workspace):
+    folder, _, client, _ = workspace
+    parsed = Page(page_of(folder, "sweep-tiny"))
+    assert parsed.sources and all(source.startswith("data:image/png;base64,") for source in parsed.sources)
+    assert parsed.stylesheets == [] and parsed.scripts == []
+    assert "url(" not in page_of(folder, "sweep-tiny")
+    # links are for navigation only: to runs in the MLflow UI that `make ui` serves
+    experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
+    assert parsed.links and all(link.startswith(f"http://127.0.0.1:5000/#/experiments/{experiment}") for link in parsed.links)
+
+
+def test_the_headline_names_the_best_variant_and_the_margins(workspace):
+    folder, _, client, _ = workspace
+    experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
+    accuracy: dict[str, list[float]] = {}
+    reference = []
+    for run in client.search_runs([experiment], "attributes.status = 'FINISHED'", max_results=1000):
+        if run.data.tags[names.STAGE] == "final":
+            accuracy.setdefault(run.data.tags[names.VARIANT], []).append(run.data.metrics[names.TEST_ACCURACY])
+        if run.data.tags[names.STAGE] == "reference":
+            reference.append(run.data.metrics[names.TEST_ACCURACY])
+    best = max(accuracy, key=lambda variant: statistics.mean(accuracy[variant]))
+    mean = statistics.mean(accuracy[best])
+    page = page_of(folder, "sweep-tiny")
+    assert f"Best: {best}, test accuracy {mean:.2%}" in page
+    assert f"above the seed tutorial ({statistics.mean(reference):.2%})" in page
+    assert "samples/s" in page
+
+
+def test_the_report_is_an_artifact_of_the_sweeps_run(workspace):
+    _, _, client, _ = workspace
+    experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
+    [sweep] = client.search_runs([experiment], f"tags.`{names.STAGE}` = 'sweep'")
+    logged = {artifact.path for artifact in client.list_artifacts(sweep.info.run_id, "report")}
+    assert {"report/index.html", "report/runs.csv", "report/curves.csv"} <= logged
+
+
+def test_the_page_renders_in_a_real_browser(workspace, tmp_path):
+    """Debian's chromium, driven by Playwright: a screenshot, every image decoded, no console error."""
+    chromium = shutil.which("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra (make install)")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+    folder, _, _, _ = workspace
+    page_path = folder / "reports" / "sweep-tiny" / "index.html"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+        problems, requests = [], []
+        page.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(page_path.as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(image => [image.complete, image.naturalWidth])")
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        page.emulate_media(media="print")
+        page.screenshot(path=str(tmp_path / "print.png"), full_page=True)
+        browser.close()
+    assert len(images) == len(FIGURE_FILES) and all(complete and width > 0 for complete, width in images), images
+    assert problems == []
+    assert requests == [page_path.as_uri()]  # nothing fetched beyond the file itself
+    assert overflow <= 0, "the page scrolls sideways on a laptop screen"
+    assert (tmp_path / "report.png").stat().st_size > 100_000
+
+
+def test_a_store_of_single_runs_gets_a_page_that_says_what_it_lacks(workspace):
+    folder, env, _, _ = workspace
+    result = rnnbench("report", "--experiment", "single-runs", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    page = page_of(folder, "single-runs")
+    assert "holds no sweep, only 2 single run(s)" in page
+    assert "Figure 3. The learning-rate landscape of each study:</b> not drawn" in page
+    assert "Figure 1. Validation accuracy during training.</b>" in page  # the two seeds, compared
+    assert "simple_rnn-h16-unrolled" in page
+    assert "Traceback" not in result.stderr
+
+
+def test_a_study_whose_trials_all_failed_is_reported_not_fatal(workspace):
+    folder, _, _, outputs = workspace
+    page = page_of(folder, "all-failed")
+    assert "Study simple_rnn-h16: no trial completed (2 failed" in page
+    assert "Figure 3. The learning-rate landscape of each study.</b>" in page  # the failures, drawn
+    assert "Figure 1. Validation accuracy during training:</b> not drawn" in page
+    assert "2 run(s) FAILED (diverged: 2)" in page
+    assert "Traceback" not in outputs["failed"].stderr
+
+
+def test_without_a_name_the_report_is_of_the_latest_sweep(workspace):
+    folder, env, _, _ = workspace
+    result = rnnbench("report", cwd=folder, env=env)  # single runs came after the tiny sweep, the failed one last
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(str((folder / "reports" / "all-failed" / "index.html").resolve()))
+
+
+def test_an_unknown_experiment_is_one_line_listing_those_that_exist(workspace):
+    folder, env, _, _ = workspace
+    result = rnnbench("report", "--experiment", "sweep-tiyn", cwd=folder, env=env)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "no experiment 'sweep-tiyn'" in line
+    for existing in ("'sweep-tiny'", "'single-runs'", "'all-failed'"):
+        assert existing in line
+
+
+def test_an_empty_store_says_how_to_fill_it(tmp_path):
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    result = rnnbench("report", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "has no runs yet; `make sweep` or `make run`" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "costs, accuracies, front",
+    [
+        ([1, 2, 3], [0.5, 0.7, 0.9], [0, 1, 2]),  # each costlier one is better: all on the front
+        ([1, 2, 3], [0.9, 0.7, 0.8], [0]),  # the cheapest is also the best
+        ([1, 1, 2], [0.6, 0.8, 0.7], [1]),  # equal cost: only the more accurate counts
+    ],
+)
+def test_the_pareto_front_keeps_exactly_the_undominated_variants(costs, accuracies, front):
+    board = pd.DataFrame({"training_s": costs, "test_accuracy": accuracies})
+    assert sorted(figures._front(board, "training_s").index) == front
