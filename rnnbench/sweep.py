@@ -29,7 +29,7 @@ from tqdm import tqdm
 from rnnbench import names, studies, tracking
 from rnnbench.config import ModelConfig, flat
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import SEED_TRAIN, FinalRun, Plan, Study, SweepDefinition, plan
+from rnnbench.sweep_config import SEED_TRAIN, SET_BY_THE_SWEEP, FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.worker import close_dead_trial, sweep_complete
 
 POLL_SECONDS = 1.0
@@ -135,7 +135,8 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
         name=definition.sweep.name,
         stage="sweep",
         params={
-            **{key: ",".join(map(str, value)) if isinstance(value, list) else value for key, value in flat(definition).items()},
+            **{key: ",".join(map(str, value)) if isinstance(value, list) else value
+               for key, value in flat(definition).items() if key not in SET_BY_THE_SWEEP},
             "plan.studies": len(sweep_plan.studies), "plan.trials": sweep_plan.trials,
             "plan.final_runs": len(sweep_plan.final_runs), "plan.reference_runs": len(sweep_plan.reference_seeds),
         },

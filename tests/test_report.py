@@ -16,7 +16,7 @@ from conftest import EXPERIMENTS, rnnbench
 from mlflow import MlflowClient
 
 from rnnbench import names
-from rnnbench.report import figures
+from rnnbench.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -138,6 +138,17 @@ def test_the_headline_names_the_best_variant_and_the_margins(workspace):
     assert "samples/s" in page
 
 
+def test_the_sweeps_reference_run_is_the_seed_tutorial_nested_under_the_sweep(workspace):
+    _, _, client, _ = workspace
+    experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
+    [sweep] = client.search_runs([experiment], f"tags.`{names.STAGE}` = 'sweep'")
+    [reference] = client.search_runs([experiment], f"tags.`{names.STAGE}` = 'reference'")
+    seed = load_config(EXPERIMENTS / "seed_simple_rnn.yaml", ["tracking.experiment=sweep-tiny"]).flat()
+    assert reference.data.params == {key: str(value) for key, value in seed.items()}
+    assert reference.data.tags["mlflow.parentRunId"] == sweep.info.run_id
+    assert reference.info.status == "FINISHED" and names.TEST_ACCURACY in reference.data.metrics
+
+
 def test_the_report_is_an_artifact_of_the_sweeps_run(workspace):
     _, _, client, _ = workspace
     experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
@@ -222,16 +233,3 @@ def test_an_empty_store_says_how_to_fill_it(tmp_path):
     result = rnnbench("report", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "has no runs yet; `make sweep` or `make run`" in result.stderr
-
-
-@pytest.mark.parametrize(
-    "costs, accuracies, front",
-    [
-        ([1, 2, 3], [0.5, 0.7, 0.9], [0, 1, 2]),  # each costlier one is better: all on the front
-        ([1, 2, 3], [0.9, 0.7, 0.8], [0]),  # the cheapest is also the best
-        ([1, 1, 2], [0.6, 0.8, 0.7], [1]),  # equal cost: only the more accurate counts
-    ],
-)
-def test_the_pareto_front_keeps_exactly_the_undominated_variants(costs, accuracies, front):
-    board = pd.DataFrame({"training_s": costs, "test_accuracy": accuracies})
-    assert sorted(figures._front(board, "training_s").index) == front

@@ -23,13 +23,24 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from rnnbench import names
+from rnnbench.report.tables import trial_states
 
 CELL_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 PALETTE = dict(zip(CELL_NAMES.values(), sns.color_palette("colorblind", 3)))
 UNROLL_NAMES = {False: "looped", True: "unrolled"}
+UNROLL_SHADES = {"looped": "#a9b4c2", "unrolled": "#3d4a5c"}
+"""Greys, so that bars of unroll settings are not mistaken for the colours of the cells."""
 STATES = {"COMPLETE": ("#1f77b4", "o"), "PRUNED": ("#999999", "v"), "FAIL": ("#d62728", "X"), "RUNNING": ("#ff7f0e", "s")}
 BAND = ("ci", 95)
 """Seaborn's 95% bootstrap confidence interval of the mean across seeds."""
+
+
+def band_note(seeds: int) -> str:
+    """What a bootstrap interval over this many seeds is worth, said once in each caption that shows one."""
+    if seeds < 2:
+        return "one seed: no interval"
+    note = f"95% bootstrap confidence intervals of the mean over {seeds} seeds"
+    return note + (f" (with {seeds} seeds, little more than their range)" if seeds <= 3 else "")
 
 
 @dataclasses.dataclass
@@ -66,9 +77,8 @@ def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) 
     grid.set_axis_labels("optimizer step", "validation accuracy (fraction correct)")
     grid.set_titles("{col_name} hidden units")
     _legend_titles(grid.legend, {"cell_name": "cell", "unroll_name": "unroll", "group": "runs"})
-    band = f"bands: 95% bootstrap confidence interval of the mean over {seeds} seeds" if seeds > 1 else "one seed each: no band"
     figure.caption = (
-        f"Mean validation accuracy of each variant at every evaluation, one panel per hidden size ({band}). "
+        f"Mean validation accuracy of each variant at every evaluation, one panel per hidden size (bands: {band_note(seeds)}). "
         "Read which cell learns fastest and ends highest at each size; solid (looped) and dashed (unrolled) lines of a "
         "colour compute the same function and should overlap within the band."
     )
@@ -98,14 +108,14 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
             if len(reference) > 1:
                 axis.axhspan(reference.test_accuracy.min(), reference.test_accuracy.max(), color="black", alpha=0.07)
             axis.annotate(
-                f"seed tutorial (SimpleRNN-50, 5,000 steps): {mean:.1%}", (0.02, mean), xycoords=("axes fraction", "data"),
-                xytext=(0, 4), textcoords="offset points", fontsize=8.5,
+                f"seed tutorial (SimpleRNN-50, 5,000 steps): {mean:.1%}", (0.99, mean), xycoords=("axes fraction", "data"),
+                xytext=(0, -4), textcoords="offset points", fontsize=8.5, ha="right", va="top",
             )
         spread = ", grey: its range" if len(reference) > 1 else ""
         seed_note = f"dotted: the seed tutorial's SimpleRNN-50, mean of {len(reference)} run(s){spread}"
     seeds = int(compared.groupby("group").size().max())
     figure.caption = (
-        f"Mean test accuracy per cell and size, with 95% bootstrap intervals over {seeds} seed(s); {seed_note}. "
+        f"Mean test accuracy per cell and size ({band_note(seeds)}); {seed_note}. "
         "Read how much each cell gains from more units, and which beat the seed tutorial."
     )
     return _save(figure, grid, folder)
@@ -116,7 +126,7 @@ def learning_rate_landscape(trials: pd.DataFrame, studies: pd.DataFrame, folder:
     if trials.empty:
         figure.missing = "no search trials in this experiment: it is not a sweep, or its search has not started"
         return figure
-    trials = trials.assign(state=trials.trial_state.fillna(trials.status.map({"RUNNING": "RUNNING"})).fillna("FAIL"))
+    trials = trials.assign(state=trial_states(trials))
     order = sorted(trials.study.dropna().unique(), key=lambda key: (key.split("-h")[0], int(key.split("-h")[1])))
     grid = sns.FacetGrid(trials, col="study", col_order=order, col_wrap=min(3, len(order)), height=2.9, aspect=1.25)
     chosen = studies.set_index("study").best_learning_rate if not studies.empty else pd.Series(dtype=float)
@@ -163,12 +173,15 @@ def speed(compared: pd.DataFrame, folder: Path) -> Figure:
         return figure
     runs = labelled(compared).sort_values(["cell", "hidden_units"])
     plot, axes = plt.subplots(1, 3, figsize=(13, 0.42 * runs.model.nunique() + 1.9), sharey=True)
-    common = dict(y="model", hue="unroll_name", hue_order=["looped", "unrolled"], orient="h", errorbar="sd")
+    common = dict(
+        y="model", hue="unroll_name", hue_order=["looped", "unrolled"], palette=UNROLL_SHADES, orient="h", errorbar="sd",
+        err_kws={"color": "#c44e52", "linewidth": 1.5},
+    )
     sns.barplot(runs, x="train_samples_per_s", ax=axes[0], **common)
     sns.barplot(runs, x="compile_s", ax=axes[1], legend=False, **common)
     axes[0].set(xlabel="training samples per second (steady state)", ylabel="")
     axes[1].set(xlabel="compile and warm-up time (s)", ylabel="")
-    axes[0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="lower right")
+    axes[0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="upper right")
     pairs = runs.pivot_table(index=["model", "seed"], columns="unroll", values="test_accuracy").dropna()
     if {True, False} <= set(pairs.columns):
         differences = ((pairs[True] - pairs[False]) * 100).rename("difference").reset_index()
@@ -176,7 +189,8 @@ def speed(compared: pd.DataFrame, folder: Path) -> Figure:
                       n_boot=1000, seed=0, linestyle="none", color="black", capsize=0.2, ax=axes[2])
         axes[2].axvline(0, color="grey", linewidth=1)
         axes[2].set(xlabel="test accuracy, unrolled minus looped (percentage points)", ylabel="")
-        accuracy_note = "right: the accuracy difference between the two at the same seed, with its 95% interval"
+        seeds = int(differences.groupby("model").size().max())
+        accuracy_note = f"right: the test-accuracy difference between the two at the same seed ({band_note(seeds)})"
     else:
         axes[2].set_axis_off()
         accuracy_note = "right panel empty: only one unroll setting was trained"
@@ -211,8 +225,9 @@ def pareto(board: pd.DataFrame, folder: Path) -> Figure:
         _log_axis(axis)
     _legend_titles(axes[0].get_legend(), {"cell_name": "cell", "unroll_name": "unroll"})
     figure.caption = (
-        "Each variant's mean test accuracy against what it costs; the line joins the Pareto front, the variants "
-        "no other beats on both accuracy and cost, and only those are labelled. Read the cheapest way to a given accuracy."
+        "Each variant's mean test accuracy against what it costs (the star is the seed tutorial, trained for 5,000 "
+        "steps; the variants train for the sweep's train.steps); the line joins the Pareto front, the variants no other beats on both "
+        "accuracy and cost, and only those are labelled. Read the cheapest way to a given accuracy."
     )
     return _save(figure, plot, folder)
 

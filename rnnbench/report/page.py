@@ -131,8 +131,11 @@ def headline(board: pd.DataFrame) -> str | None:
     parts = [f"Best: {best.group}, test accuracy {percent(best.test_accuracy)}{_spread(best)}"]
     if len(contenders) > 1:
         second = contenders.iloc[1]
-        margin = points(best.test_accuracy - second.test_accuracy)
-        parts.append(f"{margin} ahead of {second.group} ({percent(second.test_accuracy)})")
+        gap = best.test_accuracy - second.test_accuracy
+        parts.append(f"{points(gap)} ahead of {second.group} ({percent(second.test_accuracy)})")
+        spread = max(best.test_accuracy_sd, second.test_accuracy_sd)
+        if pd.notna(spread) and gap < spread:
+            parts[-1] += f", a gap within the seed-to-seed spread (sd up to {spread * 100:.2f} points)"
     reference = board[board.is_reference]
     if not reference.empty:
         seed = reference.iloc[0]
@@ -150,7 +153,8 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
     notes = []
     sweep = recorded.sweep_run
     finished = recorded.runs[~recorded.runs.stage.isin(["sweep", "study"])]
-    done = int((finished.status != "RUNNING").sum())
+    retried = finished.failure.isin(["worker_died", "interrupted"]).fillna(False)  # their trials run again
+    done = int(((finished.status != "RUNNING") & ~retried).sum())
     if sweep is None:
         notes.append(
             f"This experiment holds no sweep, only {len(finished)} single run(s): the page compares those that "
@@ -192,12 +196,12 @@ def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
     runs = recorded.runs
     sweep = recorded.sweep_run
     if sweep is not None:
-        settings = {key.removeprefix("params."): value for key, value in sweep.items()
-                    if key.startswith("params.") and pd.notna(value) and not key.startswith("params.plan.")}
+        configuration = tables.settings(sweep.to_frame().T).iloc[0]
+        settings = {key: value for key, value in configuration.items() if pd.notna(value) and not key.startswith("plan.")}
         status = sweep.status
     else:
-        shared = [c for c in compared.columns if c.startswith("params.") and compared[c].nunique() == 1]
-        settings = {c.removeprefix("params."): compared[c].iloc[0] for c in shared}
+        configuration = tables.settings(compared)
+        settings = {key: configuration[key].iloc[0] for key in configuration.columns if configuration[key].nunique() == 1}
         status = "single runs"
     splits = _values(compared.data_splits if not compared.empty else runs.data_splits)
     commits = [
@@ -227,14 +231,15 @@ def leaderboard_rows(board: pd.DataFrame, links: Links) -> list[dict]:
     rows = []
     for _, row in board.iterrows():
         rows.append({
-            "rank": "" if row.is_reference else row["rank"],
+            "rank": "" if row.is_reference else int(row["rank"]),
             "variant": row.group, "reference": row.is_reference,
-            "accuracy": percent(row.test_accuracy), "spread": _spread(row).removeprefix(" "),
-            "behind": "-" if row.is_reference else ("best" if row.behind_best == 0 else points(-row.behind_best)),
-            "over_reference": "-" if pd.isna(row.over_reference) or row.is_reference else points(row.over_reference),
+            "accuracy": percent(row.test_accuracy), "seeds": row.seeds,
+            "spread": "-" if pd.isna(row.test_accuracy_sd) else f"± {row.test_accuracy_sd * 100:.2f}",
+            "behind": "-" if row.is_reference else ("best" if row.behind_best == 0 else f"{-row.behind_best * 100:+.2f}"),
+            "over_reference": "-" if pd.isna(row.over_reference) or row.is_reference else f"{row.over_reference * 100:+.2f}",
             "learning_rate": f"{row.learning_rate:.2e}", "parameters": f"{row.parameters:,}",
             "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
-            "runs": [(f"seed {seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
+            "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
         })
     return rows
 

@@ -160,16 +160,23 @@ def compared_runs(recorded: Recorded) -> pd.DataFrame:
     if runs.empty:
         runs["group"] = pd.Series(dtype="string")
         return runs
-    not_settings = ("params.train.seed", "params.tracking.experiment")
-    settings = [c for c in runs.columns if c.startswith("params.") and c not in not_settings]
     variant = runs.cell + "-h" + runs.hidden_units.astype(str) + runs.unroll.map({True: "-unrolled", False: "-looped"})
     labels = variant.copy()
-    for _, members in runs.groupby(variant):
-        varying = [c for c in settings if members[c].nunique(dropna=False) > 1]
+    for _, members in settings(runs).groupby(variant):
+        varying = [key for key in members.columns if members[key].nunique(dropna=False) > 1 and key != "train.seed"]
         for index, row in members.iterrows():
-            labels[index] += "".join(f" {c.removeprefix('params.')}={row[c]}" for c in varying)
+            labels[index] += "".join(f" {key}={row[key]}" for key in varying)
     runs["group"] = labels.astype("string")
     return runs
+
+
+def settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs' configuration, one column per config key (`train.learning_rate`, ...), as recorded."""
+    typed = {column.removeprefix("params."): name for name, (column, _) in COLUMNS.items() if column.startswith("params.")}
+    table = pd.DataFrame({key: runs[name] for key, name in typed.items()}, index=runs.index)
+    rest = [column for column in runs.columns if column.startswith("params.")]
+    table = pd.concat([table, runs[rest].rename(columns=lambda column: column.removeprefix("params."))], axis=1)
+    return table.drop(columns=["tracking.experiment"], errors="ignore")
 
 
 def reference_runs(recorded: Recorded, compared: pd.DataFrame) -> pd.DataFrame:
@@ -207,13 +214,20 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
         .sort_values("test_accuracy", ascending=False)
         .reset_index()
     )
-    board.insert(0, "rank", range(1, len(board) + 1))
-    board["is_reference"] = board.group == "reference: the seed tutorial"
+    ranked = (board.group != "reference: the seed tutorial").to_numpy(dtype=bool)
+    board["is_reference"] = ~ranked
+    board.insert(0, "rank", np.where(ranked, np.cumsum(ranked), np.nan))  # the reference is not ranked
     best = board.loc[~board.is_reference, "test_accuracy"].max()
     board["behind_best"] = best - board.test_accuracy
     reference_accuracy = board.loc[board.is_reference, "test_accuracy"]
     board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
     return board
+
+
+def trial_states(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's Optuna state (COMPLETE, PRUNED, FAIL); RUNNING while its run is; FAIL for a run that
+    ended without one (its worker was killed before it could say)."""
+    return trials.trial_state.fillna(trials.status.map({"RUNNING": "RUNNING"})).fillna("FAIL")
 
 
 def study_summary(recorded: Recorded) -> pd.DataFrame:
@@ -224,10 +238,7 @@ def study_summary(recorded: Recorded) -> pd.DataFrame:
     trials = recorded.stage("trial")
     retried = trials.failure.isin(["worker_died", "interrupted"])  # re-enqueued: the retry is the planned trial
     counted = trials[~retried.fillna(False)]
-    states = counted.assign(
-        state=counted.trial_state.fillna(counted.status.map({"RUNNING": "RUNNING"})).fillna("UNKNOWN")
-    )
-    counts = states.groupby(["study", "state"]).size().unstack(fill_value=0)
+    counts = counted.assign(state=trial_states(counted)).groupby(["study", "state"]).size().unstack(fill_value=0)
     summary = studies[["study", "status", "run_id", "best_learning_rate", "study_best_val_accuracy", "params.search.trials"]]
     summary = summary.rename(columns={"params.search.trials": "planned"}).set_index("study")
     for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):

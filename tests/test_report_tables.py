@@ -1,0 +1,86 @@
+"""Unit tests of the report's tables: grouping, ranking and the Pareto front, on small made-up records."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from rnnbench.report import figures, tables
+
+
+def recorded(*runs: dict) -> tables.Recorded:
+    """Runs as MLflow's search returns them (strings for params and tags), through the report's tidying."""
+    rows = []
+    for number, run in enumerate(runs):
+        rows.append({
+            "run_id": f"run{number}", "status": run.get("status", "FINISHED"),
+            "start_time": pd.Timestamp("2026-11-29", tz="UTC") + pd.Timedelta(minutes=number), "end_time": pd.NaT,
+            "tags.rnnbench.stage": run.get("stage", "run"), "params.model.cell": run["cell"],
+            "params.model.hidden_units": str(run["units"]), "params.model.unroll": str(run.get("unroll", True)),
+            "params.train.learning_rate": str(run.get("lr", 1e-3)), "params.train.seed": str(run.get("seed", 0)),
+            "params.train.steps": str(run.get("steps", 5000)), "params.train.batch_size": "50",
+            "params.data.source": "mnist5k", "metrics.test/accuracy": run["accuracy"],
+        })
+    runs_table = tables._tidy(pd.DataFrame(rows))
+    return tables.Recorded("made-up", "1", runs_table, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
+
+
+def test_tidy_types_the_params():
+    runs = recorded({"cell": "gru", "units": 64, "unroll": False, "lr": 2e-3, "accuracy": 0.9}).runs
+    row = runs.iloc[0]
+    assert (row.cell, row.hidden_units, row.unroll, row.learning_rate, row.seed) == ("gru", 64, False, 2e-3, 0)
+
+
+def test_runs_that_differ_only_by_seed_share_a_group_and_other_differences_are_named():
+    made_up = recorded(
+        {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.90},
+        {"cell": "lstm", "units": 32, "seed": 1, "accuracy": 0.92},
+        {"cell": "gru", "units": 32, "lr": 1e-3, "accuracy": 0.91},
+        {"cell": "gru", "units": 32, "lr": 3e-3, "accuracy": 0.93},
+        {"cell": "gru", "units": 32, "status": "FAILED", "accuracy": float("nan")},
+    )
+    groups = tables.compared_runs(made_up).group.tolist()
+    assert groups == [
+        "lstm-h32-unrolled", "lstm-h32-unrolled",
+        "gru-h32-unrolled train.learning_rate=0.001", "gru-h32-unrolled train.learning_rate=0.003",
+    ]
+
+
+def test_the_leaderboard_ranks_by_mean_accuracy_and_measures_gaps_in_fractions():
+    made_up = recorded(
+        {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.90, "stage": "final"},
+        {"cell": "lstm", "units": 32, "seed": 1, "accuracy": 0.94, "stage": "final"},
+        {"cell": "gru", "units": 32, "accuracy": 0.93, "stage": "final"},
+        {"cell": "simple_rnn", "units": 50, "accuracy": 0.91, "stage": "reference"},
+    )
+    compared = tables.compared_runs(made_up)
+    board = tables.leaderboard(compared, tables.reference_runs(made_up, compared))
+    assert board.group.tolist() == ["gru-h32-unrolled", "lstm-h32-unrolled", "reference: the seed tutorial"]
+    assert board.test_accuracy.tolist() == pytest.approx([0.93, 0.92, 0.91])
+    assert board.seeds.tolist() == [1, 2, 1]
+    assert board["rank"].tolist()[:2] == [1, 2] and pd.isna(board["rank"].iloc[2])  # the reference is not ranked
+    assert board.behind_best.tolist() == pytest.approx([0, 0.01, 0.02])
+    assert board.over_reference.tolist()[:2] == pytest.approx([0.02, 0.01])
+
+
+def test_single_runs_of_the_seed_configuration_are_the_reference():
+    made_up = recorded(
+        {"cell": "simple_rnn", "units": 50, "accuracy": 0.91},
+        {"cell": "simple_rnn", "units": 50, "lr": 3e-3, "accuracy": 0.93},  # not the seed's learning rate
+        {"cell": "simple_rnn", "units": 50, "steps": 2000, "accuracy": 0.88},  # nor its steps
+    )
+    reference = tables.reference_runs(made_up, tables.compared_runs(made_up))
+    assert reference.run_id.tolist() == ["run0"]
+
+
+@pytest.mark.parametrize(
+    "costs, accuracies, front",
+    [
+        ([1, 2, 3], [0.5, 0.7, 0.9], [0, 1, 2]),  # each costlier one is better: all on the front
+        ([1, 2, 3], [0.9, 0.7, 0.8], [0]),  # the cheapest is also the best
+        ([1, 1, 2], [0.6, 0.8, 0.7], [1]),  # equal cost: only the more accurate counts
+    ],
+)
+def test_the_pareto_front_keeps_exactly_the_undominated_variants(costs, accuracies, front):
+    board = pd.DataFrame({"training_s": costs, "test_accuracy": accuracies})
+    assert sorted(figures._front(board, "training_s").index) == front
