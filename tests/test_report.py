@@ -228,6 +228,18 @@ def test_an_unknown_experiment_is_one_line_listing_those_that_exist(workspace):
         assert existing in line
 
 
+def test_out_may_name_a_folder_and_an_unwritable_one_is_one_line(workspace, tmp_path):
+    folder, env, _, _ = workspace
+    result = rnnbench("report", "--experiment", "single-runs", "--out", str(tmp_path / "pages"), cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "pages" / "index.html").is_file() and (tmp_path / "pages" / "runs.csv").is_file()
+    unwritable = rnnbench("report", "--experiment", "single-runs", "--out", "/proc/rnnbench/index.html", cwd=folder, env=env)
+    assert unwritable.returncode == 2
+    assert unwritable.stderr.strip() == (
+        "rnnbench: error: cannot write the report to /proc/rnnbench: No such file or directory; choose another --out"
+    )
+
+
 def test_an_empty_store_says_how_to_fill_it(tmp_path):
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     result = rnnbench("report", cwd=tmp_path, env=env)

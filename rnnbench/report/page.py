@@ -16,13 +16,13 @@ import dataclasses
 import datetime
 import importlib.metadata
 import re
-import shutil
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from rnnbench import tracking
+from rnnbench.errors import UserError
 from rnnbench.report import figures, tables
 
 REPORTS = Path("reports")
@@ -53,10 +53,17 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     experiment = experiment or tables.latest_sweep_experiment()
     recorded = tables.read(experiment)
     out = Path(out) if out else REPORTS / re.sub(r"[^\w.-]+", "_", experiment) / "index.html"
+    if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
+        out = out / "index.html"  # --out named a folder
     folder = out.parent
     figure_folder = folder / "figures"
-    shutil.rmtree(figure_folder, ignore_errors=True)
-    figure_folder.mkdir(parents=True)
+    try:
+        figure_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write the report to {folder}: {error.strerror}; choose another --out") from None
+    for stale in figure_folder.glob("*.png"):  # a figure not drawn this time must not linger from the last
+        if stale.stem in figures.FILE_STEMS:
+            stale.unlink()
 
     compared = tables.compared_runs(recorded)
     reference = tables.reference_runs(recorded, compared)
