@@ -228,8 +228,8 @@ def pareto(board: pd.DataFrame, folder: Path) -> Figure:
     _legend_titles(axes[0].get_legend(), {"cell_name": "cell", "unroll_name": "unroll"})
     figure.caption = (
         "Each variant's mean test accuracy against what it costs (the star is the seed tutorial, trained for 5,000 "
-        "steps; the variants train for the sweep's train.steps); the line joins the Pareto front, the variants no other beats on both "
-        "accuracy and cost, and only those are labelled. Read the cheapest way to a given accuracy."
+        "steps; the variants train for the sweep's train.steps); the line joins the Pareto front, the variants no "
+        "other beats on both accuracy and cost, and only those are labelled. Read the cheapest way to a given accuracy."
     )
     return _save(figure, plot, folder)
 
