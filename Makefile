@@ -13,7 +13,7 @@ EXPERIMENT ?=
 UI_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run sweep sweep-plan report ui test bench-overhead clean-venv
+.PHONY: help install run sweep sweep-plan report ui test bench bench-overhead clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 
 test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 7 minutes on 2 cores)
 	$(BIN)/python -m pytest
+
+bench: $(STAMP) ## training speed of every cell x size x unroll at batch 50 and 250 (about 10 minutes; never part of make test)
+	$(BIN)/python -m rnnbench.speed
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
 	$(BIN)/python -m rnnbench.bench --repeats 5

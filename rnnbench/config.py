@@ -84,6 +84,10 @@ class TrainConfig:
     """Adam's learning rate."""
     seed: int = 0
     """Seeds weight initialisation and shuffling: the same config gives the same curve."""
+    steps_per_execution: int = 10
+    """Optimizer steps per call of the compiled training function: fewer trips through Python and
+    callbacks, the same computation (measured on 2 cores: the seed SimpleRNN-50 1.47x, LSTM-128 1.16x
+    the samples/s of 1); must divide eval_every_steps."""
 
     def __post_init__(self):
         _check_positive("train.batch_size", self.batch_size)
@@ -94,6 +98,14 @@ class TrainConfig:
                 "train.eval_every_steps",
                 self.eval_every_steps,
                 f"a divisor of train.steps={self.steps} (e.g. {_nearest_divisor(self.steps, self.eval_every_steps)})",
+            )
+        _check_positive("train.steps_per_execution", self.steps_per_execution)
+        if self.eval_every_steps % self.steps_per_execution:
+            _invalid(
+                "train.steps_per_execution",
+                self.steps_per_execution,
+                f"a divisor of train.eval_every_steps={self.eval_every_steps} "
+                f"(e.g. {_nearest_divisor(self.eval_every_steps, self.steps_per_execution)})",
             )
         if not 0 < self.learning_rate < float("inf"):
             _invalid("train.learning_rate", self.learning_rate, "a positive number")

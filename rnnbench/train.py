@@ -44,9 +44,9 @@ class Evaluation:
 @dataclasses.dataclass(frozen=True)
 class Speed:
     train_samples_per_second: float
-    """Steady state: every step but the first (which compiles), validation excluded."""
+    """Steady state: every step but those of the first execution (which compiles), validation excluded."""
     compile_seconds: float
-    """How much longer the first step took than a steady one (tracing and graph building)."""
+    """How much longer the first execution took than as many steady steps (tracing and graph building)."""
     eval_samples_per_second: float
     """Validation throughput, the first (compiling) evaluation excluded when there are others."""
     wall_seconds: float
@@ -71,8 +71,9 @@ class Score:
 class TrainingDiverged(Exception):
     """The training loss became NaN or infinite: the run cannot recover."""
 
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"the training loss became {loss} at step {step}")
+    def __init__(self, step: int, loss: float, first_step: int | None = None):
+        where = f"at step {step}" if first_step in (None, step) else f"between steps {first_step} and {step}"
+        super().__init__(f"the training loss became {loss} {where}")
         self.step = step
         self.loss = loss
 
@@ -89,7 +90,7 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
         The trained model, one `Evaluation` per `eval_every_steps` steps, and speed figures.
 
     Raises:
-        TrainingDiverged: the loss became NaN or infinite (checked after every step).
+        TrainingDiverged: the loss became NaN or infinite (checked after every `steps_per_execution` steps).
     """
     settings = config.train
     keras.backend.clear_session()  # drop the graphs and layers of earlier runs in this process
@@ -99,6 +100,7 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
         optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=settings.steps_per_execution,
     )
     clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation)
     model.fit(
@@ -144,7 +146,11 @@ def _training_batches(split: Split, batch_size: int, seed: int) -> tf.data.Datas
 
 
 class _Clock(keras.callbacks.Callback):
-    """Times steps and evaluations, stops at a non-finite loss, and reports each evaluation."""
+    """Times steps and evaluations, stops at a non-finite loss, and reports each evaluation.
+
+    Keras calls the batch hooks once per execution of `steps_per_execution` steps, with the
+    indices of its first and last step in the epoch.
+    """
 
     def __init__(self, batch_size: int, valid_samples: int, on_evaluation):
         super().__init__()
@@ -153,6 +159,8 @@ class _Clock(keras.callbacks.Callback):
         self.on_evaluation = on_evaluation
         self.evaluations: list[Evaluation] = []
         self.steps_done = 0
+        self.first_steps = 0
+        """Steps in the first execution, which also compiles: left out of the steady rate."""
         self.first_step_seconds = 0.0
         self.steady_seconds = 0.0
         self.eval_seconds: list[float] = []
@@ -165,25 +173,28 @@ class _Clock(keras.callbacks.Callback):
         self.window_steps = 0
 
     def on_train_batch_begin(self, batch, logs=None):
+        self.execution_begins = batch
         if self.steps_done == 0:
             self.first_step_started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps_done += 1
-        self.window_steps += 1
-        if self.steps_done == 1:
+        executed = batch - self.execution_begins + 1
+        self.steps_done += executed
+        self.window_steps += executed
+        if self.first_steps == 0:
+            self.first_steps = executed
             self.first_step_seconds = time.perf_counter() - self.first_step_started
         loss = logs["loss"]  # the window's running mean: non-finite as soon as one step is
         if not math.isfinite(loss):
-            raise TrainingDiverged(self.steps_done, loss)
+            raise TrainingDiverged(self.steps_done, loss, first_step=self.steps_done - executed + 1)
 
     def on_test_begin(self, logs=None):
         self.eval_started = time.perf_counter()
         window_seconds = self.eval_started - self.window_started
         window_steps = self.window_steps
-        if len(self.evaluations) == 0:  # leave the compiling first step out of the steady rate
+        if len(self.evaluations) == 0:  # leave the compiling first execution out of the steady rate
             window_seconds -= self.first_step_seconds
-            window_steps -= 1
+            window_steps -= self.first_steps
         self.steady_seconds += window_seconds
         self.window_rate = window_steps * self.batch_size / max(window_seconds, 1e-9)
 
@@ -207,12 +218,12 @@ class _Clock(keras.callbacks.Callback):
         self.wall_seconds = time.perf_counter() - self.started
 
     def speed(self) -> Speed:
-        steady_steps = self.steps_done - 1
+        steady_steps = self.steps_done - self.first_steps
         steady_step_seconds = self.steady_seconds / max(steady_steps, 1)
         evals = self.eval_seconds[1:] or self.eval_seconds
         return Speed(
             train_samples_per_second=steady_steps * self.batch_size / max(self.steady_seconds, 1e-9),
-            compile_seconds=max(self.first_step_seconds - steady_step_seconds, 0.0),
+            compile_seconds=max(self.first_step_seconds - self.first_steps * steady_step_seconds, 0.0),
             eval_samples_per_second=self.valid_samples * len(evals) / max(sum(evals), 1e-9),
             wall_seconds=self.wall_seconds,
         )

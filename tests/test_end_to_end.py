@@ -152,7 +152,7 @@ def test_errors_are_one_line_and_exit_2(workspace, arguments, message):
 def test_a_diverging_run_ends_failed_with_its_metrics_kept(workspace):
     folder, env, client = workspace
     result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "train.learning_rate=1e38",
-                      "train.eval_every_steps=1", "tracking.experiment=diverge", cwd=folder, env=env)
+                      "train.eval_every_steps=1", "train.steps_per_execution=1", "tracking.experiment=diverge", cwd=folder, env=env)
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "lower train.learning_rate" in result.stderr
     assert "Traceback" not in result.stderr

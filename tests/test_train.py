@@ -48,10 +48,26 @@ def test_same_config_reproduces_the_same_curve(small):
 def test_a_diverging_loss_stops_at_once_and_keeps_earlier_evaluations(small):
     seen = []
     with pytest.raises(TrainingDiverged) as error:
-        train(config("train.learning_rate=1e38", "train.eval_every_steps=1", "train.steps=50"), small, seen.append)
+        overrides = ("train.learning_rate=1e38", "train.eval_every_steps=1", "train.steps=50", "train.steps_per_execution=1")
+        train(config(*overrides), small, seen.append)
     assert error.value.step == 2
     assert not np.isfinite(error.value.loss)
     assert [evaluation.step for evaluation in seen] == [1]
+
+
+def test_several_steps_per_execution_compute_the_same_run(small):
+    """One call per step or ten: the same batches, the same updates, the same curve."""
+    one = train(config("train.steps=100", "train.eval_every_steps=50", "train.steps_per_execution=1"), small)
+    ten = train(config("train.steps=100", "train.eval_every_steps=50", "train.steps_per_execution=10"), small)
+    curve = lambda result: [(e.step, e.train_loss, e.val_loss, e.val_accuracy) for e in result.evaluations]  # noqa: E731
+    assert np.allclose(curve(one), curve(ten), rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_inside_an_execution_names_its_steps(small):
+    with pytest.raises(TrainingDiverged) as error:
+        train(config("train.learning_rate=1e38", "train.steps_per_execution=10"), small)
+    assert error.value.step == 10
+    assert "between steps 1 and 10" in str(error.value)
 
 
 def test_evaluate_matches_keras_own_metrics(small):

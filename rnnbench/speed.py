@@ -1,0 +1,172 @@
+"""Training speed per model shape on this machine, through rnnbench's own training path.
+
+    make bench                                        # the whole grid, about 10 minutes on 2 cores
+    python -m rnnbench.speed --cells lstm --hidden-units 128 --batch-sizes 50 --seconds 2
+
+For each cell x hidden size x unroll x batch size: `train()` runs a short real training on
+mnist5k, exactly as `rnnbench run` does (same model, optimizer, data pipeline, callbacks and
+`train.steps_per_execution`), and reports its steady-state training samples per second, the
+FLOP rate that implies, that rate as a fraction of the machine's float32 matrix-product peak
+(measured first), the compile and warm-up time, evaluation samples per second, and the peak
+resident memory of the process while it ran, also as growth over what it held before. Writes
+reports/bench/speed.json, the same as a Markdown section in reports/bench/speed.md (what
+BENCHMARKS.md quotes), and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from rnnbench.estimate import GATES, modelled_speed
+
+OUT = Path("reports/bench/speed.json")
+
+
+def flops_per_sample(cell: str, hidden_units: int) -> float:
+    """Training FLOPs per image: forward and backward (3x) over 28 steps of the recurrent matmuls."""
+    return 3 * 28 * 2 * GATES[cell] * hidden_units * (28 + hidden_units)
+
+
+def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
+    """The best float32 FLOP/s of a size x size matrix product in TensorFlow on this machine."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    tf.matmul(a, b).numpy()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def peak_memory_reset() -> None:
+    """Linux: starts a new peak of the process's resident memory (VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def memory_mib(field: str) -> float | None:
+    """Linux: VmRSS (resident now) or VmHWM (its peak) of this process, in MiB; None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds: float, dataset) -> dict:
+    """One shape: a real training of about `seconds` of steady steps, with two validations."""
+    from rnnbench.config import load_config
+    from rnnbench.train import train
+
+    spe = load_config(None).train.steps_per_execution
+    guess = modelled_speed(cell, hidden_units, unroll, batch_size).train_samples_per_s
+    window = max(spe, round(seconds * guess / batch_size / 2 / spe) * spe)  # steps per validation
+    config = load_config(None, [
+        f"model.cell={cell}", f"model.hidden_units={hidden_units}", f"model.unroll={unroll}",
+        f"train.batch_size={batch_size}", f"train.steps={2 * window}", f"train.eval_every_steps={window}",
+    ])
+    peak_memory_reset()
+    before = memory_mib("VmRSS")
+    speed = train(config, dataset).speed
+    peak = memory_mib("VmHWM")
+    rate = speed.train_samples_per_second
+    return {
+        "cell": cell, "hidden_units": hidden_units, "unroll": unroll, "batch_size": batch_size,
+        "steps": 2 * window, "steps_per_execution": spe,
+        "train_samples_per_s": rate,
+        "gflop_per_s": rate * flops_per_sample(cell, hidden_units) / 1e9,
+        "compile_s": speed.compile_seconds,
+        "eval_samples_per_s": speed.eval_samples_per_second,
+        "peak_memory_mib": peak,
+        # The peak over what the process held when the shape started: roughly what this shape needed
+        # (the process keeps memory of earlier shapes, so its peak alone grows along the grid).
+        "memory_growth_mib": None if peak is None or before is None else peak - before,
+    }
+
+
+def markdown(record: dict) -> str:
+    """The record as a BENCHMARKS.md section: where and how it was measured, then one row per shape."""
+    lines = [
+        f"Measured {record['date']} on {record['machine']}, Python {record['python']}, TensorFlow "
+        f"{record['tensorflow']}, Keras {record['keras']}; float32 matrix-product peak "
+        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s. Command: `{record['command'].strip()}`.",
+        "",
+        "| cell | hidden units | unroll | batch | samples/s | GFLOP/s | of peak | compile s | eval samples/s "
+        "| memory growth MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in record["shapes"]:
+        lines.append(
+            f"| {row['cell']} | {row['hidden_units']} | {'unrolled' if row['unroll'] else 'looped'} | {row['batch_size']} "
+            f"| {row['train_samples_per_s']:,.0f} | {row['gflop_per_s']:.1f} | {row['fraction_of_peak']:.1%} "
+            f"| {row['compile_s']:.1f} | {row['eval_samples_per_s']:,.0f} | {max(row['memory_growth_mib'] or 0, 0):,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=["simple_rnn", "lstm", "gru"])
+    parser.add_argument("--hidden-units", nargs="+", type=int, default=[32, 64, 128, 256])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[50, 250])
+    parser.add_argument("--seconds", type=float, default=3.0, help="steady training time per shape")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+
+    from rnnbench.cli import load_tensorflow
+
+    load_tensorflow()
+    import tensorflow as tf
+
+    from rnnbench.config import DataConfig
+    from rnnbench.data import load_dataset
+    from rnnbench.tracking import cpu_description
+
+    dataset = load_dataset(DataConfig())
+    peak = matmul_peak()
+    print(f"float32 matrix-product peak: {peak / 1e9:,.0f} GFLOP/s ({cpu_description()})", flush=True)
+    rows = []
+    print(f"{'shape':<28}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'compile s':>10}{'eval/s':>10}{'+MiB':>8}")
+    for batch_size in args.batch_sizes:
+        for cell in args.cells:
+            for hidden_units in args.hidden_units:
+                for unroll in (False, True):
+                    row = measure(cell, hidden_units, unroll, batch_size, args.seconds, dataset)
+                    row["fraction_of_peak"] = row["gflop_per_s"] * 1e9 / peak
+                    rows.append(row)
+                    shape = f"{cell}-h{hidden_units}-{'unrolled' if unroll else 'looped'} b{batch_size}"
+                    print(
+                        f"{shape:<28}{row['train_samples_per_s']:>11,.0f}{row['gflop_per_s']:>9.1f}"
+                        f"{row['fraction_of_peak']:>9.1%}{row['compile_s']:>10.1f}{row['eval_samples_per_s']:>10,.0f}"
+                        f"{max(row['memory_growth_mib'] or 0, 0):>8,.0f}",
+                        flush=True,
+                    )
+    record = {
+        "benchmark": "speed", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
+        "python": platform.python_version(), "tensorflow": tf.__version__,
+        "keras": __import__("keras").__version__, "threads": os.cpu_count(),
+        "command": "python -m rnnbench.speed " + " ".join(argv or []),
+        "matmul_peak_gflop_per_s": peak / 1e9, "shapes": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(record))
+    print(f"written: {args.out} and {args.out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
