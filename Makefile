@@ -47,8 +47,9 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 7 minutes on 2 cores)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## training speed of every cell x size x unroll at batch 50 and 250 (about 10 minutes; never part of make test)
+bench: $(STAMP) ## speed of every cell x size x unroll, then rnnbench against plain Keras, 1 vs 2 workers, peers (about 12 minutes)
 	$(BIN)/python -m rnnbench.speed
+	$(BIN)/python -m rnnbench.baselines
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
 	$(BIN)/python -m rnnbench.bench --repeats 5

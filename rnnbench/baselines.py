@@ -1,0 +1,165 @@
+"""rnnbench against baselines, measured side by side: the whole command, sweep workers, peer stacks.
+
+    make bench                                        # after the speed grid; about 6 minutes
+    python -m rnnbench.baselines --parts command sweep peers --rounds 3 --sweep-rounds 1 --peer-rounds 1
+
+command  `rnnbench run experiments/seed_simple_rnn.yaml` (a fresh store each time: start-up, data,
+         store set-up, artifacts and model included) against `python -m rnnbench.plain_keras`,
+         the same work as a minimal plain-Keras script; alternated, `--rounds` times.
+sweep    `rnnbench sweep experiments/sweep_tiny.yaml` with 1 and with 2 workers, alternated:
+         runs per minute and the speed-up.
+peers    steady training samples/s of rnnbench's path (`rnnbench.speed`) against the plain-Keras
+         script on TensorFlow and, when JAX is installed, on Keras' JAX backend, for LSTM-128
+         looped and SimpleRNN-50 unrolled at batch 50.
+Each part is a subprocess per measurement, so no process carries another's state. Ratios are
+taken within a round; the median over rounds is reported. Writes reports/bench/baselines.json
+and baselines.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path("reports/bench/baselines.json")
+PEER_SHAPES = [("lstm", 128, False), ("simple_rnn", 50, True)]
+
+
+def timed(command: list[str], folder: Path, env: dict | None = None) -> tuple[float, str]:
+    """Wall seconds of a whole command (a fresh interpreter), and its standard output."""
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=folder, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode:
+        raise SystemExit(f"rnnbench.baselines: {' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    return seconds, result.stdout
+
+
+def command_part(rounds: int) -> dict:
+    rows = []
+    for round_number in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
+            store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
+            run_s, _ = timed([sys.executable, "-m", "rnnbench", "run", str(ROOT / "experiments/seed_simple_rnn.yaml")],
+                             Path(folder), store)
+            plain_s, output = timed([sys.executable, "-m", "rnnbench.plain_keras"], Path(folder))
+        rows.append({"round": round_number + 1, "rnnbench_run_s": run_s, "plain_keras_s": plain_s,
+                     "ratio": run_s / plain_s, "plain_test_accuracy": json.loads(output)["test_accuracy"]})
+        print(f"command round {round_number + 1}: rnnbench run {run_s:.1f} s, plain Keras {plain_s:.1f} s, "
+              f"ratio {run_s / plain_s:.3f}", flush=True)
+    return {"rounds": rows, "median_ratio": statistics.median(row["ratio"] for row in rows)}
+
+
+def sweep_part(rounds: int) -> dict:
+    rows = []
+    for round_number in range(rounds):
+        minutes = {}
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
+                store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
+                seconds, _ = timed([sys.executable, "-m", "rnnbench", "sweep", str(ROOT / "experiments/sweep_tiny.yaml"),
+                                    "--workers", str(workers)], Path(folder), store)
+            minutes[workers] = seconds / 60
+        from rnnbench.sweep_config import load_sweep, plan
+
+        runs = plan(load_sweep(ROOT / "experiments/sweep_tiny.yaml")).runs
+        row = {"round": round_number + 1, "runs": runs, "one_worker_runs_per_min": runs / minutes[1],
+               "two_workers_runs_per_min": runs / minutes[2], "speedup": minutes[1] / minutes[2]}
+        rows.append(row)
+        print(f"sweep round {round_number + 1}: {runs} runs, 1 worker {row['one_worker_runs_per_min']:.1f}/min, "
+              f"2 workers {row['two_workers_runs_per_min']:.1f}/min, speed-up {row['speedup']:.2f}", flush=True)
+    return {"rounds": rows, "median_speedup": statistics.median(row["speedup"] for row in rows)}
+
+
+def peers_part(rounds: int) -> dict:
+    backends = ["tensorflow"] + (["jax"] if _installed("jax") else [])
+    results = []
+    for cell, units, unroll in PEER_SHAPES:
+        for round_number in range(rounds):
+            with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
+                out = Path(folder) / "speed.json"
+                timed([sys.executable, "-m", "rnnbench.speed", "--cells", cell, "--hidden-units", str(units),
+                       "--batch-sizes", "50", "--seconds", "4", "--out", str(out)], Path(folder))
+                ours = next(row for row in json.loads(out.read_text())["shapes"] if row["unroll"] == unroll)
+            row = {"shape": f"{cell}-h{units}-{'unrolled' if unroll else 'looped'}", "round": round_number + 1,
+                   "rnnbench_samples_per_s": ours["train_samples_per_s"]}
+            for backend in backends:
+                command = [sys.executable, "-m", "rnnbench.plain_keras", "--cell", cell, "--units", str(units),
+                           "--steps", "1500", "--eval-every", "500"] + ([] if unroll else ["--looped"])
+                _, output = timed(command, ROOT, {"KERAS_BACKEND": backend})
+                peer = json.loads(output)["train_samples_per_s"]
+                row[f"plain_keras_{backend}_samples_per_s"] = peer
+                row[f"plain_keras_{backend}_to_rnnbench"] = peer / ours["train_samples_per_s"]
+            results.append(row)
+            print("peers " + ", ".join(f"{key} {value:,.3f}" if isinstance(value, float) else f"{key} {value}"
+                                       for key, value in row.items()), flush=True)
+    return {"backends": backends, "rounds": results}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def markdown(record: dict) -> str:
+    lines = [f"Measured {record['date']} on {record['machine']}; command: `{record['command_line']}`.", ""]
+    if "command" in record:
+        part = record["command"]
+        lines += ["| round | `rnnbench run` seed (s) | plain-Keras script (s) | ratio |", "| --- | --- | --- | --- |"]
+        lines += [f"| {r['round']} | {r['rnnbench_run_s']:.1f} | {r['plain_keras_s']:.1f} | {r['ratio']:.3f} |"
+                  for r in part["rounds"]]
+        lines += ["", f"Median ratio: {part['median_ratio']:.3f}.", ""]
+    if "sweep" in record:
+        part = record["sweep"]
+        lines += ["| round | runs | 1 worker (runs/min) | 2 workers (runs/min) | speed-up |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['round']} | {r['runs']} | {r['one_worker_runs_per_min']:.1f} | {r['two_workers_runs_per_min']:.1f} "
+                  f"| {r['speedup']:.2f} |" for r in part["rounds"]]
+        lines += ["", f"Median speed-up: {part['median_speedup']:.2f}.", ""]
+    if "peers" in record:
+        part = record["peers"]
+        header = "| shape | round | rnnbench samples/s | " + " | ".join(
+            f"plain Keras on {backend} (samples/s, ratio)" for backend in part["backends"]) + " |"
+        lines += [header, "| " + " | ".join(["---"] * (3 + len(part["backends"]))) + " |"]
+        for r in part["rounds"]:
+            cells = [f"{r[f'plain_keras_{b}_samples_per_s']:,.0f} ({r[f'plain_keras_{b}_to_rnnbench']:.2f}x)"
+                     for b in part["backends"]]
+            lines.append(f"| {r['shape']} | {r['round']} | {r['rnnbench_samples_per_s']:,.0f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["command", "sweep", "peers"], choices=["command", "sweep", "peers"])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the command comparison")
+    parser.add_argument("--sweep-rounds", type=int, default=1, help="rounds of the 1-vs-2-worker sweeps (2 minutes each)")
+    parser.add_argument("--peer-rounds", type=int, default=1, help="rounds of the peer comparison")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    from rnnbench.tracking import cpu_description
+
+    record = {"benchmark": "baselines", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
+              "command_line": "python -m rnnbench.baselines " + " ".join(argv if argv is not None else sys.argv[1:])}
+    parts = {"command": (command_part, args.rounds), "sweep": (sweep_part, args.sweep_rounds),
+             "peers": (peers_part, args.peer_rounds)}
+    for part in args.parts:
+        function, rounds = parts[part]
+        record[part] = function(rounds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(record))
+    print(f"written: {args.out} and {args.out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The baselines of `make bench`: the plain-Keras yardstick does the same work as `rnnbench run`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from rnnbench import baselines, plain_keras
+from rnnbench.config import DataConfig
+from rnnbench.data import load_dataset
+
+
+def test_the_plain_script_trains_on_exactly_rnnbenchs_default_splits():
+    ours = load_dataset(DataConfig())
+    for (images, labels), split in zip(plain_keras.splits(), (ours.train, ours.valid, ours.test)):
+        assert np.array_equal(images, split.images) and np.array_equal(labels, split.labels)
+
+
+@pytest.mark.slow
+def test_the_plain_script_reports_its_time_speed_and_accuracy():
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnbench.plain_keras", "--units", "16", "--steps", "100", "--eval-every", "50"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["sizes"] == [3600, 400, 1000] and report["steps"] == 100
+    assert report["wall_s"] > 0 and report["train_samples_per_s"] > 0 and 0.1 < report["test_accuracy"] <= 1
+
+
+def test_the_markdown_states_each_round_and_the_median():
+    record = {
+        "date": "2026-11-29", "machine": "a test machine", "command_line": "python -m rnnbench.baselines",
+        "command": {"rounds": [{"round": 1, "rnnbench_run_s": 17.0, "plain_keras_s": 16.0, "ratio": 17 / 16}],
+                    "median_ratio": 17 / 16},
+        "sweep": {"rounds": [{"round": 1, "runs": 10, "one_worker_runs_per_min": 10.0, "two_workers_runs_per_min": 15.0,
+                              "speedup": 1.5}], "median_speedup": 1.5},
+    }
+    text = baselines.markdown(record)
+    assert "a test machine" in text and "`python -m rnnbench.baselines`" in text
+    assert "| 1 | 17.0 | 16.0 | 1.062 |" in text and "Median ratio: 1.062." in text
+    assert "| 1 | 10 | 10.0 | 15.0 | 1.50 |" in text and "Median speed-up: 1.50." in text
