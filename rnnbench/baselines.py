@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-rounds", type=int, default=1, help="rounds of the peer comparison")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    from rnnbench.speed import write
     from rnnbench.tracking import cpu_description
 
     record = {"benchmark": "baselines", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
@@ -154,10 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in args.parts:
         function, rounds = parts[part]
         record[part] = function(rounds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(record))
-    print(f"written: {args.out} and {args.out.with_suffix('.md')}")
+    write(args.out, record, markdown(record))
     return 0
 
 

@@ -102,7 +102,7 @@ def markdown(record: dict) -> str:
     lines = [
         f"Measured {record['date']} on {record['machine']}, Python {record['python']}, TensorFlow "
         f"{record['tensorflow']}, Keras {record['keras']}; float32 matrix-product peak "
-        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s. Command: `{record['command'].strip()}`.",
+        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s. Command: `{record['command_line'].strip()}`.",
         "",
         "| cell | hidden units | unroll | batch | samples/s | GFLOP/s | of peak | compile s | eval samples/s "
         "| memory growth MiB |",
@@ -158,14 +158,19 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "speed", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
         "python": platform.python_version(), "tensorflow": tf.__version__,
         "keras": __import__("keras").__version__, "threads": os.cpu_count(),
-        "command": "python -m rnnbench.speed " + " ".join(argv or []),
+        "command_line": "python -m rnnbench.speed " + " ".join(argv or []),
         "matmul_peak_gflop_per_s": peak / 1e9, "shapes": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(record))
-    print(f"written: {args.out} and {args.out.with_suffix('.md')}")
+    write(args.out, record, markdown(record))
     return 0
+
+
+def write(out: Path, record: dict, section: str) -> None:
+    """A benchmark's record as JSON at `out`, and as the Markdown section BENCHMARKS.md quotes beside it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    out.with_suffix(".md").write_text(section)
+    print(f"written: {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
