@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnbench import names, tracking
+from rnnbench.config import ModelConfig
 from rnnbench.errors import UserError
 from rnnbench.sweep_config import SEED_MODEL, SEED_TRAIN
 
@@ -160,7 +161,10 @@ def compared_runs(recorded: Recorded) -> pd.DataFrame:
     if runs.empty:
         runs["group"] = pd.Series(dtype="string")
         return runs
-    variant = runs.cell + "-h" + runs.hidden_units.astype(str) + runs.unroll.map({True: "-unrolled", False: "-looped"})
+    shapes = zip(runs.cell, runs.hidden_units, runs.unroll)
+    variant = pd.Series(
+        [ModelConfig(cell, int(units), bool(unroll)).variant for cell, units, unroll in shapes], index=runs.index, dtype="string"
+    )
     labels = variant.copy()
     for _, members in settings(runs).groupby(variant):
         varying = [key for key in members.columns if members[key].nunique(dropna=False) > 1 and key != "train.seed"]
