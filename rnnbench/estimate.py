@@ -111,9 +111,9 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
         same_batch = SEED_TRAIN.batch_size == definition.train.batch_size
         seed_speeds = speeds if same_batch else measured_speeds(SEED_TRAIN.batch_size)
         speed = seed_speeds.get(key) or modelled_speed(*key, SEED_TRAIN.batch_size)
-        reference = run_seconds(speed, SEED_TRAIN, valid_images) * len(sweep_plan.reference_seeds)
-        final_total += reference
         seeds = len(sweep_plan.reference_seeds)
+        reference = run_seconds(speed, SEED_TRAIN, valid_images) * seeds
+        final_total += reference
         lines.append(f"{'reference':<16}{'':>14}{reference:>10.0f} s  the seed tutorial x {seeds} seeds")
     total = search_total + final_total
     lines += [

@@ -15,6 +15,8 @@ PARAMETERS = "model/parameters"
 
 STAGE = "rnnbench.stage"
 FAILURE = "rnnbench.failure"
+RETRIED_FAILURES = ("worker_died", "interrupted")
+"""`rnnbench.failure` values of sweep runs whose trial Optuna re-enqueued: the retry is the planned run."""
 FAILURE_REASON = "rnnbench.failure_reason"
 GIT_COMMIT = "mlflow.source.git.commit"
 GIT_DIRTY = "rnnbench.git_dirty"

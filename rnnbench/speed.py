@@ -68,10 +68,10 @@ def memory_mib(field: str) -> float | None:
 
 def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds: float, dataset) -> dict:
     """One shape: a real training of about `seconds` of steady steps, with two validations."""
-    from rnnbench.config import load_config
+    from rnnbench.config import TrainConfig, load_config
     from rnnbench.train import train
 
-    spe = load_config(None).train.steps_per_execution
+    spe = TrainConfig().steps_per_execution
     guess = modelled_speed(cell, hidden_units, unroll, batch_size).train_samples_per_s
     window = max(spe, round(seconds * guess / batch_size / 2 / spe) * spe)  # steps per validation
     config = load_config(None, [

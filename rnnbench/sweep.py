@@ -29,7 +29,7 @@ from tqdm import tqdm
 from rnnbench import names, studies, tracking
 from rnnbench.config import ModelConfig, flat
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import SEED_TRAIN, SET_BY_THE_SWEEP, FinalRun, Plan, Study, SweepDefinition, plan
+from rnnbench.sweep_config import REFERENCE_LABEL, SEED_TRAIN, SET_BY_THE_SWEEP, FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.worker import close_dead_trial, sweep_complete
 
 POLL_SECONDS = 1.0
@@ -314,7 +314,7 @@ def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str
 
 def _variant(params: dict) -> str:
     if params.get("reference"):
-        return "reference: the seed tutorial"
+        return REFERENCE_LABEL
     return ModelConfig(params["cell"], params["hidden_units"], params["unroll"]).variant
 
 

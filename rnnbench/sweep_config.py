@@ -227,6 +227,8 @@ def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unr
 SEED_MODEL = ModelConfig(cell="simple_rnn", hidden_units=50, unroll=True)
 SEED_TRAIN = TrainConfig(batch_size=50, steps=5000, eval_every_steps=500, learning_rate=1e-3)
 """The seed tutorial, as pinned in experiments/seed_simple_rnn.yaml (a test keeps them equal)."""
+REFERENCE_LABEL = "reference: the seed tutorial"
+"""How tables (the sweep's summary, the report's leaderboard) name the reference runs' row."""
 
 
 def reference_config(definition: SweepDefinition, seed: int) -> Config:

@@ -60,8 +60,7 @@ def assert_complete(folder):
     nested = by_stage["study"] + by_stage["final"] + by_stage["reference"]
     assert {run.data.tags["mlflow.parentRunId"] for run in nested} == {sweep_run.info.run_id}
     assert len(by_stage["reference"]) == len(PLAN.reference_seeds)
-    retried = ("worker_died", "interrupted")  # their trials were re-enqueued: the retry is the planned run
-    trials = [run for run in by_stage["trial"] if run.data.tags.get(names.FAILURE) not in retried]
+    trials = [run for run in by_stage["trial"] if run.data.tags.get(names.FAILURE) not in names.RETRIED_FAILURES]
     assert len(trials) == PLAN.trials
     assert all(run.data.tags["mlflow.parentRunId"] in parents for run in by_stage["trial"])
     assert all("test/accuracy" not in run.data.metrics for run in by_stage["trial"])  # no search on test data

@@ -21,14 +21,13 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from rnnbench import tracking
+from rnnbench import names, tracking
 from rnnbench.errors import UserError
 from rnnbench.report import figures, tables
 
 REPORTS = Path("reports")
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
 """Where `make ui` serves the MLflow UI; the page's run links point there."""
-REFERENCE = "reference: the seed tutorial"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +159,7 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
     notes = []
     sweep = recorded.sweep_run
     finished = recorded.runs[~recorded.runs.stage.isin(["sweep", "study"])]
-    retried = finished.failure.isin(["worker_died", "interrupted"]).fillna(False)  # their trials run again
+    retried = finished.failure.isin(names.RETRIED_FAILURES).fillna(False)
     done = int(((finished.status != "RUNNING") & ~retried).sum())
     if sweep is None:
         notes.append(

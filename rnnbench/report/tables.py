@@ -18,7 +18,7 @@ import pandas as pd
 from rnnbench import names, tracking
 from rnnbench.config import ModelConfig
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import SEED_MODEL, SEED_TRAIN
+from rnnbench.sweep_config import REFERENCE_LABEL, SEED_MODEL, SEED_TRAIN
 
 CURVES = (names.VAL_ACCURACY, names.VAL_LOSS, names.TRAIN_ACCURACY, names.TRAIN_LOSS)
 """The per-evaluation metrics whose whole history is read (the others are final values)."""
@@ -202,7 +202,7 @@ def reference_runs(recorded: Recorded, compared: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """One row per group (variant), best first: test accuracy mean, sd and seeds, speed, size, runs."""
-    rows = pd.concat([compared, reference.assign(group="reference: the seed tutorial")])
+    rows = pd.concat([compared, reference.assign(group=REFERENCE_LABEL)])
     if rows.empty:
         return pd.DataFrame()
     board = (
@@ -218,7 +218,7 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
         .sort_values("test_accuracy", ascending=False)
         .reset_index()
     )
-    ranked = (board.group != "reference: the seed tutorial").to_numpy(dtype=bool)
+    ranked = (board.group != REFERENCE_LABEL).to_numpy(dtype=bool)
     board["is_reference"] = ~ranked
     board.insert(0, "rank", np.where(ranked, np.cumsum(ranked), np.nan))  # the reference is not ranked
     best = board.loc[~board.is_reference, "test_accuracy"].max()
@@ -240,7 +240,7 @@ def study_summary(recorded: Recorded) -> pd.DataFrame:
     if studies.empty:
         return pd.DataFrame()
     trials = recorded.stage("trial")
-    retried = trials.failure.isin(["worker_died", "interrupted"])  # re-enqueued: the retry is the planned trial
+    retried = trials.failure.isin(names.RETRIED_FAILURES)
     counted = trials[~retried.fillna(False)]
     counts = counted.assign(state=trial_states(counted)).groupby(["study", "state"]).size().unstack(fill_value=0)
     summary = studies[["study", "status", "run_id", "best_learning_rate", "study_best_val_accuracy", "params.search.trials"]]
