@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -77,3 +79,30 @@ def test_evaluate_matches_keras_own_metrics(small):
     assert score.accuracy == pytest.approx(keras_accuracy, abs=1e-6)
     assert score.loss == pytest.approx(keras_loss, rel=1e-4)
     assert score.predictions.shape == (len(small.test),)
+
+
+@pytest.fixture
+def ctrl_c_answered():
+    """SIGINT at Python's default (KeyboardInterrupt), even when the tests run as a background job."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_between_steps_or_at_once_when_pressed_twice(small, ctrl_c_answered, capfd, presses):
+    """Once: training ends at the next step boundary, never inside TensorFlow; twice: at once."""
+    seen, returned = [], []
+
+    def press_ctrl_c(evaluation):
+        seen.append(evaluation)
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+        returned.append(evaluation)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(), small, press_ctrl_c)
+    assert [evaluation.step for evaluation in seen] == [100]
+    assert len(returned) == (1 if presses == 1 else 0)
+    assert "stopping after the current steps" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
