@@ -163,7 +163,8 @@ def _ctrl_c_between_steps() -> Iterator[threading.Event]:
     handled by someone else is left as it is.
     """
     interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield interrupted
         return
 
