@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
 
-    from rnnbench.cli import load_tensorflow
+    from rnnbench import backend
     from rnnbench.config import load_config
 
     config = load_config(args.config, [*args.overrides, "tracking.experiment=bench-overhead"])
-    load_tensorflow()
+    backend.load(config.train.backend)
     from rnnbench import tracking
     from rnnbench.data import load_dataset
     from rnnbench.runner import run_experiment

@@ -14,12 +14,12 @@ naming the problem and the fix), 130 interrupted with Ctrl-C (the run is kept as
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import sys
 
+from rnnbench import backend
 from rnnbench.config import load_config
 from rnnbench.errors import UserError
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args) -> int:
     config = load_config(args.config, args.overrides)  # every key checked before any work
-    load_tensorflow()
+    backend.load(config.train.backend)
     from rnnbench import tracking
     from rnnbench.runner import RunFailed, run_experiment
 
@@ -89,7 +89,7 @@ def show_config_command(args) -> int:
 
 
 def evaluate_command(args) -> int:
-    load_tensorflow()
+    backend.load()  # a saved .keras model loads on any backend
     from mlflow.exceptions import MlflowException
 
     from rnnbench import tracking
@@ -150,16 +150,10 @@ def worker_command(args) -> int:
         raise UserError("key=value overrides need the sweep file: rnnbench worker experiments/sweep.yaml key=value ...")
     else:
         name = args.sweep
-    load_tensorflow()
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from rnnbench.worker import work
 
     try:
-        ran = work(name, args.storage)
+        ran = work(name, args.storage, args.threads)
     except KeyboardInterrupt:
         print("rnnbench worker: interrupted (a trial in progress is recorded as KILLED and re-enqueued)", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -227,27 +221,3 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--ui-url", help="the MLflow UI the run links open (default: the tracking server, else make ui's)")
     report.set_defaults(handler=report_command)
     return parser
-
-
-def load_tensorflow():
-    """Imports TensorFlow with its native start-up chatter (oneDNN, CUDA probing) kept off the terminal."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _stderr_silenced():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")  # probes CUDA now, while the chatter is hidden
-    tf.get_logger().setLevel("ERROR")  # retracing notes: each run builds a new model, by design
-
-
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Sends file descriptor 2 (C++ logging included) to /dev/null, restoring it on the way out."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)

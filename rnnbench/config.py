@@ -28,6 +28,9 @@ from rnnbench.errors import ConfigError
 CELLS = ("simple_rnn", "lstm", "gru")
 """The recurrent layers a model can use (see `rnnbench.model.RECURRENT_LAYERS`)."""
 
+BACKENDS = ("tensorflow", "jax")
+"""Keras backends a run can train on (see `rnnbench.backend`); jax needs the optional [jax] extra."""
+
 NAMED_SOURCES = ("mnist5k", "mnist", "fashion_mnist")
 """Data sources known by name; `idx:PATH` reads a folder of IDX files."""
 
@@ -88,6 +91,9 @@ class TrainConfig:
     """Optimizer steps per call of the compiled training function: fewer trips through Python and
     callbacks, the same computation (measured on 2 cores: the seed SimpleRNN-50 1.47x, LSTM-128 1.16x
     the samples/s of 1); must divide eval_every_steps."""
+    backend: str = "tensorflow"
+    """Keras' backend: tensorflow, or jax (pip install -e '.[jax]'). Same model, same training;
+    the weights start from a different random draw."""
 
     def __post_init__(self):
         _check_positive("train.batch_size", self.batch_size)
@@ -107,6 +113,8 @@ class TrainConfig:
                 f"a divisor of train.eval_every_steps={self.eval_every_steps} "
                 f"(e.g. {_nearest_divisor(self.eval_every_steps, self.steps_per_execution)})",
             )
+        if self.backend not in BACKENDS:
+            _invalid("train.backend", self.backend, f"one of {', '.join(BACKENDS)}")
         if not 0 < self.learning_rate < float("inf"):
             _invalid("train.learning_rate", self.learning_rate, "a positive number")
         if self.seed < 0:

@@ -16,8 +16,6 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import seaborn as sns
 
 from rnnbench.data import CLASSES, Split
 from rnnbench.train import Evaluation
@@ -25,18 +23,13 @@ from rnnbench.train import Evaluation
 
 def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -> Path:
     """Loss and accuracy against optimizer step, training (window means) and validation."""
-    rows = []
-    for evaluation in evaluations:
-        for split, loss, accuracy in (
-            ("train (window mean)", evaluation.train_loss, evaluation.train_accuracy),
-            ("validation", evaluation.val_loss, evaluation.val_accuracy),
-        ):
-            rows.append({"step": evaluation.step, "split": split, "loss": loss, "accuracy": accuracy})
-    table = pd.DataFrame(rows)
+    steps = [evaluation.step for evaluation in evaluations]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.84, wspace=0.22)
-    sns.lineplot(table, x="step", y="loss", hue="split", marker="o", errorbar=None, ax=loss_axis)
-    sns.lineplot(table, x="step", y="accuracy", hue="split", marker="o", errorbar=None, ax=accuracy_axis, legend=False)
+    for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        for split, label in (("train", "train (window mean)"), ("val", "validation")):
+            axis.plot(steps, [getattr(evaluation, f"{split}_{metric}") for evaluation in evaluations], marker="o", label=label)
+    loss_axis.legend()
     loss_axis.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title="Loss")
     accuracy_axis.set(xlabel="optimizer step", ylabel="accuracy (fraction correct)", title="Accuracy")
     figure.suptitle(title)
@@ -66,12 +59,16 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, title: str, pa
     np.add.at(counts, (labels, predictions), 1)
     figure, axis = plt.subplots(figsize=(6.4, 5.4))
     figure.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
-    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axis, annot_kws={"size": 8})
-    axis.set(xlabel="predicted class", ylabel="true class", title=title)
+    axis.imshow(counts, cmap="Blues")
+    for (true, predicted), count in np.ndenumerate(counts):
+        color = "white" if count > counts.max() / 2 else "black"
+        axis.text(predicted, true, str(count), ha="center", va="center", fontsize=8, color=color)
+    axis.set(xticks=range(CLASSES), yticks=range(CLASSES), xlabel="predicted class", ylabel="true class", title=title)
     return _save(figure, path)
 
 
-# Fixed margins rather than constrained layout: it cost 0.07 s a figure, 5% of a run's record.
+# Plain matplotlib and fixed margins: seaborn's lineplot and heatmap took 0.13 and 0.17 s here
+# against 0.08 and 0.08 s, and constrained layout 0.07 s a figure: the record is in every run.
 def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from rnnbench import names, plots, tracking
+from rnnbench import backend, names, plots, tracking
 from rnnbench.config import Config
 from rnnbench.data import Dataset, load_dataset
 from rnnbench.model import summary_text
@@ -84,6 +84,7 @@ def run_experiment(
         StopRun: re-raised from `on_evaluation` after the run is recorded as KILLED with its reason.
         KeyboardInterrupt: re-raised after the run is recorded as KILLED.
     """
+    backend.load(config.train.backend)  # Keras already on another backend in this process: a clear error
     if dataset is None:
         dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
     client = tracking.open_store()

@@ -126,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
-    from rnnbench.cli import load_tensorflow
+    from rnnbench import backend
 
-    load_tensorflow()
+    backend.load()
     import tensorflow as tf
 
     from rnnbench.config import DataConfig

@@ -232,11 +232,11 @@ REFERENCE_LABEL = "reference: the seed tutorial"
 
 
 def reference_config(definition: SweepDefinition, seed: int) -> Config:
-    """The seed tutorial's run on the sweep's data, with one of the final seeds."""
+    """The seed tutorial's run on the sweep's data and backend, with one of the final seeds."""
     return Config(
         data=definition.data,
         model=SEED_MODEL,
-        train=dataclasses.replace(SEED_TRAIN, seed=seed),
+        train=dataclasses.replace(SEED_TRAIN, seed=seed, backend=definition.train.backend),
         tracking=TrackingConfig(experiment=definition.sweep.name),
     )
 

@@ -73,7 +73,9 @@ def start_run(
     name: str | None = None,
 ) -> str:
     """Creates the run with every config key as a param and the provenance tags; returns its id."""
-    tags = {names.STAGE: stage, **_provenance(), names.GPU: _gpus(), **(tags or {})}
+    tags = {names.STAGE: stage, **_provenance(), names.GPU: _gpus(config.train.backend), **(tags or {})}
+    if config.train.backend == "jax":
+        tags[names.JAX_VERSION] = importlib.metadata.version("jax")
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id(client, config.tracking.experiment), run_name=name or run_name(config), tags=tags)
@@ -151,7 +153,10 @@ def log_model(client: MlflowClient, run_id: str, model) -> None:
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *model.output_shape[1:]))]),
         ),
         # Named here so that MLflow does not spend seconds inferring them in a subprocess.
-        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        pip_requirements=[
+            f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+            *([f"jax=={importlib.metadata.version('jax')}"] if keras.backend.backend() == "jax" else []),
+        ],
     )
 
 
@@ -191,7 +196,12 @@ def _provenance() -> dict[str, str]:
     return tags
 
 
-def _gpus() -> str:
+def _gpus(backend: str) -> str:
+    """The GPUs the run's backend sees ("none" on the CPU)."""
+    if backend == "jax":
+        import jax
+
+        return ", ".join(device.device_kind for device in jax.devices() if device.platform == "gpu") or "none"
     import tensorflow as tf
 
     return ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none"

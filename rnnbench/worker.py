@@ -19,7 +19,7 @@ import zlib
 import optuna
 from optuna.trial import TrialState
 
-from rnnbench import names, studies, tracking
+from rnnbench import backend, names, studies, tracking
 from rnnbench.config import Config
 from rnnbench.sweep_config import Plan, Study, SweepDefinition, plan, reference_config, run_config
 
@@ -60,18 +60,20 @@ def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | Non
     )
 
 
-def work(sweep_name: str, storage_url: str | None) -> int:
+def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -> int:
     """Runs the sweep's waiting trials until the sweep is complete; returns how many it ran.
 
     Args:
         sweep_name: the sweep's `sweep.name`.
         storage_url: the Optuna storage (None: the local journal under mlruns/).
+        threads: CPU threads for training (None: all cores).
     """
-    from rnnbench.data import load_dataset
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = studies.open_storage(storage_url, close_dead_trial)
     definition = studies.load_definition(storage, sweep_name)
+    backend.load(definition.train.backend, threads)  # before anything imports Keras
+    from rnnbench.data import load_dataset
+
     sweep_plan = plan(definition)
     dataset = load_dataset(definition.data)
     loaded = {

@@ -40,7 +40,7 @@ def test_flat_keys_are_the_documented_dotted_keys():
     keys = set(Config().flat())
     assert {"data.source", "data.valid_fraction", "data.test_size", "model.cell", "model.hidden_units",
             "model.unroll", "train.batch_size", "train.steps", "train.eval_every_steps",
-            "train.learning_rate", "train.seed", "train.steps_per_execution", "tracking.experiment"} <= keys
+            "train.learning_rate", "train.seed", "train.steps_per_execution", "train.backend", "tracking.experiment"} <= keys
 
 
 def test_resolved_yaml_round_trips(tmp_path):
@@ -64,6 +64,7 @@ def test_resolved_yaml_round_trips(tmp_path):
         ("train.eval_every_steps=300", ["train.eval_every_steps", "divisor of train.steps=5000"]),
         ("train.eval_every_steps=25",
          ["train.steps_per_execution", "received 10", "divisor of train.eval_every_steps=25 (e.g. 5)"]),
+        ("train.backend=torch", ["train.backend", "'torch'", "tensorflow, jax"]),
         ("data.valid_fraction=1.5", ["data.valid_fraction", "between 0 and 1"]),
         ("data.source=imagenet", ["data.source", "'imagenet'", "idx:PATH"]),
         ("lstm", ["'lstm' is not of the form key=value"]),

@@ -224,7 +224,9 @@ def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
         "machine": "; ".join(_values(runs.cpu)) or "-",
         "gpu": "; ".join(_values(runs.gpu)) or "-",
         "versions": {
+            "Keras backend": ", ".join(_values(runs.backend)),
             "TensorFlow": ", ".join(_values(runs.tensorflow_version)), "Keras": ", ".join(_values(runs.keras_version)),
+            **({"JAX": ", ".join(_values(runs.jax_version))} if runs.jax_version.notna().any() else {}),
             "Python": ", ".join(_values(runs.python_version)),
             **{package: importlib.metadata.version(package) for package in ("mlflow", "optuna", "pandas", "seaborn")},
         },

@@ -37,6 +37,7 @@ COLUMNS = {
     "steps": ("params.train.steps", "Int64"),
     "batch_size": ("params.train.batch_size", "Int64"),
     "data_source": ("params.data.source", str),
+    "backend": ("params.train.backend", str),
     "trial_number": (f"tags.{names.TRIAL_NUMBER}", "Int64"),
     "trial_state": (f"tags.{names.TRIAL_STATE}", str),
     "failure": (f"tags.{names.FAILURE}", str),
@@ -57,6 +58,7 @@ COLUMNS = {
     "git_dirty": (f"tags.{names.GIT_DIRTY}", str),
     "tensorflow_version": (f"tags.{names.TENSORFLOW_VERSION}", str),
     "keras_version": (f"tags.{names.KERAS_VERSION}", str),
+    "jax_version": (f"tags.{names.JAX_VERSION}", str),
     "python_version": (f"tags.{names.PYTHON_VERSION}", str),
     "cpu": (f"tags.{names.CPU}", str),
     "gpu": (f"tags.{names.GPU}", str),
@@ -131,6 +133,7 @@ def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
             runs[name] = values.map({"True": True, "False": False}).astype("boolean")
         else:
             runs[name] = pd.to_numeric(values, errors="coerce").astype(kind)
+    runs.loc[runs.steps.notna() & runs.backend.isna(), "backend"] = "tensorflow"  # recorded before train.backend existed
     used = {column for column, _ in COLUMNS.values()}
     rest = [column for column in raw.columns if column.startswith(("params.", "metrics.")) and column not in used]
     runs = pd.concat([runs, raw[sorted(rest)]], axis=1)

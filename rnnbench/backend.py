@@ -1,0 +1,69 @@
+"""Keras' backend for this process, chosen by `train.backend` before Keras is first imported.
+
+    rnnbench run experiments/seed_simple_rnn.yaml train.backend=jax     # calls load("jax")
+
+Keras 3 fixes its backend when it is imported, so each process trains on one backend: the CLI,
+a sweep's workers and the benchmarks call `load` once, before anything imports Keras.
+TensorFlow is imported on every backend: the input pipeline is `tf.data`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+
+from rnnbench.errors import ConfigError
+
+
+def load(backend: str = "tensorflow", threads: int | None = None) -> None:
+    """Selects Keras' `backend` and imports it, with native start-up chatter kept off the terminal.
+
+    Args:
+        backend: one of `config.BACKENDS`.
+        threads: CPU threads for the backend's operations (None: its default, all cores); a sweep
+            gives each worker its share.
+
+    Raises:
+        ConfigError: JAX is not installed, or Keras already runs on another backend in this process.
+    """
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        raise ConfigError("train.backend=jax needs JAX, which is not installed: pip install -e '.[jax]' (make install has it)")
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != backend:
+            raise ConfigError(
+                f"train.backend={backend}, but this process already runs Keras on {current}; "
+                "run each backend in its own process (rnnbench run, or a sweep per backend)"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "jax" and threads:
+        # XLA's CPU client reads its thread settings once, from the environment, when it starts.
+        flags = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # probes CUDA now, while the chatter is hidden
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        import keras  # noqa: F401  (imports the backend now, while the chatter is hidden)
+    tf.get_logger().setLevel("ERROR")  # retracing notes: each run builds a new model, by design
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Sends file descriptor 2 (C++ logging included) to /dev/null, restoring it on the way out."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
