@@ -13,7 +13,7 @@ EXPERIMENT ?=
 UI_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run sweep sweep-plan report ui test bench bench-overhead clean-venv
+.PHONY: help install run sweep sweep-plan report ui test bench bench-backends bench-overhead clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 7 mi
 bench: $(STAMP) ## speed of every cell x size x unroll, then rnnbench against plain Keras, 1 vs 2 workers, peers (about 12 minutes)
 	$(BIN)/python -m rnnbench.speed
 	$(BIN)/python -m rnnbench.baselines
+
+bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy and speed, 3 seeds (about 10 minutes)
+	$(BIN)/python -m rnnbench.baselines --parts backends --out reports/bench/backends.json
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
 	$(BIN)/python -m rnnbench.bench --repeats 5

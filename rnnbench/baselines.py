@@ -11,6 +11,10 @@ sweep    `rnnbench sweep experiments/sweep_tiny.yaml` with 1 and with 2 workers,
 peers    steady training samples/s of rnnbench's path (`rnnbench.speed`) against the plain-Keras
          script on TensorFlow and, when JAX is installed, on Keras' JAX backend, for LSTM-128
          looped and SimpleRNN-50 unrolled at batch 50.
+backends `rnnbench run` with train.backend=tensorflow and =jax, alternated, one seed per round,
+         for the seed SimpleRNN-50 and LSTM-128 looped (5,000 steps each): test accuracy (do they
+         match?), steady samples/s and the whole command's time. Not in the default parts:
+         `make bench-backends` (about 10 minutes) writes reports/bench/backends.json and .md.
 Each part is a subprocess per measurement, so no process carries another's state. Ratios are
 taken within a round; the median over rounds is reported. Writes reports/bench/baselines.json
 and baselines.md.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -31,6 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("reports/bench/baselines.json")
 PEER_SHAPES = [("lstm", 128, False), ("simple_rnn", 50, True)]
+BACKEND_RUNS = {
+    "simple_rnn-h50-unrolled (the seed)": ["experiments/seed_simple_rnn.yaml"],
+    "lstm-h128-looped": ["experiments/seed_lstm.yaml", "model.hidden_units=128", "model.unroll=false"],
+}
+RUN_SUMMARY = re.compile(r"test_acc (?P<accuracy>[\d.]+)\s+(?P<speed>[\d,]+) samples/s\s+compile (?P<compile>[\d.]+)s")
+"""The summary line of `rnnbench run`: test_loss 0.368  test_acc 0.9130  42,068 samples/s  compile 1.2s  training 7.8s"""
 
 
 def timed(command: list[str], folder: Path, env: dict | None = None) -> tuple[float, str]:
@@ -104,6 +115,43 @@ def peers_part(rounds: int) -> dict:
     return {"backends": backends, "rounds": results}
 
 
+def backends_part(rounds: int) -> dict:
+    if not _installed("jax"):
+        raise SystemExit("rnnbench.baselines: the backends part needs JAX: pip install -e '.[jax]'")
+    results = []
+    for shape, arguments in BACKEND_RUNS.items():
+        for seed in range(rounds):
+            row = {"shape": shape, "seed": seed}
+            for backend in ("tensorflow", "jax"):
+                with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
+                    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
+                    command = [sys.executable, "-m", "rnnbench", "run", str(ROOT / arguments[0]), *arguments[1:],
+                               f"train.backend={backend}", f"train.seed={seed}"]
+                    seconds, output = timed(command, Path(folder), store)
+                summary = RUN_SUMMARY.search(output)
+                row[backend] = {"test_accuracy": float(summary["accuracy"]), "command_s": seconds,
+                                "train_samples_per_s": float(summary["speed"].replace(",", "")),
+                                "compile_s": float(summary["compile"])}
+            row["speed_ratio"] = row["jax"]["train_samples_per_s"] / row["tensorflow"]["train_samples_per_s"]
+            row["command_ratio"] = row["jax"]["command_s"] / row["tensorflow"]["command_s"]
+            results.append(row)
+            print(f"backends {shape} seed {seed}: " + ", ".join(
+                f"{backend} acc {row[backend]['test_accuracy']:.4f} {row[backend]['train_samples_per_s']:,.0f}/s "
+                f"{row[backend]['command_s']:.1f} s" for backend in ("tensorflow", "jax")), flush=True)
+    summary = {}
+    for shape in BACKEND_RUNS:
+        rows = [row for row in results if row["shape"] == shape]
+        summary[shape] = {
+            **{f"{backend}_accuracy_mean": statistics.mean(row[backend]["test_accuracy"] for row in rows)
+               for backend in ("tensorflow", "jax")},
+            **{f"{backend}_accuracy_sd": statistics.stdev(row[backend]["test_accuracy"] for row in rows) if len(rows) > 1 else 0.0
+               for backend in ("tensorflow", "jax")},
+            "median_speed_ratio": statistics.median(row["speed_ratio"] for row in rows),
+            "median_command_ratio": statistics.median(row["command_ratio"] for row in rows),
+        }
+    return {"rounds": results, "summary": summary}
+
+
 def _installed(module: str) -> bool:
     import importlib.util
 
@@ -134,15 +182,35 @@ def markdown(record: dict) -> str:
                      for b in part["backends"]]
             lines.append(f"| {r['shape']} | {r['round']} | {r['rnnbench_samples_per_s']:,.0f} | " + " | ".join(cells) + " |")
         lines.append("")
+    if "backends" in record:
+        part = record["backends"]
+        lines += ["| shape | seed | test accuracy TF / JAX | samples/s TF / JAX (ratio) | whole command TF / JAX (ratio) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for r in part["rounds"]:
+            tf_, jax_ = r["tensorflow"], r["jax"]
+            lines.append(
+                f"| {r['shape']} | {r['seed']} | {tf_['test_accuracy']:.4f} / {jax_['test_accuracy']:.4f} "
+                f"| {tf_['train_samples_per_s']:,.0f} / {jax_['train_samples_per_s']:,.0f} ({r['speed_ratio']:.2f}x) "
+                f"| {tf_['command_s']:.1f} / {jax_['command_s']:.1f} s ({r['command_ratio']:.2f}x) |")
+        lines.append("")
+        for shape, figures in part["summary"].items():
+            lines.append(
+                f"- {shape}: test accuracy {figures['tensorflow_accuracy_mean']:.4f} ± {figures['tensorflow_accuracy_sd']:.4f} "
+                f"on TensorFlow, {figures['jax_accuracy_mean']:.4f} ± {figures['jax_accuracy_sd']:.4f} on JAX (mean ± sd over "
+                f"seeds); JAX's steady speed {figures['median_speed_ratio']:.2f}x, whole command "
+                f"{figures['median_command_ratio']:.2f}x TensorFlow's (medians).")
+        lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["command", "sweep", "peers"], choices=["command", "sweep", "peers"])
+    parser.add_argument("--parts", nargs="+", default=["command", "sweep", "peers"],
+                        choices=["command", "sweep", "peers", "backends"])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the command comparison")
     parser.add_argument("--sweep-rounds", type=int, default=1, help="rounds of the 1-vs-2-worker sweeps (2 minutes each)")
     parser.add_argument("--peer-rounds", type=int, default=1, help="rounds of the peer comparison")
+    parser.add_argument("--backend-seeds", type=int, default=3, help="seeds (rounds) of the backend comparison")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     from rnnbench.speed import write
@@ -151,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"benchmark": "baselines", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
               "command_line": "python -m rnnbench.baselines " + " ".join(argv if argv is not None else sys.argv[1:])}
     parts = {"command": (command_part, args.rounds), "sweep": (sweep_part, args.sweep_rounds),
-             "peers": (peers_part, args.peer_rounds)}
+             "peers": (peers_part, args.peer_rounds), "backends": (backends_part, args.backend_seeds)}
     for part in args.parts:
         function, rounds = parts[part]
         record[part] = function(rounds)
