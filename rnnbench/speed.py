@@ -47,6 +47,32 @@ def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
+def recurrent_product_rate(batch_size: int = 50, hidden_units: int = 128, gates: int = 4, repeats: int = 3) -> float:
+    """FLOP/s of the matrix products of one recurrent layer's forward pass alone: 28 chained
+    (batch, 28 + H) x (28 + H, gates x H) products, LSTM-128 at batch 50 by default. The most an
+    RNN step made of such products can reach here, however little else it does."""
+    import tensorflow as tf
+
+    width = 28 + hidden_units
+    state = tf.random.normal((batch_size, width))
+    kernel = tf.random.normal((width, gates * hidden_units)) * 0.05
+
+    @tf.function
+    def time_steps(state):
+        for _ in range(28):
+            state = tf.tanh(tf.matmul(state, kernel)[:, :width])
+        return state
+
+    time_steps(state).numpy()  # traces
+    calls, best = 100, float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(calls):
+            time_steps(state).numpy()
+        best = min(best, time.perf_counter() - started)
+    return calls * 28 * 2 * batch_size * width * gates * hidden_units / best
+
+
 def peak_memory_reset() -> None:
     """Linux: starts a new peak of the process's resident memory (VmHWM)."""
     try:
@@ -102,7 +128,10 @@ def markdown(record: dict) -> str:
     lines = [
         f"Measured {record['date']} on {record['machine']}, Python {record['python']}, TensorFlow "
         f"{record['tensorflow']}, Keras {record['keras']}; float32 matrix-product peak "
-        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s. Command: `{record['command_line'].strip()}`.",
+        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s (4096 x 4096); the LSTM-128 batch-50 forward pass's own "
+        f"products, 28 chained 50 x 156 by 156 x 512 with nothing else, "
+        f"{record.get('lstm128_b50_products_gflop_per_s', float('nan')):,.0f} GFLOP/s. "
+        f"Command: `{record['command_line'].strip()}`.",
         "",
         "| cell | hidden units | unroll | batch | samples/s | GFLOP/s | of peak | compile s | eval samples/s "
         "| memory growth MiB |",
@@ -138,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(DataConfig())
     peak = matmul_peak()
     print(f"float32 matrix-product peak: {peak / 1e9:,.0f} GFLOP/s ({cpu_description()})", flush=True)
+    lstm_products = recurrent_product_rate()
+    print(f"LSTM-128 batch-50 step's products alone: {lstm_products / 1e9:,.0f} GFLOP/s", flush=True)
     rows = []
     print(f"{'shape':<28}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'compile s':>10}{'eval/s':>10}{'+MiB':>8}")
     for batch_size in args.batch_sizes:
@@ -159,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "tensorflow": tf.__version__,
         "keras": __import__("keras").__version__, "threads": os.cpu_count(),
         "command_line": "python -m rnnbench.speed " + " ".join(argv or []),
-        "matmul_peak_gflop_per_s": peak / 1e9, "shapes": rows,
+        "matmul_peak_gflop_per_s": peak / 1e9, "lstm128_b50_products_gflop_per_s": lstm_products / 1e9, "shapes": rows,
     }
     write(args.out, record, markdown(record))
     return 0

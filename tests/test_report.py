@@ -138,6 +138,13 @@ def test_the_headline_names_the_best_variant_and_the_margins(workspace):
     assert "samples/s" in page
 
 
+def test_the_header_names_the_backend_the_runs_trained_on(workspace):
+    folder, _, _, _ = workspace
+    page = page_of(folder, "sweep-tiny")
+    assert "<dt>Keras backend</dt><dd>tensorflow</dd>" in page
+    assert "train.backend = tensorflow" in page
+
+
 def test_the_sweeps_reference_run_is_the_seed_tutorial_nested_under_the_sweep(workspace):
     _, _, client, _ = workspace
     experiment = client.get_experiment_by_name("sweep-tiny").experiment_id

@@ -20,6 +20,7 @@ def recorded(*runs: dict) -> tables.Recorded:
             "params.train.learning_rate": str(run.get("lr", 1e-3)), "params.train.seed": str(run.get("seed", 0)),
             "params.train.steps": str(run.get("steps", 5000)), "params.train.batch_size": "50",
             "params.data.source": "mnist5k", "metrics.test/accuracy": run["accuracy"],
+            **({"params.train.backend": run["backend"]} if "backend" in run else {}),
         })
     runs_table = tables._tidy(pd.DataFrame(rows))
     return tables.Recorded("made-up", "1", runs_table, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
@@ -44,6 +45,17 @@ def test_runs_that_differ_only_by_seed_share_a_group_and_other_differences_are_n
         "lstm-h32-unrolled", "lstm-h32-unrolled",
         "gru-h32-unrolled train.learning_rate=0.001", "gru-h32-unrolled train.learning_rate=0.003",
     ]
+
+
+def test_a_jax_run_is_its_own_group_and_runs_from_before_train_backend_count_as_tensorflow():
+    made_up = recorded(
+        {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.90},  # recorded before train.backend existed
+        {"cell": "lstm", "units": 32, "seed": 1, "accuracy": 0.92, "backend": "tensorflow"},
+        {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.91, "backend": "jax"},
+    )
+    assert made_up.runs.backend.tolist() == ["tensorflow", "tensorflow", "jax"]
+    groups = tables.compared_runs(made_up).group.tolist()
+    assert groups == ["lstm-h32-unrolled train.backend=tensorflow"] * 2 + ["lstm-h32-unrolled train.backend=jax"]
 
 
 def test_the_leaderboard_ranks_by_mean_accuracy_and_measures_gaps_in_fractions():
