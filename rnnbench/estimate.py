@@ -6,7 +6,8 @@ A run's cost is its compilation, its training steps, its validations and a fixed
 building, recording and testing. Speeds come from runs already in the tracking store with the
 same cell, size, unroll and batch size (the median of their `speed/*` metrics); for the others,
 from a model of the FLOP count (3 x 28 x 2 x gates x H x (28 + H) per training sample) fitted to
-this project's measurements on a 2-core AMD EPYC CPU (see README), good to about +-30%.
+`make bench`'s grid on a 2-core AMD EPYC CPU (BENCHMARKS.md, 10 steps per execution): off by 20%
+for the median shape of that grid, by up to 70% for the smallest.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from rnnbench.config import TrainConfig
 from rnnbench.sweep_config import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
 
 GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
-STEP_OVERHEAD_S = 2.6e-3
-"""Fitted: seconds per training step that do not grow with the model (2-core EPYC, TF 2.21)."""
-FLOP_RATE = 86e9
+STEP_OVERHEAD_S = 1.2e-3
+"""Fitted: seconds per training step that do not grow with the model (2-core EPYC, TF 2.21; 2.6e-3
+at one step per execution)."""
+FLOP_RATE = 95e9
 """Fitted: float32 FLOP/s that a training step reaches on the same machine."""
-COMPILE_S = {False: 0.9, True: 3.0}
-"""Measured compile times, looped and unrolled (the same machine)."""
+COMPILE_S = {
+    ("simple_rnn", False): 0.8, ("simple_rnn", True): 1.2, ("lstm", False): 0.9, ("lstm", True): 3.1,
+    ("gru", False): 1.1, ("gru", True): 5.2,
+}
+"""Measured compile times (medians of the grid), by cell and unroll (the same machine)."""
 FIXED_S = 2.0
 """Per run: building the model, the MLflow records, figures (and for final runs the test and the model)."""
 
@@ -38,7 +43,7 @@ class Speed:
 def modelled_speed(cell: str, hidden_units: int, unroll: bool, batch_size: int) -> Speed:
     flops = 3 * 28 * 2 * GATES[cell] * hidden_units * (28 + hidden_units)
     step_seconds = STEP_OVERHEAD_S + batch_size * flops / FLOP_RATE
-    return Speed(batch_size / step_seconds, COMPILE_S[unroll], 3 * batch_size / step_seconds, measured=False)
+    return Speed(batch_size / step_seconds, COMPILE_S[cell, unroll], 3 * batch_size / step_seconds, measured=False)
 
 
 def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:
@@ -104,7 +109,7 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
         finals = sum(run_seconds(speed_of(run.unroll), definition.train, valid_images) for run in sweep_plan.finals_of(study))
         search_total += trial * search.trials
         final_total += finals
-        source = "measured in this store" if speed_of(search.unroll).measured else "FLOP model (+-30%)"
+        source = "measured in this store" if speed_of(search.unroll).measured else "FLOP model (~20%)"
         lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
     if sweep_plan.reference_seeds:
         key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
