@@ -80,6 +80,7 @@ def run_experiment(
         on_evaluation: called after each evaluation has been logged; raising stops training.
 
     Raises:
+        ConfigError: `train.backend` is not the backend this process already runs Keras on.
         RunFailed: the loss became NaN or infinite; the run is recorded as FAILED.
         StopRun: re-raised from `on_evaluation` after the run is recorded as KILLED with its reason.
         KeyboardInterrupt: re-raised after the run is recorded as KILLED.
