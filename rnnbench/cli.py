@@ -7,8 +7,9 @@
     rnnbench worker experiments/sweep.yaml --storage URL      # join a running sweep
     rnnbench report [--experiment NAME] [--out reports/NAME/index.html]
 
-Exit codes: 0 done, 1 the run failed (e.g. a diverged loss), 2 bad input (one line on stderr
-naming the problem and the fix), 130 interrupted with Ctrl-C (the run is kept as KILLED).
+Exit codes: 0 done, 1 the run failed (a diverged loss, a full disk; a sweep with runs it could not
+do), 2 bad input (one line on stderr naming the problem and the fix), 130 interrupted with Ctrl-C,
+143 stopped by SIGTERM (the run is kept as KILLED either way).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import logging
 import os
 import sys
 
-from rnnbench import backend
+from rnnbench import backend, faults, signals
 from rnnbench.config import load_config
 from rnnbench.errors import UserError
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,20 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..."
     parser = _parser()
     args = parser.parse_args(argv)
+    signals.raise_on_sigterm()  # SIGTERM (docker stop, a scheduler) stops work as Ctrl-C does
     try:
         return args.handler(args)
     except UserError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:  # outside a run (start-up, loading): nothing to record
-        print("\nrnnbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # outside a run (start-up, loading): nothing to record
+        print(f"\nrnnbench: stopped by {signals.describe(stop)}", file=sys.stderr)
+        return signals.exit_code(stop)
+    except Exception as error:  # a full disk, a read-only store, a server gone: one line; anything else is a bug
+        fault = faults.explain(error)
+        if fault is None:
+            raise
+        print(f"rnnbench: error: {fault.message}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def run_command(args) -> int:
     config = load_config(args.config, args.overrides)  # every key checked before any work
-    backend.load(config.train.backend)
     from rnnbench import tracking
+
+    tracking.open_store()  # a store that cannot be written, or a server that does not answer, fails here
+    backend.load(config.train.backend)
     from rnnbench.runner import RunFailed, run_experiment
 
     steps = config.train.steps
@@ -69,10 +79,11 @@ def run_command(args) -> int:
     except RunFailed as failure:
         print(f"rnnbench: run {failure.run_id} FAILED: {failure}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         kept = f"run {state['run_id']} recorded as KILLED with {state['evaluations']} evaluations kept"
-        print(f"\nrnnbench: interrupted; {kept if state['run_id'] else 'no run was created'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"\nrnnbench: stopped by {signals.describe(stop)}; {kept if state['run_id'] else 'no run was created'}",
+              file=sys.stderr)
+        return signals.exit_code(stop)
     speed = outcome.result.speed
     print(
         f"test_loss {outcome.test.loss:.3f}  test_acc {outcome.test.accuracy:.4f}  "
@@ -89,15 +100,16 @@ def show_config_command(args) -> int:
 
 
 def evaluate_command(args) -> int:
+    from rnnbench import tracking
+
+    client = tracking.open_store(write=False)  # before TensorFlow loads: a server that does not answer fails fast
     backend.load()  # a saved .keras model loads on any backend
     from mlflow.exceptions import MlflowException
 
-    from rnnbench import tracking
     from rnnbench.data import load_test_split
     from rnnbench.names import MODEL_ARTIFACT
     from rnnbench.train import evaluate
 
-    client = tracking.open_store()
     try:
         run = client.get_run(args.run_id)
     except MlflowException:
@@ -120,6 +132,7 @@ def evaluate_command(args) -> int:
 
 
 def sweep_command(args) -> int:
+    from rnnbench import estimate
     from rnnbench.data import load_dataset
     from rnnbench.sweep_config import load_sweep, plan
 
@@ -127,17 +140,17 @@ def sweep_command(args) -> int:
     if args.workers < 1:
         raise UserError(f"--workers: received {args.workers}, expected a positive integer")
     dataset = load_dataset(definition.data)  # a missing data folder fails here, not in every worker
+    sweep_plan = plan(definition)
+    estimate.check_sweep_fits(definition, sweep_plan, len(dataset.train))  # before any run exists
     if args.dry_run:
-        from rnnbench.estimate import describe
-
-        print(describe(definition, plan(definition), len(dataset.valid), args.workers))
+        print(estimate.describe(definition, sweep_plan, len(dataset.valid), args.workers))
         return 0
-    from rnnbench.sweep import run_sweep
+    from rnnbench.sweep import EXIT_LOST, run_sweep
 
     code = run_sweep(definition, args.storage, args.workers)
-    if code == 0 and args.report:
+    if code in (0, EXIT_LOST) and args.report:  # a report of what was done, also when runs were lost
         args.experiment, args.out, args.ui_url = definition.sweep.name, None, None
-        return report_command(args)
+        return report_command(args) or code
     return code
 
 
@@ -154,9 +167,10 @@ def worker_command(args) -> int:
 
     try:
         ran = work(name, args.storage, args.threads)
-    except KeyboardInterrupt:
-        print("rnnbench worker: interrupted (a trial in progress is recorded as KILLED and re-enqueued)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        print(f"rnnbench worker: stopped by {signals.describe(stop)} (a trial in progress is recorded as KILLED "
+              "and re-enqueued)", file=sys.stderr)
+        return signals.exit_code(stop)
     print(f"rnnbench worker: the sweep is complete ({ran} runs here)")
     return 0
 

@@ -1,4 +1,4 @@
-"""The dry run: a sweep's plan and what it will cost, without running anything.
+"""The dry run: a sweep's plan and what it will cost, without running anything; and whether a run fits in memory.
 
     rnnbench sweep experiments/sweep.yaml --dry-run
 
@@ -13,8 +13,12 @@ for the median shape of that grid, by up to 70% for the smallest.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+from pathlib import Path
 
-from rnnbench.config import TrainConfig
+from rnnbench.config import ModelConfig, TrainConfig
+from rnnbench.errors import ConfigError
 from rnnbench.sweep_config import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
 
 GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
@@ -44,6 +48,76 @@ def modelled_speed(cell: str, hidden_units: int, unroll: bool, batch_size: int) 
     flops = 3 * 28 * 2 * GATES[cell] * hidden_units * (28 + hidden_units)
     step_seconds = STEP_OVERHEAD_S + batch_size * flops / FLOP_RATE
     return Speed(batch_size / step_seconds, COMPILE_S[cell, unroll], 3 * batch_size / step_seconds, measured=False)
+
+
+def memory_needed(model: ModelConfig, batch_size: int) -> tuple[int, int]:
+    """A lower bound of the bytes one training step needs, and the model's parameter count.
+
+    float32 weights, their gradients and Adam's two moments (4 per parameter); the activations kept
+    for back-propagation through the 28 steps (the gates and the state, at least); the batch in
+    training and the two prefetched. Keras needs more than this, never less.
+    """
+    gates, units, rows, pixels = GATES[model.cell], model.hidden_units, 28, 28
+    parameters = gates * units * (pixels + units + 2) + 10 * (units + 1)
+    activations = batch_size * rows * (gates + 2) * units
+    inputs = 3 * batch_size * rows * pixels
+    return 4 * (4 * parameters + activations + inputs), parameters
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use: the machine's available memory, within a cgroup limit."""
+    limits = []
+    try:
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        limits.append(int(meminfo["MemAvailable"].split()[0]) * 1024)
+    except (OSError, KeyError, ValueError):
+        try:
+            limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:
+        limit, usage = (Path("/sys/fs/cgroup", name).read_text().strip() for name in ("memory.max", "memory.current"))
+        if limit != "max":
+            limits.append(int(limit) - int(usage))
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def check_fits(model: ModelConfig, batch_size: int, train_images: int) -> None:
+    """Refuses, before any run exists, a batch larger than the training split or a step that cannot fit in memory.
+
+    Raises:
+        ConfigError: naming the setting, the estimate and the memory available.
+    """
+    if batch_size > train_images:
+        raise ConfigError(
+            f"train.batch_size={batch_size} is more than the {train_images:,} training images: every batch would "
+            f"repeat images; use at most {train_images}"
+        )
+    needed, parameters = memory_needed(model, batch_size)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"model.hidden_units={model.hidden_units} with train.batch_size={batch_size} needs at least {_bytes(needed)} "
+            f"for a training step ({parameters:.3g} parameters with their gradients and Adam's moments, and the "
+            f"batch's activations), but {_bytes(available)} of memory is available; lower model.hidden_units or train.batch_size"
+        )
+
+
+def check_sweep_fits(definition: SweepDefinition, sweep_plan: Plan, train_images: int) -> None:
+    """`check_fits` for every model the sweep trains, its reference runs' included."""
+    for study in sweep_plan.studies:
+        model = ModelConfig(study.cell, study.hidden_units, definition.search.unroll)
+        check_fits(model, definition.train.batch_size, train_images)
+    if sweep_plan.reference_seeds:
+        check_fits(SEED_MODEL, SEED_TRAIN.batch_size, train_images)
+
+
+def _bytes(count: float) -> str:
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB")
+    power = min(int(math.log(max(count, 1), 1024)), len(units) - 1)
+    return f"{count / 1024 ** power:,.1f} {units[power]}"
 
 
 def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:

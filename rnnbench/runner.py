@@ -3,8 +3,9 @@
     rnnbench run experiments/seed_lstm.yaml      # the CLI calls run_experiment()
 
 Effects live here (data loading, the tracking store, files); training itself is `train()`.
-Whatever happens, the run is closed: FINISHED, FAILED (a diverged loss or an error, with a tag
-saying why) or KILLED (Ctrl-C), and every evaluation logged before the end stays recorded.
+Whatever happens, the run is closed: FINISHED, FAILED (a diverged loss, a fault such as a full disk,
+or an error, with a tag saying why) or KILLED (Ctrl-C or SIGTERM), and every evaluation logged before
+the end stays recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from rnnbench import backend, names, plots, tracking
+from rnnbench import backend, estimate, faults, names, plots, signals, tracking
 from rnnbench.config import Config
 from rnnbench.data import Dataset, load_dataset
 from rnnbench.model import summary_text
@@ -46,11 +47,13 @@ class StopRun(Exception):
 
 
 class RunFailed(Exception):
-    """The run ended FAILED for a reason a user can act on (a diverged loss)."""
+    """The run ended FAILED for a reason a user can act on: a diverged loss, a full disk (see `faults`)."""
 
-    def __init__(self, run_id: str, message: str):
+    def __init__(self, run_id: str, message: str, why: str = "diverged"):
         super().__init__(message)
         self.run_id = run_id
+        self.why = why
+        """The run's `rnnbench.failure`: diverged (a result of its settings), or a fault of the machine."""
 
 
 def run_experiment(
@@ -80,14 +83,17 @@ def run_experiment(
         on_evaluation: called after each evaluation has been logged; raising stops training.
 
     Raises:
-        ConfigError: `train.backend` is not the backend this process already runs Keras on.
-        RunFailed: the loss became NaN or infinite; the run is recorded as FAILED.
+        ConfigError: `train.backend` is not the backend this process already runs Keras on, or the
+            model and batch cannot fit in this machine's memory (before any run is created).
+        RunFailed: the loss diverged, or a fault (a full disk, memory) ended the run; it is recorded
+            as FAILED with the reason, if the store can still be written.
         StopRun: re-raised from `on_evaluation` after the run is recorded as KILLED with its reason.
-        KeyboardInterrupt: re-raised after the run is recorded as KILLED.
+        KeyboardInterrupt: Ctrl-C or SIGTERM (`signals.Terminated`), re-raised after the run is recorded as KILLED.
     """
     backend.load(config.train.backend)  # Keras already on another backend in this process: a clear error
     if dataset is None:
         dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
+    estimate.check_fits(config.model, config.train.batch_size, len(dataset.train))
     client = tracking.open_store()
     run_id = tracking.start_run(client, config, stage, parent_run_id, tags, run_name)
     try:
@@ -110,14 +116,28 @@ def run_experiment(
         reason = f"{error}; lower train.learning_rate (now {config.train.learning_rate:g})"
         tracking.end_run(client, run_id, "FAILED", failure="diverged", reason=reason)
         raise RunFailed(run_id, reason) from None
-    except KeyboardInterrupt:
-        tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason="stopped by Ctrl-C")
+    except KeyboardInterrupt as stop:
+        tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason=f"stopped by {signals.describe(stop)}")
         raise
     except BaseException as error:
-        tracking.end_run(client, run_id, "FAILED", failure="error", reason=f"{type(error).__name__}: {error}")
-        raise
+        fault = faults.explain(error)
+        if fault is None:
+            _close_failed(client, run_id, "error", f"{type(error).__name__}: {error}")
+            raise
+        closed = _close_failed(client, run_id, fault.kind, fault.message)
+        kept = "" if closed else "; the store could not be written either, so the run stays RUNNING (`rnnbench report` lists it)"
+        raise RunFailed(run_id, fault.message + kept, why=fault.kind) from None
     tracking.end_run(client, run_id, "FINISHED")
     return RunOutcome(run_id, result, score, dataset)
+
+
+def _close_failed(client, run_id: str, failure: str, reason: str) -> bool:
+    """Records the run as FAILED; False when the store cannot take even that (a full disk, a server gone)."""
+    try:
+        tracking.end_run(client, run_id, "FAILED", failure=failure, reason=reason)
+    except Exception:
+        return False
+    return True
 
 
 def _record_results(client, run_id: str, config: Config, dataset: Dataset, result: TrainResult, test: Score | None):

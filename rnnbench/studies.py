@@ -3,10 +3,11 @@
     rnnbench worker experiments/sweep.yaml --storage postgresql://host/db   # claims work through here
 
 Each (cell, hidden size) is a study `<sweep>:<cell>-h<units>` whose planned trials are enqueued
-up front (empty parameters: the sampler proposes the learning rate when a worker claims one).
+up front (empty parameters: the sampler proposes the learning rate when a worker takes one).
 The final runs are trials of the study `<sweep>:final` enqueued with every parameter fixed.
-Work is claimed by moving a WAITING trial to RUNNING, which the storage does atomically, so any
-number of processes can share a sweep without a hand-made queue. A trial whose worker died is
+Workers take work through Optuna's public ask-and-tell path (`Study.optimize` of one trial, which
+asks for the first WAITING trial and moves it to RUNNING atomically in the storage), so every
+storage Optuna supports works and no process keeps a hand-made queue. A trial whose worker died is
 failed and re-enqueued by Optuna's `RetryHeartbeatStaleTrialCallback`, so the plan's count of
 finished trials always excludes the dead ones.
 """
@@ -16,8 +17,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import contextlib
+import fcntl
 import os
-import socket
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -26,6 +30,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from rnnbench import names, processes
 from rnnbench.config import flat
 from rnnbench.errors import UserError
 from rnnbench.sweep_config import Plan, Study, SweepDefinition, build_definition
@@ -42,41 +47,62 @@ MLFLOW_RUN = "mlflow_run_id"
 """Trial and study attribute: the MLflow run recording it (the study's parent run)."""
 WORKER = "rnnbench.worker"
 """Trial attribute: host:pid of the process running it, to tell a dead worker from a slow one."""
+PLANNED = "rnnbench.planned"
+"""Trial attribute of every trial the sweep enqueues (retries inherit it). Optuna's ask() creates a
+new trial when the queue emptied between a worker's look and its ask; such a trial lacks it, is
+marked UNPLANNED and failed at once, and counts nowhere."""
+UNPLANNED = "rnnbench.unplanned"
+FAILURE = names.FAILURE
+"""Trial attribute of a failed trial, as on its MLflow run: `diverged` is a result (the learning rate
+is too high); anything else is a lost run, which fails the sweep and is retried when it is re-run."""
 
 MAX_RETRIES = 3
 """Retries of a trial whose worker died or was interrupted, before it counts as failed."""
 YOUNG_TRIAL_SECONDS = 10
 """A trial claimed this recently is never declared dead: its worker may not have signed it yet."""
+HEARTBEAT = "rnnbench.heartbeat"
+"""Trial attribute: when its worker last said it is alive (seconds since the epoch)."""
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 600
-"""RDB storages only: trials beat at every evaluation; silent for 10 minutes means dead."""
+"""A running trial's worker beats every minute; a worker on another machine silent for 10 minutes is dead."""
+CONNECT_SECONDS = 10
+"""PostgreSQL and MySQL: how long to wait for the database server to accept a connection."""
 
 DeadTrialHandler = Callable[[optuna.Study, FrozenTrial], None]
 
 
-def open_storage(url: str | None, on_dead_trial: DeadTrialHandler) -> optuna.storages.BaseStorage:
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     """The sweep storage: `url` (an Optuna RDB URL, or a journal file path), else the local journal.
 
     Args:
         url: e.g. postgresql://user@host/db, sqlite:///studies.db, or a path like mlruns/optuna.journal.
-        on_dead_trial: called once with each trial found dead (to close its MLflow run); it retries it.
     """
     if url is None or "://" not in url:
-        path = Path(url) if url else DEFAULT_STORAGE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        return _journal(Path(url) if url else DEFAULT_STORAGE)
+    # A database server that does not answer fails in seconds, not after the system's TCP time-out.
+    timeout = {"connect_args": {"connect_timeout": CONNECT_SECONDS}} if url.startswith(("postgresql", "mysql")) else {}
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=lambda study, trial: on_dead_trial(study, trial),
-        )
+        return optuna.storages.RDBStorage(url, engine_kwargs=timeout)
     except Exception as error:  # a bad URL, a missing driver, an unreachable server
         first_line = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise UserError(
             f"cannot open the Optuna storage {url}: {first_line}. Expected an Optuna RDB URL such as "
             "postgresql://user:password@host/db (with its driver installed) or a journal file path"
         ) from None
+
+
+def _journal(path: Path) -> optuna.storages.JournalStorage:
+    """The journal file at `path`, refused at once (not at the first write) where it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK)):
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        reason = "it is read-only"
+    except OSError as error:
+        reason = error.strerror or str(error)
+    raise UserError(
+        f"cannot write the Optuna journal {path}: {reason}; make its folder writable, "
+        "or pass --storage with another journal path or an RDB URL"
+    )
 
 
 def study_name(definition: SweepDefinition, study: Study | None) -> str:
@@ -116,13 +142,26 @@ def enqueue_search_trials(optuna_study: optuna.Study, planned: int) -> None:
     """Tops the study up to `planned` trials that are waiting, running or finished (dead ones aside)."""
     missing = planned - len(live_trials(optuna_study.get_trials(deepcopy=False)))
     for _ in range(missing):
-        optuna_study.enqueue_trial({})  # the sampler proposes the learning rate when the trial starts
+        enqueue(optuna_study, {})  # the sampler proposes the learning rate when the trial starts
+
+
+def enqueue(optuna_study: optuna.Study, params: dict, skip_if_exists: bool = False) -> None:
+    """Adds a planned trial to the study's queue (a worker takes it with `Study.optimize`)."""
+    optuna_study.enqueue_trial(params, user_attrs={PLANNED: True}, skip_if_exists=skip_if_exists)
 
 
 def live_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that count: all but those that died and were re-enqueued as a retry."""
+    """The trials that count: all but those that died and were re-enqueued as a retry, and unplanned ones."""
     superseded = {number for trial in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
-    return [trial for trial in trials if trial.number not in superseded]
+    return [trial for trial in trials if trial.number not in superseded and not trial.user_attrs.get(UNPLANNED)]
+
+
+def lost_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Planned trials that failed for a reason other than a diverged loss: runs the sweep owes."""
+    return [
+        trial for trial in live_trials(trials)
+        if trial.state == TrialState.FAIL and trial.user_attrs.get(FAILURE) != "diverged"
+    ]
 
 
 @dataclasses.dataclass
@@ -132,71 +171,124 @@ class Counts:
     failed: int = 0
     running: int = 0
     waiting: int = 0
+    lost: int = 0
+    """Of the failed: those that failed for another reason than a diverged loss (`lost_trials`)."""
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned + self.failed
 
+    @property
+    def decided(self) -> bool:
+        """A finished study has a best learning rate for its final runs: a trial completed, and none was lost
+        (a lost trial might have been the best; re-running the sweep retries it first)."""
+        return self.complete > 0 and self.lost == 0
+
 
 def count(trials: list[FrozenTrial]) -> Counts:
-    counts = Counts()
-    names = {
+    counts = Counts(lost=len(lost_trials(trials)))
+    fields = {
         TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
         TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
     }
     for trial in live_trials(trials):
-        setattr(counts, names[trial.state], getattr(counts, names[trial.state]) + 1)
+        setattr(counts, fields[trial.state], getattr(counts, fields[trial.state]) + 1)
     return counts
 
 
-def claim(optuna_study: optuna.Study) -> FrozenTrial | None:
-    """Moves one WAITING trial to RUNNING for this process and returns it, or None if none wait.
+def take(optuna_study: optuna.Study, storage_url: str | None) -> optuna.Trial | None:
+    """The next WAITING trial of the study, now RUNNING for this process; None if none waits.
 
-    The storage makes the move atomic: of two processes claiming the same trial, one gets it.
+    `Study.ask` takes the first WAITING trial, and the journal and server databases make that move
+    atomic. SQLite does not (it reads the state before it locks, so two processes can both take a
+    trial: measured, 4 processes on 60 trials ran one twice), so there a lock file beside the
+    database makes takers on this machine queue for it. Where the queue empties between the look and
+    the ask, `ask` makes a new trial: it is failed at once, marked UNPLANNED, and None is returned.
     """
-    storage = optuna_study._storage
-    for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
-                return trial
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
+    with _sqlite_lock(storage_url):
+        if not optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return None
+        trial = optuna_study.ask()
+    if trial.user_attrs.get(PLANNED):
+        trial.set_user_attr(WORKER, processes.this_process())
+        return trial
+    trial.set_user_attr(UNPLANNED, True)
+    optuna_study.tell(trial, state=TrialState.FAIL)
     return None
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+@contextlib.contextmanager
+def _sqlite_lock(storage_url: str | None):
+    if not (storage_url or "").startswith("sqlite:///"):
+        yield
+        return
+    with open(f"{storage_url[len('sqlite:///'):]}.take.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
+
+
+@contextlib.contextmanager
+def heartbeat(trial: optuna.Trial):
+    """While inside: the trial's HEARTBEAT attribute is renewed every HEARTBEAT_SECONDS, from a thread."""
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                trial.set_user_attr(HEARTBEAT, time.time())
+            except Exception:  # a storage that hiccups: the next beat tries again
+                pass
+            if stop.wait(HEARTBEAT_SECONDS):
+                return
+
+    thread = threading.Thread(target=beat, name="rnnbench-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def fail_dead_trials(optuna_study: optuna.Study, on_dead_trial: DeadTrialHandler, min_age_seconds: float | None = None) -> int:
     """Fails (and, through `on_dead_trial`, retries) RUNNING trials whose worker is gone; returns how many.
 
     Dead means: the worker recorded on the trial ran on this machine and its process no longer
-    exists, or no worker signed the trial within `min_age_seconds` (YOUNG_TRIAL_SECONDS) of its
-    start. On an RDB storage Optuna's heartbeat also catches workers that died on other machines.
+    exists; or it ran on another machine and its heartbeat is older than GRACE_SECONDS; or no worker
+    signed the trial within `min_age_seconds` (YOUNG_TRIAL_SECONDS) of its start.
     """
-    storage = optuna_study._storage
     min_age_seconds = YOUNG_TRIAL_SECONDS if min_age_seconds is None else min_age_seconds
     found = 0
     for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _age_seconds(trial) < min_age_seconds:
-            continue
-        worker = trial.user_attrs.get(WORKER)
-        if worker is not None and _alive(worker):
+        if _age_seconds(trial) < min_age_seconds or not _worker_gone(trial):
             continue
         try:
-            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                on_dead_trial(optuna_study, storage.get_trial(trial._trial_id))
-                found += 1
-        except optuna.exceptions.UpdateFinishedTrialError:
+            failed = optuna_study.tell(trial.number, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             continue  # another process failed it first
-    optuna.storages.fail_stale_trials(optuna_study)  # RDB heartbeat; a no-op for the journal
+        on_dead_trial(optuna_study, failed)
+        found += 1
     return found
 
 
-def retry(optuna_study: optuna.Study, trial: FrozenTrial) -> None:
-    """Re-enqueues a dead or interrupted trial with its parameters (Optuna's own retry callback)."""
-    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(optuna_study, trial)
+def _worker_gone(trial: FrozenTrial) -> bool:
+    worker = trial.user_attrs.get(WORKER)
+    if worker is None:
+        return True
+    if processes.host_of(worker) == processes.host_of(processes.this_process()):
+        return processes.is_gone(worker)
+    last_beat = trial.user_attrs.get(HEARTBEAT)
+    return last_beat is not None and time.time() - last_beat > GRACE_SECONDS
+
+
+def retry(optuna_study: optuna.Study, trial: FrozenTrial, limit: int | None = MAX_RETRIES) -> None:
+    """Re-enqueues a dead, interrupted or lost trial with its parameters (Optuna's own retry callback).
+
+    Args:
+        limit: retries after which a trial is left failed (a worker that dies on it each time);
+            None for retries a person asked for (an interruption, a re-run of the sweep).
+    """
+    RetryHeartbeatStaleTrialCallback(max_retry=limit)(optuna_study, trial)
 
 
 def _age_seconds(trial: FrozenTrial) -> float:
@@ -205,20 +297,6 @@ def _age_seconds(trial: FrozenTrial) -> float:
         return 0.0
     now = datetime.datetime.now(started.tzinfo)  # the journal stores UTC, RDB storages local time
     return (now - started).total_seconds()
-
-
-def _alive(worker: str) -> bool:
-    """True unless `worker` (host:pid) ran on this machine and its process has exited."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname():
-        return True  # another machine's worker: only a heartbeat (RDB storages) can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
 
 
 def _changed_settings(sweep: str, before: dict, now: dict) -> str:

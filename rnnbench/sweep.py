@@ -14,11 +14,8 @@ re-run of the same command after Ctrl-C, `kill -9` or a crash does only what is 
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,57 +23,29 @@ from pathlib import Path
 import optuna
 from tqdm import tqdm
 
-from rnnbench import names, studies, tracking
+from rnnbench import names, processes, signals, studies, tracking
 from rnnbench.config import ModelConfig, flat
 from rnnbench.errors import UserError
 from rnnbench.sweep_config import REFERENCE_LABEL, SEED_TRAIN, SET_BY_THE_SWEEP, FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.worker import close_dead_trial, sweep_complete
 
 POLL_SECONDS = 1.0
-STOP_GRACE_SECONDS = 60
-"""How long interrupted workers get to record their runs as KILLED before they are killed."""
-
-
-@dataclasses.dataclass
-class Workers:
-    processes: list[subprocess.Popen]
-    logs: list[Path]
-
-    def alive(self) -> int:
-        return sum(process.poll() is None for process in self.processes)
-
-    def finish(self) -> None:
-        """At the sweep's end: workers notice it within a poll; any that do not are stopped."""
-        deadline = time.monotonic() + 10 * POLL_SECONDS
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.stop()
-
-    def stop(self) -> None:
-        """Ctrl-C for each worker (they record their runs as KILLED), then kill -9 for stragglers."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+EXIT_LOST = 1
+"""The exit code of a sweep that ended with planned runs lost (failed for another reason than divergence)."""
 
 
 def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int) -> int:
-    """Runs (or resumes) the sweep with `workers` local worker processes; returns the exit code."""
+    """Runs (or resumes) the sweep with `workers` local worker processes; returns the exit code:
+    0 done, EXIT_LOST when planned runs failed (re-running retries them), 130 or 143 when stopped."""
     sweep_plan = plan(definition)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_url = storage_url or str(studies.DEFAULT_STORAGE.resolve())
-    storage = studies.open_storage(storage_url, close_dead_trial)
+    storage = studies.open_storage(storage_url)
     client = tracking.open_store()
     loaded = studies.create_studies(storage, definition, sweep_plan)
     parents: dict[Study | None, str] = {}
     """The MLflow runs of the studies, and of the sweep itself under None."""
-    pool = Workers([], [])
+    pool = processes.Workers([], [])
     bar = None
     try:
         _prepare(client, definition, sweep_plan, loaded, parents)
@@ -101,30 +70,45 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
                     "Re-run the same command to finish the remaining work"
                 )
             time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if bar:
             bar.close()
-        print("\nrnnbench: stopping the workers; their runs are recorded as KILLED ...", file=sys.stderr, flush=True)
+        print(f"\nrnnbench: {signals.describe(stop)}: stopping the workers; their runs are recorded as KILLED ...",
+              file=sys.stderr, flush=True)
         pool.stop()
-        _close_unfinished(client, loaded, parents)
+        _close_unfinished(client, loaded, parents, f"the sweep was stopped by {signals.describe(stop)}; re-run it to resume")
         totals = _totals(sweep_plan, loaded)
         print(summary_table(definition, loaded[None]))
         print(
-            f"rnnbench: interrupted with {totals.finished} of {totals.planned} runs done; "
+            f"rnnbench: stopped by {signals.describe(stop)} with {totals.finished} of {totals.planned} runs done; "
             "re-run the same command to do only the rest",
             file=sys.stderr,
         )
-        return 130
+        return signals.exit_code(stop)
     except BaseException:
         pool.stop()
-        _close_unfinished(client, loaded, parents)
+        _close_unfinished(client, loaded, parents, "the sweep's coordinator failed; re-run it to resume")
         raise
     bar.close()
-    pool.finish()
-    tracking.end_run(client, parents[None], "FINISHED")
+    pool.finish(POLL_SECONDS)
     print(summary_table(definition, loaded[None]))
     print(f"MLflow: `make ui`, experiment '{definition.sweep.name}' (store: {tracking.tracking_uri()})")
-    return 0
+    lost = {study: studies.lost_trials(optuna_study.get_trials(deepcopy=False)) for study, optuna_study in loaded.items()}
+    lost_count = sum(len(trials) for trials in lost.values())
+    if lost_count == 0:
+        tracking.end_run(client, parents[None], "FINISHED")
+        return 0
+    examples = "; ".join(
+        f"{studies.study_name(definition, study)} trial {trial.number}: "
+        f"{trial.user_attrs.get(names.FAILURE_REASON) or trial.user_attrs.get(studies.FAILURE) or 'its worker died'}"
+        for study, trials in lost.items() for trial in trials[:1]
+    )
+    reason = (f"{lost_count} of {sweep_plan.runs} planned runs failed ({examples}); re-run the same command to retry "
+              "them (the worker logs in mlruns/logs/ have the details)")
+    tracking.log_metrics(client, parents[None], {names.RUNS_LOST: lost_count}, step=0)
+    tracking.end_run(client, parents[None], "FAILED", failure="runs_lost", reason=reason)
+    print(f"rnnbench: error: {reason}", file=sys.stderr)
+    return EXIT_LOST
 
 
 def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study | None, str]) -> None:
@@ -144,7 +128,14 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
     )
     loaded[None].set_user_attr(studies.MLFLOW_RUN, parents[None])
     for seed in sweep_plan.reference_seeds:
-        loaded[None].enqueue_trial({"reference": True, "seed": seed}, skip_if_exists=True)
+        studies.enqueue(loaded[None], {"reference": True, "seed": seed}, skip_if_exists=True)
+    retried = 0
+    for optuna_study in loaded.values():  # runs lost last time are owed: retried first
+        for trial in studies.lost_trials(optuna_study.get_trials(deepcopy=False)):
+            studies.retry(optuna_study, trial, limit=None)
+            retried += 1
+    if retried:
+        print(f"retrying {retried} run(s) that failed last time", flush=True)
     search = definition.search
     for study in sweep_plan.studies:
         optuna_study = loaded[study]
@@ -172,10 +163,12 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
 
 
 def _reopen(client, optuna_study: optuna.Study) -> str | None:
-    """The MLflow run recorded with the study, back to RUNNING if a stopped sweep left it unfinished."""
+    """The MLflow run recorded with the study, back to RUNNING (owned by this process) if a stopped or
+    failed sweep left it unfinished."""
     run_id = optuna_study.user_attrs.get(studies.MLFLOW_RUN)
     if run_id is not None and client.get_run(run_id).info.status != "FINISHED":
         client.update_run(run_id, status="RUNNING")  # resumed
+        client.set_tag(run_id, names.PROCESS, processes.this_process())
     return run_id
 
 
@@ -191,10 +184,10 @@ def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorde
         counts = studies.count(trials)
         if counts.finished < sweep_plan.trials_per_study:
             continue
-        best = _best(optuna_study)
+        best = _best(optuna_study) if counts.decided else None
         if best is not None:
             for final in sweep_plan.finals_of(study):
-                loaded[None].enqueue_trial(_final_params(final, best.params["learning_rate"]), skip_if_exists=True)
+                studies.enqueue(loaded[None], _final_params(final, best.params["learning_rate"]), skip_if_exists=True)
         if client.get_run(parents[study]).info.status == "RUNNING":  # a finished sweep's re-run leaves it as it was
             _close_study(client, parents[study], counts, best)
         recorded.add(study)
@@ -202,6 +195,12 @@ def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorde
 
 def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
     metrics = {names.TRIALS_COMPLETE: counts.complete, names.TRIALS_PRUNED: counts.pruned, names.TRIALS_FAILED: counts.failed}
+    if counts.lost:
+        tracking.log_metrics(client, run_id, metrics, step=0)
+        tracking.end_run(client, run_id, "FAILED", failure="trials_lost",
+                         reason=f"{counts.lost} trial(s) failed with an error: its final runs wait until a re-run of the "
+                                "sweep has retried them")
+        return
     if best is None:
         tracking.log_metrics(client, run_id, metrics, step=0)
         tracking.end_run(client, run_id, "FAILED", failure="no_trial_completed",
@@ -213,13 +212,13 @@ def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
     tracking.end_run(client, run_id, "FINISHED")
 
 
-def _close_unfinished(client, loaded, parents: dict[Study | None, str]) -> None:
+def _close_unfinished(client, loaded, parents: dict[Study | None, str], reason: str) -> None:
     """After an interruption: dead trials failed and retried, open sweep and study runs closed as KILLED."""
     for optuna_study in loaded.values():  # our workers have exited: no trial is in the middle of a claim
         studies.fail_dead_trials(optuna_study, close_dead_trial, min_age_seconds=0)
     for run_id in parents.values():
         if client.get_run(run_id).info.status == "RUNNING":
-            tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason="the sweep was stopped; re-run it to resume")
+            tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason=reason)
 
 
 def _best(optuna_study: optuna.Study):
@@ -318,35 +317,12 @@ def _variant(params: dict) -> str:
     return ModelConfig(params["cell"], params["hidden_units"], params["unroll"]).variant
 
 
-def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> Workers:
+def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> processes.Workers:
     """`count` worker processes, each with its share of the CPU threads, logging to mlruns/logs/."""
     threads = max((os.cpu_count() or 1) // count, 1)
-    folder = Path("mlruns") / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    processes, logs = [], []
-    for index in range(count):
-        log = folder / f"{definition.sweep.name}-worker{index + 1}.log"
-        with open(log, "a") as output:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name,
-                     "--storage", storage_url, "--threads", str(threads)],
-                    stdout=output, stderr=subprocess.STDOUT, env=environment,
-                    start_new_session=True,  # Ctrl-C reaches only the coordinator, which stops them in order
-                    preexec_fn=_die_with_parent,
-                )
-            )
-        logs.append(log)
-    return Workers(processes, logs)
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the coordinator dies, even by kill -9 (a re-run resumes).
-
-    Also restores SIGINT, which the coordinator uses to stop a worker in order: a coordinator started
-    in the background (`cmd &`) has it ignored, and its children would inherit that.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    return processes.Workers.start(
+        [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name, "--storage", storage_url, "--threads", str(threads)],
+        count,
+        log_stem=Path("mlruns") / "logs" / definition.sweep.name,
+        environment={**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )

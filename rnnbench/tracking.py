@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from rnnbench import names
+from rnnbench import names, processes
 from rnnbench.config import Config
 from rnnbench.data import Dataset
 from rnnbench.errors import UserError
@@ -33,6 +33,14 @@ if TYPE_CHECKING:  # the sweep coordinator records runs without loading TensorFl
     from rnnbench.train import Evaluation
 
 DEFAULT_STORE = Path("mlruns")
+PROBE_SECONDS = 15
+"""How long a tracking server gets to answer before a command gives up on it, in one line."""
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+"""MLflow retries a failed request for about 4 minutes by default; with these a server lost mid-run fails
+the run in under a minute (15 s of back-off when it refuses connections). Set the variables to change them."""
+_checked: set[tuple[str, bool]] = set()
 
 
 def tracking_uri() -> str:
@@ -40,13 +48,67 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.resolve() / 'mlflow.db'}"
 
 
-def open_store() -> MlflowClient:
-    """A client of the tracking store, creating the default local store on first use."""
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def open_store(write: bool = True) -> MlflowClient:
+    """A client of the tracking store, creating the default local store on first use.
+
+    Args:
+        write: refuse a local store that cannot be written (reading one, as the report does, is fine).
+
+    Raises:
+        UserError: the tracking server does not answer within PROBE_SECONDS, or (with `write`) the
+            local store is read-only; checked once per process.
+    """
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if (uri, write) not in _checked:
+        if is_server(uri):
+            for key, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+            _probe(uri)
+        elif write and (reason := read_only_reason()):
+            raise UserError(f"{reason}; make it writable, or set MLFLOW_TRACKING_URI to a store you can write "
+                            "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)")
+        _checked.add((uri, write))
     mlflow.set_tracking_uri(uri)  # mlflow's model logging and loading read the global URI
     return MlflowClient(uri)
+
+
+def read_only_reason() -> str | None:
+    """Why the local SQLite store cannot be written (creating its folder if missing), or None if it can."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri[len("sqlite:///") :])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"the MLflow store's folder {path.parent} cannot be created ({error.strerror})"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"the MLflow store {path} is read-only"
+    return None
+
+
+def _probe(uri: str) -> None:
+    """Waits up to PROBE_SECONDS for the tracking server's /health to answer, else says how to fix it."""
+    import requests
+
+    deadline = time.monotonic() + PROBE_SECONDS
+    while True:
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=max(min(5.0, deadline - time.monotonic()), 1.0))
+            return  # any answer: the server is there (authentication or a proxy are its business)
+        except requests.RequestException as error:
+            problem = "no answer" if isinstance(error, requests.Timeout) else "connection refused or failed"
+        if time.monotonic() + 1 >= deadline:
+            break
+        time.sleep(1)
+    raise UserError(
+        f"the MLflow tracking server {uri} does not answer ({problem}; tried for {PROBE_SECONDS} s): start it "
+        "(`mlflow server --host HOST --port PORT --backend-store-uri ...`), or unset MLFLOW_TRACKING_URI to record in ./mlruns"
+    )
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -182,8 +244,10 @@ def start_parent_run(
 
 
 def _provenance() -> dict[str, str]:
-    """Where the result came from: code version, library versions, machine (without importing TensorFlow)."""
+    """Where the result came from: code version, library versions, machine, and the process that records it
+    (without importing TensorFlow)."""
     tags = {
+        names.PROCESS: processes.this_process(),
         names.TENSORFLOW_VERSION: importlib.metadata.version("tensorflow"),
         names.KERAS_VERSION: importlib.metadata.version("keras"),
         names.PYTHON_VERSION: platform.python_version(),

@@ -10,21 +10,18 @@ of MLflow or Optuna; callers watch progress through `on_evaluation`, which may r
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import signal
-import sys
-import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from rnnbench import signals
 from rnnbench.config import Config
-from rnnbench.data import Dataset, Split
+from rnnbench.data import CLASSES, Dataset, Split
 from rnnbench.model import build_model
 
 EVAL_BATCH_SIZE = 1000
@@ -72,12 +69,22 @@ class Score:
     """(N,) predicted classes."""
 
 
+DIVERGED_LOSS = 10 * math.log(CLASSES)
+"""Training loss (nats, a window's running mean) above which a run counts as diverged: ten times that of
+a uniform guess over the 10 classes (ln 10 = 2.30), i.e. about e^-23 = 1e-10 of probability on the true
+class on average, where a model that learned anything puts more than 1/10 (see README, Divergence)."""
+
+
 class TrainingDiverged(Exception):
-    """The training loss became NaN or infinite: the run cannot recover."""
+    """The training loss became NaN, infinite, or exploded past `DIVERGED_LOSS`: the run cannot recover."""
 
     def __init__(self, step: int, loss: float, first_step: int | None = None):
         where = f"at step {step}" if first_step in (None, step) else f"between steps {first_step} and {step}"
-        super().__init__(f"the training loss became {loss} {where}")
+        if math.isfinite(loss):
+            what = f"exploded to {loss:.3g} nats {where}, over ten times a uniform guess's ln(10) = 2.30 (the divergence limit)"
+        else:
+            what = f"became {loss} {where}"
+        super().__init__(f"the training loss {what}")
         self.step = step
         self.loss = loss
 
@@ -106,8 +113,8 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,
     )
-    with _ctrl_c_between_steps() as interrupted:
-        clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, interrupted)
+    with signals.deferred() as stop:
+        clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, stop)
         model.fit(
             _training_batches(dataset.train, settings.batch_size, settings.seed),
             epochs=settings.steps // settings.eval_every_steps,
@@ -123,7 +130,7 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
 
 def evaluate(model: keras.Model, split: Split) -> Score:
     """Mean cross-entropy and accuracy of `model` on `split`, with its predicted classes."""
-    with _ctrl_c_between_steps():
+    with signals.deferred():
         probabilities = model.predict(split.images, batch_size=EVAL_BATCH_SIZE, verbose=0)
     epsilon = keras.config.epsilon()  # the clipping Keras applies in its own cross-entropy
     chosen = np.clip(probabilities[np.arange(len(split)), split.labels], epsilon, 1 - epsilon)
@@ -151,38 +158,6 @@ def _training_batches(split: Split, batch_size: int, seed: int) -> tf.data.Datas
     return batches.with_options(options)
 
 
-@contextlib.contextmanager
-def _ctrl_c_between_steps() -> Iterator[threading.Event]:
-    """Ctrl-C (SIGINT) while inside: set the yielded event, and raise KeyboardInterrupt only where
-    it is safe, from a Keras callback between executions or on leaving the block.
-
-    Python raises KeyboardInterrupt wherever the main thread happens to be, and inside TensorFlow's
-    eager tensor conversion that crashed the interpreter (SIGSEGV in 2 of 24 interrupted runs,
-    measured), which left the run RUNNING with nothing to say why. A second Ctrl-C raises at once.
-    Only the main thread may set signal handlers, and SIGINT that is ignored (a background job) or
-    handled by someone else is left as it is.
-    """
-    interrupted = threading.Event()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if not in_main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield interrupted
-        return
-
-    def defer(signal_number, frame):
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        interrupted.set()
-        print("\nrnnbench: Ctrl-C: stopping after the current steps (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
-
-    signal.signal(signal.SIGINT, defer)
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if interrupted.is_set():
-        raise KeyboardInterrupt
-
-
 class _Clock(keras.callbacks.Callback):
     """Times steps and evaluations, stops at a non-finite loss, and reports each evaluation.
 
@@ -190,9 +165,9 @@ class _Clock(keras.callbacks.Callback):
     indices of its first and last step in the epoch.
     """
 
-    def __init__(self, batch_size: int, valid_samples: int, on_evaluation, interrupted: threading.Event):
+    def __init__(self, batch_size: int, valid_samples: int, on_evaluation, stop: signals.Pending):
         super().__init__()
-        self.interrupted = interrupted
+        self.stop = stop
         self.batch_size = batch_size
         self.valid_samples = valid_samples
         self.on_evaluation = on_evaluation
@@ -216,15 +191,11 @@ class _Clock(keras.callbacks.Callback):
         if self.steps_done == 0:
             self.first_step_started = time.perf_counter()
 
-    def _stop_if_interrupted(self):
-        if self.interrupted.is_set():
-            raise KeyboardInterrupt
-
     def on_test_batch_end(self, batch, logs=None):
-        self._stop_if_interrupted()
+        self.stop.raise_if_received()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._stop_if_interrupted()
+        self.stop.raise_if_received()
         executed = batch - self.execution_begins + 1
         self.steps_done += executed
         self.window_steps += executed
@@ -232,7 +203,7 @@ class _Clock(keras.callbacks.Callback):
             self.first_steps = executed
             self.first_step_seconds = time.perf_counter() - self.first_step_started
         loss = logs["loss"]  # the window's running mean: non-finite as soon as one step is
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             raise TrainingDiverged(self.steps_done, loss, first_step=self.steps_done - executed + 1)
 
     def on_test_begin(self, logs=None):

@@ -1,4 +1,4 @@
-"""A sweep worker: claims waiting trials and final runs from a sweep's studies, and runs them.
+"""A sweep worker: takes waiting trials and final runs from a sweep's studies, and runs them.
 
     rnnbench worker experiments/sweep.yaml --storage postgresql://user@host/db   # join from anywhere
     rnnbench worker rnnbench-sweep                                              # by name, local store
@@ -6,7 +6,7 @@
 `rnnbench sweep` starts its own workers; more can join from another shell or machine (with
 `MLFLOW_TRACKING_URI` pointing at the same MLflow server). A worker takes the sweep's definition
 from the storage, runs trials until nothing is left, and exits once the sweep is complete.
-Ctrl-C stops it after recording its current run as KILLED and re-enqueueing that trial.
+Ctrl-C or SIGTERM stops it after recording its current run as KILLED and re-enqueueing that trial.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import zlib
 import optuna
 from optuna.trial import TrialState
 
-from rnnbench import backend, names, studies, tracking
+from rnnbench import backend, names, signals, studies, tracking
 from rnnbench.config import Config
 from rnnbench.sweep_config import Plan, Study, SweepDefinition, plan, reference_config, run_config
 
@@ -60,6 +60,32 @@ def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | Non
     )
 
 
+class TrialSampler(optuna.samplers.BaseSampler):
+    """TPE, seeded anew for each trial from the sweep's sampler seed, the study's name and the trial number.
+
+    One seed for every worker would make two workers propose the same learning rates, and a seed
+    per process would make a resumed sweep propose others than an uninterrupted one; one per trial
+    does neither. Each trial samples one parameter, so there is no relative (joint) sampling.
+    """
+
+    def __init__(self, seed: int, study_name: str, startup_trials: int):
+        self.seed, self.study_name, self.startup_trials = seed, study_name, startup_trials
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        tpe = optuna.samplers.TPESampler(
+            seed=zlib.crc32(f"{self.seed}:{self.study_name}:{trial.number}".encode()),
+            n_startup_trials=self.startup_trials,
+            constant_liar=True,  # trials running elsewhere count as mediocre, so workers spread out
+        )
+        return tpe.sample_independent(study, trial, param_name, param_distribution)
+
+
 def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -> int:
     """Runs the sweep's waiting trials until the sweep is complete; returns how many it ran.
 
@@ -69,24 +95,30 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
         threads: CPU threads for training (None: all cores).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = studies.open_storage(storage_url, close_dead_trial)
+    storage = studies.open_storage(storage_url)
     definition = studies.load_definition(storage, sweep_name)
+    tracking.open_store()  # a tracking server that does not answer stops the worker here, in one line
     backend.load(definition.train.backend, threads)  # before anything imports Keras
     from rnnbench.data import load_dataset
 
     sweep_plan = plan(definition)
     dataset = load_dataset(definition.data)
-    loaded = {
-        study: optuna.load_study(study_name=studies.study_name(definition, study), storage=storage)
-        for study in [None, *sweep_plan.studies]
-    }
+    search = definition.search
+    loaded = {}
+    for study in [None, *sweep_plan.studies]:
+        name = studies.study_name(definition, study)
+        loaded[study] = optuna.load_study(
+            study_name=name, storage=storage,
+            sampler=TrialSampler(search.sampler_seed, name, search.startup_trials),
+            pruner=PRUNERS[search.pruner](search, definition.train.eval_every_steps),
+        )
     ran = 0
     while True:
         for study, optuna_study in loaded.items():  # final runs first: finished variants early
             studies.fail_dead_trials(optuna_study, close_dead_trial)
-            claimed = studies.claim(optuna_study)
-            if claimed is not None:
-                _run_claimed(definition, storage, study, claimed, dataset)
+            trial = studies.take(optuna_study, storage_url)
+            if trial is not None:
+                _run_taken(definition, study, optuna_study, trial, dataset)
                 ran += 1
                 break
         else:
@@ -96,13 +128,13 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
 
 
 def sweep_complete(sweep_plan: Plan, loaded: dict[Study | None, optuna.Study]) -> bool:
-    """Every planned trial has finished, and every final run due (studies with a best trial) too."""
+    """Every planned trial has finished, and every final run due (studies that are decided) too."""
     finals_due = len(sweep_plan.reference_seeds)
     for study in sweep_plan.studies:
-        trials = loaded[study].get_trials(deepcopy=False)
-        if studies.count(trials).finished < sweep_plan.trials_per_study:
+        counts = studies.count(loaded[study].get_trials(deepcopy=False))
+        if counts.finished < sweep_plan.trials_per_study:
             return False
-        if any(trial.state == TrialState.COMPLETE for trial in trials):
+        if counts.decided:
             finals_due += len(sweep_plan.finals_of(study))
     return studies.count(loaded[None].get_trials(deepcopy=False)).finished >= finals_due
 
@@ -119,44 +151,38 @@ def close_dead_trial(optuna_study: optuna.Study, trial) -> None:
     studies.retry(optuna_study, trial)
 
 
-def _run_claimed(definition: SweepDefinition, storage, study: Study | None, claimed, dataset) -> None:
-    """Runs one claimed trial to its end state in Optuna, with its MLflow run closed to match."""
+def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: optuna.Study, trial: optuna.Trial, dataset):
+    """Runs a taken trial and tells Optuna how it ended (COMPLETE, PRUNED or FAIL), with its MLflow run tagged to match."""
     from rnnbench.runner import RunFailed, StopRun
 
-    name = studies.study_name(definition, study)
-    seeded = optuna.load_study(
-        study_name=name,
-        storage=storage,
-        # Seeded per study and trial: two workers with one seed would propose the same learning rates.
-        sampler=optuna.samplers.TPESampler(
-            seed=zlib.crc32(f"{definition.search.sampler_seed}:{name}:{claimed.number}".encode()),
-            n_startup_trials=definition.search.startup_trials,
-            constant_liar=True,
-        ),
-        pruner=PRUNERS[definition.search.pruner](definition.search, definition.train.eval_every_steps),
-    )
-    trial = optuna.trial.Trial(seeded, claimed._trial_id)
-    trial.set_user_attr(studies.WORKER, studies.worker_id())
-    _heartbeat(storage, claimed._trial_id)
+    label = f"{studies.study_name(definition, study)} trial {trial.number}"
     record = {"run_id": None}
     started = time.perf_counter()
-    label = f"{name} trial {claimed.number}"
+    value, state = None, TrialState.FAIL
     try:
-        value = _objective(trial, definition, study, dataset, record)
+        with studies.heartbeat(trial):
+            value = _objective(trial, definition, study, dataset, record)
+        state, message = TrialState.COMPLETE, f"{value:.4f}"
     except StopRun as stop:
-        _finish(seeded, trial, record, TrialState.PRUNED, f"{label}: {stop}")
+        state, message = TrialState.PRUNED, str(stop)
     except RunFailed as failure:
-        _finish(seeded, trial, record, TrialState.FAIL, f"{label}: FAILED: {failure}")
-    except KeyboardInterrupt:
-        _finish(seeded, trial, record, TrialState.FAIL, f"{label}: interrupted; re-enqueued")
-        studies.retry(seeded, seeded._storage.get_trial(claimed._trial_id))
+        trial.set_user_attr(studies.FAILURE, failure.why)
+        message = f"FAILED ({failure.why}): {failure}"
+    except KeyboardInterrupt as stop:  # the trial is owed: failed, and back in the queue with its parameters
+        failed = optuna_study.tell(trial, state=TrialState.FAIL)
+        _tag_run(record["run_id"], TrialState.FAIL)
+        studies.retry(optuna_study, failed, limit=None)
+        print(f"{label}: stopped by {signals.describe(stop)}; re-enqueued", flush=True)
         raise
-    except Exception as error:
+    except Exception as error:  # a lost run: the sweep fails, and re-running it retries the trial
         traceback.print_exc()
-        _finish(seeded, trial, record, TrialState.FAIL, f"{label}: FAILED: {type(error).__name__}: {error}")
-    else:
-        _finish(seeded, trial, record, TrialState.COMPLETE, f"{label}: {value:.4f}", value)
-    print(f"  ({time.perf_counter() - started:.1f} s, learning rate {trial.params.get('learning_rate', 0):.2e})", flush=True)
+        trial.set_user_attr(studies.FAILURE, "error")
+        trial.set_user_attr(names.FAILURE_REASON, f"{type(error).__name__}: {error}"[:500])
+        message = f"FAILED: {type(error).__name__}: {error}"
+    optuna_study.tell(trial, value, state=None if state == TrialState.COMPLETE else state)
+    _tag_run(record["run_id"], state)
+    learning_rate = trial.params.get("learning_rate", 0)
+    print(f"{label}: {message}  ({time.perf_counter() - started:.1f} s, learning rate {learning_rate:.2e})", flush=True)
 
 
 def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | None, dataset, record: dict) -> float:
@@ -177,7 +203,6 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         trial.set_user_attr(studies.MLFLOW_RUN, run_id)
 
     def evaluated(evaluation):
-        _heartbeat(trial.study._storage, trial._trial_id)
         if study is None:
             return
         trial.report(evaluation.val_accuracy, evaluation.step)
@@ -208,17 +233,10 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
     return outcome.result.evaluations[-1].val_accuracy
 
 
-def _finish(optuna_study, trial, record: dict, state: TrialState, message: str, value: float | None = None):
-    optuna_study.tell(trial, value, state=state if value is None else None)
-    if record["run_id"]:
-        tracking.open_store().set_tag(record["run_id"], names.TRIAL_STATE, state.name)
-    print(message, flush=True)
-
-
-def _heartbeat(storage, trial_id: int) -> None:
-    """RDB storages: tells Optuna this trial's worker is alive (the journal relies on process ids)."""
-    if isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval():
-        storage.record_heartbeat(trial_id)
+def _tag_run(run_id: str | None, state: TrialState) -> None:
+    """The trial's Optuna state on its MLflow run, so that either store tells how it ended."""
+    if run_id:
+        tracking.open_store().set_tag(run_id, names.TRIAL_STATE, state.name)
 
 
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)

@@ -1,11 +1,16 @@
-"""Shared fixtures: the repository root, a temporary tracking store, the real offline data."""
+"""Shared fixtures: the repository root, a temporary tracking store, the real offline data, a real PostgreSQL."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,3 +54,49 @@ def rnnbench(*arguments: str, cwd: Path, env: dict | None = None, timeout: int =
         text=True,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session, on 127.0.0.1 only: Debian's `postgresql` (.ci/run installs it).
+
+    Its own data folder and port, trust authentication for the local role `rnnbench`, stopped at the end.
+    initdb refuses to run as root, so as root it runs as the `postgres` user the package creates.
+    """
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdb:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    bin_folder = Path(initdb[-1]).parent
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="rnnbench-postgres-"))
+    if as_owner:
+        shutil.chown(folder, "postgres")
+    port = free_port()
+    data = folder / "data"
+    subprocess.run([*as_owner, bin_folder / "initdb", "-D", data, "-U", "rnnbench", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off"
+    subprocess.run([*as_owner, bin_folder / "pg_ctl", "-D", data, "-l", folder / "server.log", "-o", options, "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://rnnbench@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_owner, bin_folder / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres_server) -> str:
+    """A new, empty database on the session's PostgreSQL server; its URL."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"

@@ -12,32 +12,36 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from rnnbench import names, studies, tracking
+from rnnbench import names, processes, studies, tracking
 from rnnbench.worker import close_dead_trial
 
 
-def _claim_all(path: str, claimed) -> None:
-    """One competing worker: claims trials until none wait, recording each number it got."""
-    storage = studies.open_storage(path, close_dead_trial)
-    study = optuna.load_study(study_name="race", storage=storage)
-    while (trial := studies.claim(study)) is not None:
-        claimed.append(trial.number)
+def _take_all(url: str, taken) -> None:
+    """One competing worker: takes waiting trials the way a sweep worker does, until none wait."""
+    study = optuna.load_study(study_name="race", storage=studies.open_storage(url))
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial = studies.take(study, url)
+        if trial is not None:
+            taken.append(trial.number)
+            study.tell(trial, 0.0)
 
 
-def test_concurrent_workers_never_claim_the_same_trial(tmp_path):
-    path = str(tmp_path / "optuna.journal")
-    study = optuna.create_study(study_name="race", storage=studies.open_storage(path, close_dead_trial))
-    for _ in range(60):
-        study.enqueue_trial({})
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_concurrent_workers_take_each_planned_trial_exactly_once(tmp_path, kind):
+    url = str(tmp_path / "optuna.journal") if kind == "journal" else f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="race", storage=studies.open_storage(url))
+    studies.enqueue_search_trials(study, planned=60)
     with multiprocessing.Manager() as manager:
-        claimed = manager.list()
-        workers = [multiprocessing.get_context("spawn").Process(target=_claim_all, args=(path, claimed)) for _ in range(4)]
+        taken = manager.list()
+        workers = [multiprocessing.get_context("spawn").Process(target=_take_all, args=(url, taken)) for _ in range(4)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join(timeout=120)
-        numbers = list(claimed)
+        numbers = list(taken)
     assert sorted(numbers) == list(range(60))  # each exactly once
+    trials = study.get_trials()
+    assert studies.count(trials).complete == 60 and len(studies.live_trials(trials)) == 60  # strays count nowhere
 
 
 def _dead_pid() -> int:
@@ -48,17 +52,16 @@ def _dead_pid() -> int:
 
 def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_path, monkeypatch):
     monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
-    storage = studies.open_storage(str(tmp_path / "optuna.journal"), close_dead_trial)
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(study_name="s:lstm-h8", storage=storage, direction="maximize")
     studies.enqueue_search_trials(study, planned=2)
     client = tracking.open_store()
     run_id = client.create_run(tracking.experiment_id(client, "s")).info.run_id
 
-    dead = studies.claim(study)
-    storage.set_trial_user_attr(dead._trial_id, studies.WORKER, f"{studies.worker_id().rsplit(':', 1)[0]}:{_dead_pid()}")
-    storage.set_trial_user_attr(dead._trial_id, studies.MLFLOW_RUN, run_id)
-    alive = studies.claim(study)
-    storage.set_trial_user_attr(alive._trial_id, studies.WORKER, studies.worker_id())  # this process: alive
+    dead = studies.take(study, None)
+    dead.set_user_attr(studies.WORKER, f"{processes.host_of(processes.this_process())}:{_dead_pid()}")
+    dead.set_user_attr(studies.MLFLOW_RUN, run_id)
+    alive = studies.take(study, None)  # signed by this process: alive
 
     assert studies.fail_dead_trials(study, close_dead_trial) == 1
     trials = study.get_trials()
@@ -77,7 +80,7 @@ def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_pa
 
 
 def test_topping_up_search_trials_is_idempotent(tmp_path):
-    storage = studies.open_storage(str(tmp_path / "optuna.journal"), close_dead_trial)
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(study_name="s:gru-h8", storage=storage)
     studies.enqueue_search_trials(study, planned=3)
     studies.enqueue_search_trials(study, planned=3)
@@ -88,7 +91,7 @@ def test_a_sweep_resumed_with_other_settings_is_refused(tmp_path):
     from rnnbench.errors import UserError
     from rnnbench.sweep_config import load_sweep, plan
 
-    storage = studies.open_storage(str(tmp_path / "optuna.journal"), close_dead_trial)
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"))
     definition = load_sweep(None, ["grid.cells=lstm", "grid.hidden_units=8"])
     studies.create_studies(storage, definition, plan(definition))
     changed = load_sweep(None, ["grid.cells=lstm", "grid.hidden_units=8", "train.steps=1000"])
@@ -101,26 +104,41 @@ def test_a_bad_storage_url_is_a_clear_error():
     from rnnbench.errors import UserError
 
     with pytest.raises(UserError, match="cannot open the Optuna storage nosuchdb://"):
-        studies.open_storage("nosuchdb://host/db", close_dead_trial)
+        studies.open_storage("nosuchdb://host/db")
 
 
-def test_on_an_rdb_storage_a_silent_worker_on_another_machine_is_failed_by_the_heartbeat(store, tmp_path, monkeypatch):
-    from rnnbench.worker import _heartbeat
+WORKER_ELSEWHERE = """
+import sys, time, optuna
+from rnnbench import studies
+studies.HEARTBEAT_SECONDS = 1
+study = optuna.load_study(study_name="s:gru-h8", storage=studies.open_storage(sys.argv[1]))
+trial = studies.take(study, sys.argv[1])
+trial.set_user_attr(studies.WORKER, "another-machine:4242")  # no process id to check from here
+with studies.heartbeat(trial):
+    print("started", flush=True)
+    time.sleep(600)
+"""
 
+
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_a_worker_on_another_machine_is_failed_when_its_heartbeat_stops(store, tmp_path, monkeypatch, kind, request):
+    url = str(tmp_path / "optuna.journal") if kind == "journal" else request.getfixturevalue("postgres_database")
     monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
-    monkeypatch.setattr(studies, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(studies, "GRACE_SECONDS", 1)
-    storage = studies.open_storage(f"sqlite:///{tmp_path / 'studies.db'}", close_dead_trial)
+    monkeypatch.setattr(studies, "GRACE_SECONDS", 3)
+    storage = studies.open_storage(url)
     study = optuna.create_study(study_name="s:gru-h8", storage=storage, direction="maximize")
     studies.enqueue_search_trials(study, planned=1)
-    trial = studies.claim(study)
-    storage.set_trial_user_attr(trial._trial_id, studies.WORKER, "another-machine:4242")  # no pid to check here
-    _heartbeat(storage, trial._trial_id)
-    studies.fail_dead_trials(study, close_dead_trial)
-    assert study.get_trials()[0].state == TrialState.RUNNING  # beating: alive
-
-    time.sleep(2.5)  # silent for longer than the grace period
-    studies.fail_dead_trials(study, close_dead_trial)
+    worker = subprocess.Popen([sys.executable, "-c", WORKER_ELSEWHERE, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "started"
+        time.sleep(4)  # longer than the grace period: only the heartbeat keeps the trial alive
+        studies.fail_dead_trials(study, close_dead_trial)
+        assert study.get_trials()[0].state == TrialState.RUNNING
+    finally:
+        worker.kill()  # the machine is gone: its heartbeat stops
+        worker.wait()
+    time.sleep(4)
+    assert studies.fail_dead_trials(study, close_dead_trial) == 1
     trials = study.get_trials()
     assert trials[0].state == TrialState.FAIL
     assert [t.state for t in trials[1:]] == [TrialState.WAITING]  # retried once

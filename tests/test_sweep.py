@@ -16,7 +16,6 @@ from mlflow import MlflowClient
 
 from rnnbench import names, studies
 from rnnbench.sweep_config import load_sweep, plan
-from rnnbench.worker import close_dead_trial
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +36,7 @@ def recorded(folder):
     by_stage = collections.defaultdict(list)
     for run in runs:
         by_stage[run.data.tags[names.STAGE]].append(run)
-    storage = studies.open_storage(str(folder / "mlruns" / "optuna.journal"), close_dead_trial)
+    storage = studies.open_storage(str(folder / "mlruns" / "optuna.journal"))
     loaded = {
         study: optuna.load_study(study_name=studies.study_name(DEFINITION, study), storage=storage)
         for study in [None, *PLAN.studies]
