@@ -184,16 +184,45 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found (experiments live in experiments/*.yaml)")
     try:
-        content = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x}); an experiment file is "
+            "YAML saved as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        content = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+        problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if content is None:
         return {}
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: expected sections like 'model:' and 'train:', received {type(content).__name__}")
     return content
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first_lines: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in first_lines:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{key}' is given twice (first at line {first_lines[key]}); keep one", key_node.start_mark
+            )
+        first_lines[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def flatten_sections(content: dict, origin: str) -> dict[str, Any]:
@@ -250,13 +279,12 @@ def _convert(key: str, value: Any, expected: type) -> Any:
     if isinstance(value, RawText):
         if expected is str:
             return str(value)
-        parsed = yaml.safe_load(value) if value else None
-        if expected is float and isinstance(parsed, str):
-            try:
-                parsed = float(parsed)  # YAML reads 3e-3 as text; people mean a number
-            except ValueError:
-                pass
-        value = parsed
+        value = yaml.safe_load(value) if value else None
+    if expected is float and isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads 3e-3 (no dot) as text, in files and on the command line; people mean a number
+        except ValueError:
+            pass
     if expected is bool and isinstance(value, bool):
         return value
     if expected is int and isinstance(value, int) and not isinstance(value, bool):

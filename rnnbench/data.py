@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ def read_idx(path: Path) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as stream:
             raw = stream.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # zlib.error: corrupted compressed bytes
         raise DataError(f"{path}: cannot be read ({error}); the file is damaged or truncated, fetch it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path}: not an IDX file of unsigned bytes (its first bytes are {raw[:4].hex()}, expected 000008..)")

@@ -2,9 +2,9 @@
 
     rnnbench report      # names the runs still RUNNING whose process is gone (kill -9, a reboot)
 
-Every MLflow run and every claimed Optuna trial records its owner as `host:pid`. On the same host a
-process that no longer exists, or a pid reused by a process that started after the run did, means
-the owner is gone; on another host only a heartbeat (RDB storages) can tell.
+Every MLflow run and every taken Optuna trial records its owner as `host:pid@started`. On the same
+host a pid that no longer exists, or one reused by a process that started at another time, means
+the owner is gone; on another host only a heartbeat can tell (`studies.heartbeat`).
 """
 
 from __future__ import annotations
@@ -21,23 +21,21 @@ from pathlib import Path
 
 
 def this_process() -> str:
-    """`host:pid` of this process, as recorded on the runs and trials it owns."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`host:pid@started` of this process (started: seconds since the epoch, where the system says),
+    as recorded on the runs and trials it owns."""
+    started = _start_time(os.getpid())
+    return f"{socket.gethostname()}:{os.getpid()}" + (f"@{started:.0f}" if started is not None else "")
 
 
 def host_of(owner: str) -> str:
     return owner.rpartition(":")[0]
 
 
-def is_gone(owner: str, since: float | None = None) -> bool:
-    """True when `owner` (host:pid) ran on this host and its process has exited.
-
-    Args:
-        owner: the recorded `host:pid`.
-        since: when the owner started its work (seconds since the epoch); a process with that pid
-            that started later is another process that reused the pid.
-    """
-    host, _, pid = owner.rpartition(":")
+def is_gone(owner: str) -> bool:
+    """True when `owner` (as `this_process` wrote it) ran on this host and that process has exited,
+    its pid now free or taken by a process that started at another time."""
+    host, _, process = owner.rpartition(":")
+    pid, _, started = process.partition("@")
     if host != socket.gethostname() or not pid.isdigit():
         return False  # another machine's process: this one cannot tell
     try:
@@ -45,9 +43,9 @@ def is_gone(owner: str, since: float | None = None) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:
-        pass  # exists, owned by another user
-    started = _start_time(int(pid))
-    return since is not None and started is not None and started > since + 1
+        pass  # it exists, owned by another user
+    now_started = _start_time(int(pid))
+    return bool(started) and now_started is not None and abs(now_started - float(started)) > 2
 
 
 def _start_time(pid: int) -> float | None:

@@ -101,7 +101,7 @@ def _probe(uri: str) -> None:
             requests.get(f"{uri.rstrip('/')}/health", timeout=max(min(5.0, deadline - time.monotonic()), 1.0))
             return  # any answer: the server is there (authentication or a proxy are its business)
         except requests.RequestException as error:
-            problem = "no answer" if isinstance(error, requests.Timeout) else "connection refused or failed"
+            problem = "it took the connection but sent nothing back" if isinstance(error, requests.Timeout) else "no connection"
         if time.monotonic() + 1 >= deadline:
             break
         time.sleep(1)

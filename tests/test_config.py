@@ -95,6 +95,34 @@ def test_bad_experiment_files_fail_clearly(tmp_path, text, expected):
         load_config(path)
 
 
+@pytest.mark.parametrize("written, value", [("3e-3", 3e-3), ("1E-4", 1e-4), ("3.0e-3", 3e-3), ("0.01", 0.01), ("2", 2.0)])
+def test_a_learning_rate_written_as_people_write_it_is_a_number(tmp_path, written, value):
+    path = tmp_path / "lr.yaml"
+    path.write_text(f"train:\n  learning_rate: {written}\n")  # YAML 1.1 reads 3e-3 (no dot) as text
+    assert load_config(path).train.learning_rate == pytest.approx(value)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  learning_rate: 3.0e-3\n  steps: 100\n  learning_rate: 1.0e-2\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML at line 4: 'learning_rate' is given twice \(first at line 2\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("content", [
+    "train:\n  steps: 100\n".encode("utf-16"),  # an editor's "Unicode" save
+    bytes(range(256)),  # not text at all
+    b"model:\n  cell: lstm\x00\n",  # UTF-8, but with a control character YAML refuses
+], ids=["utf-16", "binary", "nul-byte"])
+def test_a_config_that_is_not_utf8_yaml_is_one_line_naming_the_file(tmp_path, content):
+    path = tmp_path / "odd.yaml"
+    path.write_bytes(content)
+    result = rnnbench("show-config", str(path), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"rnnbench: error: {path}: not ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 def test_missing_config_file_is_named():
     with pytest.raises(ConfigError, match="config file nowhere.yaml not found"):
         load_config("nowhere.yaml")

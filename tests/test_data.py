@@ -110,6 +110,17 @@ def test_truncated_idx_file_is_named_in_the_error(tmp_path, compressed):
     assert "truncated" in str(error.value) or "damaged" in str(error.value)
 
 
+@needs_fashion_mnist
+def test_corrupted_compressed_bytes_are_named_in_the_error_not_a_zlib_traceback(tmp_path):
+    data = bytearray((FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\xaa" * 64  # deflate bytes overwritten, the length unchanged: zlib.error
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(data)
+    shutil.copy(FASHION_MNIST / "t10k-images-idx3-ubyte.gz", tmp_path)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: cannot be read .*damaged or truncated"):
+        load_test_split(DataConfig(source=f"idx:{tmp_path}"))
+
+
 def test_a_file_that_is_not_idx_is_refused(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"PK\x03\x04 this is a zip file")
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x00")

@@ -21,7 +21,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from rnnbench import names, tracking
+from rnnbench import names, processes, tracking
 from rnnbench.errors import UserError
 from rnnbench.report import figures, tables
 
@@ -97,9 +97,13 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     )
     out.write_text(html, encoding="utf-8")
     sweep = recorded.sweep_run
-    if sweep is not None:
+    logged = None
+    if sweep is not None and (read_only := tracking.read_only_reason()):
+        notes.append(f"The page is not logged with the sweep's run: {read_only}.")
+    elif sweep is not None:
         tracking.open_store().log_artifacts(sweep.run_id, str(folder), artifact_path="report")
-    return Built(out, drawn, notes, None if sweep is None else sweep.run_id)
+        logged = sweep.run_id
+    return Built(out, drawn, notes, logged)
 
 
 def _draw(function, *arguments) -> figures.Figure:
@@ -168,11 +172,18 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
         )
     else:
         planned = sum(int(sweep.get(f"params.plan.{key}", 0) or 0) for key in ("trials", "final_runs", "reference_runs"))
-        if sweep.status == "RUNNING":
+        if sweep.status == "RUNNING" and _owner_gone(sweep):
             notes.append(
-                f"The sweep is still running (or its coordinator was killed): {done} of its {planned} planned runs have "
-                "ended. The page shows what is recorded so far; build it again when the sweep is done (`make report`)."
+                f"The sweep's coordinator is gone (killed, or its machine restarted) with {done} of its {planned} planned "
+                "runs ended: re-run the same `make sweep` to do only the rest, then `make report`."
             )
+        elif sweep.status == "RUNNING":
+            notes.append(
+                f"The sweep is still running: {done} of its {planned} planned runs have ended. The page shows what "
+                "is recorded so far; build it again when the sweep is done (`make report`)."
+            )
+        elif sweep.status == "FAILED" and pd.notna(sweep.failure_reason):
+            notes.append(f"The sweep ended FAILED: {sweep.failure_reason}.")
         elif sweep.status != "FINISHED":
             notes.append(
                 f"The sweep was stopped ({sweep.status}) with {done} of its {planned} planned runs ended; "
@@ -190,12 +201,36 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
                 f"Study {study.study}: no trial completed ({study.fail} failed, {study.pruned} pruned), so its variants "
                 "have no final runs. Widen or lower search.learning_rate_min/max."
             )
+    notes += orphan_notes(recorded.runs)
     failed = finished[finished.status == "FAILED"]
     if len(failed):
         reasons = failed.failure.fillna("error").value_counts()
         notes.append(f"{len(failed)} run(s) FAILED (" + ", ".join(f"{reason}: {n}" for reason, n in reasons.items())
                      + "); their reasons are in the tag rnnbench.failure_reason in the MLflow UI.")
     return notes
+
+
+def orphan_notes(runs: pd.DataFrame) -> list[str]:
+    """Runs still RUNNING whose process is gone (they will never end), and those this machine cannot check."""
+    running = runs[(runs.status == "RUNNING") & runs.process.notna()]
+    gone = running[[_owner_gone(run) for _, run in running.iterrows()]]
+    elsewhere = running[running.process.map(processes.host_of) != processes.host_of(processes.this_process())]
+    notes = []
+    if len(gone):
+        notes.append(
+            f"{len(gone)} run(s) are still RUNNING, but the process that recorded them is gone (kill -9, a crash or a "
+            f"reboot), so they will never end: {', '.join(gone.run_name.fillna(gone.run_id))}. A re-run of the sweep "
+            "closes and redoes its own; delete single runs in the MLflow UI."
+        )
+    if len(elsewhere):
+        hosts = ", ".join(sorted(set(elsewhere.process.map(processes.host_of))))
+        notes.append(f"{len(elsewhere)} run(s) are RUNNING on other machines ({hosts}); this one cannot tell whether "
+                     "their processes are alive.")
+    return notes
+
+
+def _owner_gone(run: pd.Series) -> bool:
+    return pd.notna(run.process) and processes.is_gone(run.process)
 
 
 def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:

@@ -61,6 +61,7 @@ COLUMNS = {
     "jax_version": (f"tags.{names.JAX_VERSION}", str),
     "python_version": (f"tags.{names.PYTHON_VERSION}", str),
     "cpu": (f"tags.{names.CPU}", str),
+    "process": (f"tags.{names.PROCESS}", str),
     "gpu": (f"tags.{names.GPU}", str),
 }
 """Tidy name -> (MLflow column, type). MLflow's other params and metrics follow under their own names."""
@@ -87,7 +88,7 @@ class Recorded:
 
 def latest_sweep_experiment() -> str:
     """The experiment of the most recently started sweep, else of the most recent run; UserError if none."""
-    tracking.open_store()
+    tracking.open_store(write=False)
     for filter_string in (f"tags.`{names.STAGE}` = 'sweep'", ""):
         latest = mlflow.search_runs(
             search_all_experiments=True, filter_string=filter_string, order_by=["attributes.start_time DESC"],
@@ -106,21 +107,27 @@ def read(experiment: str) -> Recorded:
     Raises:
         UserError: no such experiment (the message lists the ones that exist).
     """
-    client = tracking.open_store()
+    client = tracking.open_store(write=False)
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
-        existing = [
-            f"'{found.name}'" for found in client.search_experiments()
-            if found.name != "Default" or client.search_runs([found.experiment_id], max_results=1)  # MLflow's, often empty
-        ]
-        listing = ", ".join(existing) if existing else "none yet (`make sweep` or `make run` records some)"
-        raise UserError(f"no experiment '{experiment}' in {tracking.tracking_uri()}; experiments there: {listing}")
+        raise UserError(f"no experiment '{experiment}' in {tracking.tracking_uri()}; experiments there: {_listing(client)}")
     raw = mlflow.search_runs(experiment_ids=[found.experiment_id], max_results=50_000)
+    if raw.empty:
+        raise UserError(f"experiment '{experiment}' in {tracking.tracking_uri()} has no runs; experiments with runs: "
+                        f"{_listing(client)}")
     runs = _tidy(raw)
     curves = _curves(client, runs)
     best = curves[curves.metric == names.VAL_ACCURACY].groupby("run_id").value.max()
     runs.insert(runs.columns.get_loc("last_val_accuracy") + 1, "best_val_accuracy", runs.run_id.map(best))
     return Recorded(experiment, found.experiment_id, runs, curves)
+
+
+def _listing(client) -> str:
+    """The experiments that hold runs, quoted, or how to record some."""
+    existing = [
+        f"'{found.name}'" for found in client.search_experiments() if client.search_runs([found.experiment_id], max_results=1)
+    ]
+    return ", ".join(existing) if existing else "none yet (`make sweep` or `make run` records some)"
 
 
 def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
