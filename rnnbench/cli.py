@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..."
     parser = _parser()
     args = parser.parse_args(argv)
-    signals.raise_on_sigterm()  # SIGTERM (docker stop, a scheduler) stops work as Ctrl-C does
+    signals.install()  # SIGTERM (docker stop, a scheduler) stops work as Ctrl-C does
     try:
         return args.handler(args)
     except UserError as error:

@@ -5,7 +5,9 @@
 Both become a KeyboardInterrupt, so every `except KeyboardInterrupt` that closes a run closes it for
 either; SIGTERM's is the subclass `Terminated`, which the command line turns into exit code 143
 (128 + 15, what a shell reports for a process killed by SIGTERM) instead of Ctrl-C's 130.
-Inside TensorFlow neither may raise at once (see `deferred`).
+Inside TensorFlow neither may raise at once (see `deferred`). Python drops an exception raised while
+a garbage-collector callback runs (measured: a SIGTERM lost inside JAX's, and the worker went on), so
+the signal is also remembered, and the loops of a sweep and every `deferred` block raise it again.
 """
 
 from __future__ import annotations
@@ -24,15 +26,34 @@ class Terminated(KeyboardInterrupt):
 STOP_SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
 EXIT_CODES = {KeyboardInterrupt: 130, Terminated: 143}
 WORDS = {KeyboardInterrupt: "Ctrl-C", Terminated: "SIGTERM"}
+_received: type[KeyboardInterrupt] | None = None
+"""The stop signal this process received, once `install` has run; kept in case its exception was dropped."""
 
 
-def raise_on_sigterm() -> None:
-    """SIGTERM raises `Terminated` in the main thread (once per process, at the command line's start).
+def install() -> None:
+    """Ctrl-C and SIGTERM raise their exception and are remembered (once per process, at the command line's start).
 
-    A SIGTERM that is ignored or already handled by someone else is left as it is.
+    A signal that is ignored (SIGINT of a background job) or handled by someone else is left as it is.
     """
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(number) is default:
+            signal.signal(number, _raise_stop)
+    report_unraisable = sys.unraisablehook
+
+    def unraisable(event):
+        if isinstance(event.exc_value, KeyboardInterrupt) and _received is not None:
+            return  # dropped inside a garbage-collector callback: remembered, and raised again at the next safe point
+        report_unraisable(event)
+
+    sys.unraisablehook = unraisable
+
+
+def raise_if_received() -> None:
+    """Raises the stop signal received earlier, if any: for loops between units of work."""
+    if _received is not None:
+        raise _received()
 
 
 def exit_code(stop: KeyboardInterrupt) -> int:
@@ -64,21 +85,24 @@ def deferred() -> Iterator[Pending]:
     Python raises KeyboardInterrupt wherever the main thread happens to be, and inside TensorFlow's
     eager tensor conversion that crashed the interpreter (SIGSEGV in 2 of 24 interrupted runs,
     measured), which left the run RUNNING with nothing to say why. A second signal raises at once.
-    Only the main thread may set handlers, and a signal that is ignored (SIGINT of a background job)
-    or handled by someone else is left as it is.
+    Only the main thread may set handlers; a signal that is ignored or handled by someone else is left
+    as it is.
     """
+    raise_if_received()
     pending = Pending()
-    ours = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _raise_terminated}
     if threading.current_thread() is not threading.main_thread():
         yield pending
         return
-    taken = {number: handler for number, handler in ours.items() if signal.getsignal(number) is handler}
+    ours = (_raise_stop, signal.default_int_handler)
+    taken = {number: signal.getsignal(number) for number in STOP_SIGNALS if signal.getsignal(number) in ours}
 
     def defer(number, frame):
         if pending.received.is_set():
             raise STOP_SIGNALS[number]()
         pending.kind = STOP_SIGNALS[number]
         pending.received.set()
+        if taken[number] is _raise_stop:
+            _remember(pending.kind)
         print(
             f"\nrnnbench: {WORDS[pending.kind]}: stopping after the current steps ({WORDS[pending.kind]} again stops at once)",
             file=sys.stderr, flush=True,
@@ -94,5 +118,11 @@ def deferred() -> Iterator[Pending]:
     pending.raise_if_received()
 
 
-def _raise_terminated(number, frame):
-    raise Terminated()
+def _remember(kind: type[KeyboardInterrupt]) -> None:
+    global _received
+    _received = kind
+
+
+def _raise_stop(number, frame):
+    _remember(STOP_SIGNALS[number])
+    raise STOP_SIGNALS[number]()

@@ -58,6 +58,7 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         bar = Progress(sweep_plan.runs)
         recorded: set[Study] = set()
         while True:
+            signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
             _follow(client, sweep_plan, loaded, parents, recorded)
             bar.show(_totals(sweep_plan, loaded))
             if sweep_complete(sweep_plan, loaded):

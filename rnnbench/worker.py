@@ -114,6 +114,7 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
         )
     ran = 0
     while True:
+        signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
         for study, optuna_study in loaded.items():  # final runs first: finished variants early
             studies.fail_dead_trials(optuna_study, close_dead_trial)
             trial = studies.take(optuna_study, storage_url)

@@ -11,7 +11,7 @@ import pytest
 
 from rnnbench.config import DataConfig, load_config
 from rnnbench.data import Dataset, load_dataset
-from rnnbench.train import TrainingDiverged, evaluate, train
+from rnnbench.train import DIVERGED_LOSS, TrainingDiverged, evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,20 @@ def test_a_diverging_loss_stops_at_once_and_keeps_earlier_evaluations(small):
     assert error.value.step == 2
     assert not np.isfinite(error.value.loss)
     assert [evaluation.step for evaluation in seen] == [1]
+
+
+def test_a_loss_that_explodes_without_reaching_infinity_is_divergence(small):
+    """lr 1e6 used to end FINISHED at 16% with a validation loss of 3.4e6 nats; a uniform guess scores 2.30."""
+    with pytest.raises(TrainingDiverged, match=r"exploded to .* nats between steps 1 and 10, over ten times") as error:
+        train(config("train.learning_rate=1e6"), small)
+    assert np.isfinite(error.value.loss) and error.value.loss > DIVERGED_LOSS
+    assert DIVERGED_LOSS == pytest.approx(10 * np.log(10))
+
+
+def test_the_top_of_the_searched_learning_rates_is_not_divergence(small):
+    """search.learning_rate_max (3e-2) on the fastest-moving cell: noisy, at worst 3.5 nats here, far from the limit."""
+    result = train(config("train.learning_rate=3e-2", "model.hidden_units=128"), small)
+    assert max(evaluation.train_loss for evaluation in result.evaluations) < DIVERGED_LOSS / 2
 
 
 def test_several_steps_per_execution_compute_the_same_run(small):

@@ -1,0 +1,220 @@
+"""Faults lose nothing: stop signals, a full disk, a read-only store, a tracking server that does not answer,
+sizes that cannot fit in memory, and runs orphaned by kill -9. Each is reproduced with the real command line;
+each ends in one line naming the problem and the fix, with nothing already recorded lost or left RUNNING."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import EXPERIMENTS, answers_ctrl_c, rnnbench
+from mlflow import MlflowClient
+
+from rnnbench import names
+
+pytestmark = pytest.mark.slow
+
+SMOKE = str(EXPERIMENTS / "smoke.yaml")
+TINY = str(EXPERIMENTS / "sweep_tiny.yaml")
+
+
+def store_of(folder) -> dict:
+    return {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
+
+
+def one_line(stderr: str) -> str:
+    """The one line a fault must end in: no traceback, nothing else."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    return lines[0]
+
+
+def start(arguments: list[str], folder, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnbench", *arguments], cwd=folder, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=answers_ctrl_c,
+    )
+
+
+def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if line.startswith(prefix):
+            return
+        assert time.monotonic() < deadline
+    raise AssertionError(f"the process ended before printing {prefix!r}: {process.communicate()}")
+
+
+def runs_of(folder, experiment: str) -> list:
+    client = MlflowClient(store_of(folder)["MLFLOW_TRACKING_URI"])
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], max_results=1000) if found else []
+
+
+def test_sigterm_ends_a_run_killed_with_its_metrics_kept(tmp_path):
+    process = start(["run", SMOKE, "train.steps=100000", "tracking.experiment=sigterm"], tmp_path, store_of(tmp_path))
+    wait_for_line(process, "step 40/")
+    process.send_signal(signal.SIGTERM)  # docker stop, Kubernetes, a batch scheduler
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert "stopped by SIGTERM; run" in stderr and "recorded as KILLED" in stderr and "Traceback" not in stderr
+    [run] = runs_of(tmp_path, "sigterm")
+    assert run.info.status == "KILLED" and run.info.end_time is not None
+    assert run.data.tags[names.FAILURE_REASON] == "stopped by SIGTERM"
+    client = MlflowClient(store_of(tmp_path)["MLFLOW_TRACKING_URI"])
+    assert len(client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)) >= 2
+
+
+def test_sigterm_stops_a_joined_worker_and_then_the_sweep_with_nothing_left_running(tmp_path):
+    env = store_of(tmp_path)
+    coordinator = start(["sweep", TINY, "train.steps=2000", "train.eval_every_steps=50"], tmp_path, env)
+    wait_for_line(coordinator, "sweep 'sweep-tiny'")
+    worker = start(["worker", "sweep-tiny"], tmp_path, env)
+    deadline = time.monotonic() + 240
+    while not any(f":{worker.pid}@" in run.data.tags.get(names.PROCESS, "") and run.info.status == "RUNNING"
+                  for run in runs_of(tmp_path, "sweep-tiny")):
+        assert time.monotonic() < deadline and worker.poll() is None, worker.communicate()
+        time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    _, worker_stderr = worker.communicate(timeout=120)
+    assert worker.returncode == 143, worker_stderr
+    assert "stopped by SIGTERM" in worker_stderr and "Traceback" not in worker_stderr
+    worker_runs = [run for run in runs_of(tmp_path, "sweep-tiny") if f":{worker.pid}@" in run.data.tags.get(names.PROCESS, "")]
+    assert worker_runs and all(run.info.status != "RUNNING" for run in worker_runs)
+    assert any(run.data.tags.get(names.FAILURE_REASON) == "stopped by SIGTERM" for run in worker_runs)
+
+    coordinator.send_signal(signal.SIGTERM)
+    _, stderr = coordinator.communicate(timeout=180)
+    assert coordinator.returncode == 143, stderr
+    assert "stopped by SIGTERM with" in stderr and "re-run the same command" in stderr and "Traceback" not in stderr
+    runs = runs_of(tmp_path, "sweep-tiny")
+    assert [run.info.run_name for run in runs if run.info.status == "RUNNING"] == []
+    [sweep_run] = [run for run in runs if run.data.tags[names.STAGE] == "sweep"]
+    assert sweep_run.info.status == "KILLED" and "SIGTERM" in sweep_run.data.tags[names.FAILURE_REASON]
+
+
+def private_mounts() -> list[str]:
+    """A command prefix that runs in its own mount namespace, where a test can mount a small or read-only
+    file system without touching this machine's; skips where the system allows none."""
+    for prefix in (["unshare", "--mount"], ["unshare", "--user", "--map-root-user", "--mount"]):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+                return prefix
+        except FileNotFoundError:
+            break
+    pytest.skip("no private mount namespace here (`unshare --mount` as root, or with user namespaces)")
+
+
+def test_a_full_disk_ends_the_run_failed_in_one_line_with_its_metrics_kept(tmp_path):
+    disk, outside = tmp_path / "disk", tmp_path / "outside"
+    disk.mkdir()
+    outside.mkdir()
+    uri = f"sqlite:///{disk / 'mlruns' / 'mlflow.db'}"
+    script = f"""
+set -e
+mount -t tmpfs -o size=3m tmpfs {disk}
+mkdir {disk}/tmp && cd {disk}
+export MLFLOW_TRACKING_URI={uri} TMPDIR={disk}/tmp
+{sys.executable} -c "from rnnbench import tracking; tracking.experiment_id(tracking.open_store(), 'full')"
+free=$(df --output=avail -B1 {disk} | tail -1)
+head -c $((free - 200 * 1024)) /dev/zero > {disk}/filler  # 200 KiB left: the curves fit, the figures and model do not
+set +e
+{sys.executable} -m rnnbench run {SMOKE} tracking.experiment=full > {outside}/stdout 2> {outside}/stderr
+echo $? > {outside}/code
+cp {disk}/mlruns/mlflow.db {outside}/
+"""
+    subprocess.run([*private_mounts(), "bash", "-c", script], check=True, timeout=300, capture_output=True)
+    assert (outside / "code").read_text().strip() == "1"
+    line = one_line((outside / "stderr").read_text())
+    assert line.startswith("rnnbench: run ") and "FAILED: no space left on the device holding" in line
+    client = MlflowClient(f"sqlite:///{outside / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("full").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags[names.FAILURE] == "disk_full"
+    assert [point.step for point in client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)] == [20, 40, 60]
+
+
+def test_a_read_only_store_or_journal_is_one_line_before_any_work(tmp_path):
+    store, journal, outside = tmp_path / "store", tmp_path / "journal", tmp_path / "outside"
+    for folder in (store, journal, outside):
+        folder.mkdir()
+    (journal / "optuna.journal").touch()
+    writable = f"sqlite:///{outside / 'mlflow.db'}"
+    script = f"""
+for folder in {store} {journal}; do mount --bind $folder $folder && mount -o remount,ro,bind $folder; done
+cd {outside}
+MLFLOW_TRACKING_URI=sqlite:///{store}/mlflow.db {sys.executable} -m rnnbench run {SMOKE} 2> {outside}/run.err
+echo $? > {outside}/run.code
+MLFLOW_TRACKING_URI={writable} {sys.executable} -m rnnbench sweep {TINY} --storage {journal}/optuna.journal 2> {outside}/sweep.err
+echo $? > {outside}/sweep.code
+"""
+    subprocess.run([*private_mounts(), "bash", "-c", script], check=True, timeout=300, capture_output=True)
+    assert (outside / "run.code").read_text().strip() == "2"
+    assert f"the MLflow store {store}/mlflow.db is read-only; make it writable" in one_line((outside / "run.err").read_text())
+    assert (outside / "sweep.code").read_text().strip() == "2"
+    assert f"cannot write the Optuna journal {journal}/optuna.journal: it is read-only" in one_line(
+        (outside / "sweep.err").read_text())
+
+
+def test_a_tracking_server_that_does_not_answer_fails_within_30_seconds(tmp_path):
+    silent = socket.socket()  # takes connections, never answers: a hung server
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    refusing = "http://127.0.0.1:9"  # nothing listens: a server that is down
+    commands = {
+        "run": (["run", SMOKE], refusing),
+        "evaluate": (["evaluate", "0" * 32, "--data", "mnist5k"], refusing),
+        "report": (["report"], f"http://127.0.0.1:{silent.getsockname()[1]}"),
+        "sweep": (["sweep", TINY], f"http://127.0.0.1:{silent.getsockname()[1]}"),
+    }
+    started = time.monotonic()
+    processes = {name: start(arguments, tmp_path, {"MLFLOW_TRACKING_URI": uri}) for name, (arguments, uri) in commands.items()}
+    for name, process in processes.items():
+        _, stderr = process.communicate(timeout=120)
+        elapsed = time.monotonic() - started
+        assert process.returncode == 2, (name, stderr)
+        assert elapsed < 30, f"{name} took {elapsed:.0f} s"
+        line = one_line(stderr)
+        assert f"the MLflow tracking server {commands[name][1]} does not answer" in line
+        assert "unset MLFLOW_TRACKING_URI" in line
+    silent.close()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["run", SMOKE, "train.batch_size=100000000"], "train.batch_size=100000000 is more than the 3,600 training images"),
+    (["run", SMOKE, "model.hidden_units=100000000"], "model.hidden_units=100000000 with train.batch_size=50 needs at least"),
+    (["sweep", TINY, "grid.hidden_units=[16,100000000]"], "model.hidden_units=100000000 with train.batch_size=50 needs at least"),
+], ids=["batch", "hidden-units", "sweep"])
+def test_sizes_that_cannot_fit_are_refused_before_any_run_with_the_estimate(tmp_path, arguments, message):
+    result = rnnbench(*arguments, cwd=tmp_path, env=store_of(tmp_path))
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert message in line and ("use at most 3600" in line or "of memory is available; lower" in line)
+    client = MlflowClient(store_of(tmp_path)["MLFLOW_TRACKING_URI"])
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_the_report_names_runs_still_running_whose_process_is_gone(tmp_path):
+    process = start(["run", SMOKE, "train.steps=100000", "tracking.experiment=orphans"], tmp_path, store_of(tmp_path))
+    wait_for_line(process, "step 20/")
+    process.kill()  # kill -9: the run cannot be closed
+    process.wait()
+    [run] = runs_of(tmp_path, "orphans")
+    assert run.info.status == "RUNNING"
+    result = rnnbench("report", "--experiment", "orphans", cwd=tmp_path, env=store_of(tmp_path))
+    assert result.returncode == 0, result.stderr
+    note = "1 run(s) are still RUNNING, but the process that recorded them is gone"
+    assert f"{note} (kill -9, a crash or a reboot), so they will never end: {run.info.run_name}" in result.stdout
+    assert note in (tmp_path / "reports" / "orphans" / "index.html").read_text()
+
+
+def test_the_report_of_an_experiment_without_runs_is_one_line(tmp_path):
+    (tmp_path / "mlruns").mkdir()
+    MlflowClient(store_of(tmp_path)["MLFLOW_TRACKING_URI"]).create_experiment("empty")
+    result = rnnbench("report", "--experiment", "empty", cwd=tmp_path, env=store_of(tmp_path))
+    assert result.returncode == 2
+    assert "experiment 'empty' in sqlite:" in one_line(result.stderr) and "has no runs" in result.stderr
