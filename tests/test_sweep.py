@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -28,9 +29,9 @@ def environment(folder):
     return {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
 
 
-def recorded(folder):
+def recorded(folder, tracking_uri: str | None = None):
     """The sweep's MLflow runs by stage, and its Optuna studies."""
-    client = MlflowClient(environment(folder)["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri or environment(folder)["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name(DEFINITION.sweep.name)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     by_stage = collections.defaultdict(list)
@@ -220,3 +221,43 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     by_stage, _ = assert_complete(tmp_path)
     after = [run for stage in ("trial", "final") for run in by_stage[stage] if run.info.status == "FINISHED"]
     assert done_before <= {run.info.run_id for run in after}
+
+
+def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, monkeypatch):
+    """The artifact folder read-only for the first attempt: every trial trains, then cannot save its figures."""
+    from urllib.parse import urlparse
+
+    from test_faults import private_mounts
+
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"}
+    (tmp_path / "db").mkdir()
+    monkeypatch.chdir(tmp_path)  # MLflow puts a new experiment's files under ./mlruns
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment(client.create_experiment(DEFINITION.sweep.name))
+    artifacts = Path(urlparse(experiment.artifact_location).path)
+    artifacts.mkdir(parents=True)
+    arguments = ["sweep", str(TINY), "search.trials=2"]
+    script = (f"mount --bind {artifacts} {artifacts} && mount -o remount,ro,bind {artifacts} && cd {tmp_path} && "
+              f"{sys.executable} -m rnnbench {' '.join(arguments)}")
+    first = subprocess.run([*private_mounts(), "bash", "-c", script], env={**os.environ, **env},
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stdout + first.stderr
+    line = first.stderr.strip().splitlines()[-1]
+    assert line.startswith("rnnbench: error: 4 of 8 planned runs failed") and "re-run the same command to retry them" in line
+    by_stage, _ = recorded(tmp_path, env["MLFLOW_TRACKING_URI"])
+    [sweep_run] = by_stage["sweep"]
+    assert sweep_run.info.status == "FAILED" and sweep_run.data.metrics[names.RUNS_LOST] == 4
+    assert all(run.data.tags[names.FAILURE] == "read_only" for run in by_stage["trial"])
+    assert by_stage["final"] == []  # a study with a lost trial has no best learning rate yet
+
+    second = rnnbench(*arguments, cwd=tmp_path, env=env, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "retrying 4 run(s) that failed last time" in second.stdout
+    by_stage, loaded = recorded(tmp_path, env["MLFLOW_TRACKING_URI"])
+    assert [run.info.status for run in by_stage["sweep"]] == ["FINISHED"]
+    rerun_plan = plan(load_sweep(TINY, ["search.trials=2"]))
+    for study in rerun_plan.studies:
+        counts = studies.count(loaded[study].get_trials())
+        assert (counts.finished, counts.lost) == (2, 0)
+    finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
+    assert len(finals) == len(rerun_plan.final_runs)
