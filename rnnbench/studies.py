@@ -1,24 +1,24 @@
-"""The Optuna side of a sweep: its storage, its studies, claiming work, and trials of dead workers.
+"""The Optuna side of a sweep: its storage, its studies, taking work, and trials of dead workers.
 
-    rnnbench worker experiments/sweep.yaml --storage postgresql://host/db   # claims work through here
+    rnnbench worker experiments/sweep.yaml --storage postgresql://host/db   # takes work through here
 
 Each (cell, hidden size) is a study `<sweep>:<cell>-h<units>` whose planned trials are enqueued
 up front (empty parameters: the sampler proposes the learning rate when a worker takes one).
 The final runs are trials of the study `<sweep>:final` enqueued with every parameter fixed.
-Workers take work through Optuna's public ask-and-tell path (`Study.optimize` of one trial, which
-asks for the first WAITING trial and moves it to RUNNING atomically in the storage), so every
-storage Optuna supports works and no process keeps a hand-made queue. A trial whose worker died is
+Workers take work through Optuna's public ask-and-tell interface (`take`: `Study.ask` moves the first
+WAITING trial to RUNNING; `Study.tell` records how it ended), so every storage Optuna supports works
+and no process keeps a hand-made queue. A trial whose worker died is
 failed and re-enqueued by Optuna's `RetryHeartbeatStaleTrialCallback`, so the plan's count of
 finished trials always excludes the dead ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
-import json
-import contextlib
 import fcntl
+import json
 import os
 import threading
 import time
@@ -35,7 +35,7 @@ from rnnbench.config import flat
 from rnnbench.errors import UserError
 from rnnbench.sweep_config import Plan, Study, SweepDefinition, build_definition
 
-# The heartbeat and retry helpers are marked experimental; they are the library's way to do this.
+# Optuna's retry callback is marked experimental; it is the library's way to do this.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DEFAULT_STORAGE = Path("mlruns") / "optuna.journal"
@@ -59,7 +59,7 @@ is too high); anything else is a lost run, which fails the sweep and is retried 
 MAX_RETRIES = 3
 """Retries of a trial whose worker died or was interrupted, before it counts as failed."""
 YOUNG_TRIAL_SECONDS = 10
-"""A trial claimed this recently is never declared dead: its worker may not have signed it yet."""
+"""A trial taken this recently is never declared dead: its worker may not have signed it yet."""
 HEARTBEAT = "rnnbench.heartbeat"
 """Trial attribute: when its worker last said it is alive (seconds since the epoch)."""
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 600
@@ -146,7 +146,7 @@ def enqueue_search_trials(optuna_study: optuna.Study, planned: int) -> None:
 
 
 def enqueue(optuna_study: optuna.Study, params: dict, skip_if_exists: bool = False) -> None:
-    """Adds a planned trial to the study's queue (a worker takes it with `Study.optimize`)."""
+    """Adds a planned trial to the study's queue (a worker takes it with `take`)."""
     optuna_study.enqueue_trial(params, user_attrs={PLANNED: True}, skip_if_exists=skip_if_exists)
 
 

@@ -93,21 +93,27 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     bar.close()
     pool.finish(POLL_SECONDS)
     print(summary_table(definition, loaded[None]))
-    print(f"MLflow: `make ui`, experiment '{definition.sweep.name}' (store: {tracking.tracking_uri()})")
+    where = tracking.tracking_uri() if tracking.is_server(tracking.tracking_uri()) else f"`make ui` (store: {tracking.tracking_uri()})"
+    print(f"MLflow: experiment '{definition.sweep.name}' at {where}")
+    return _close_sweep(client, definition, sweep_plan, loaded, parents[None])
+
+
+def _close_sweep(client, definition: SweepDefinition, sweep_plan: Plan, loaded, run_id: str) -> int:
+    """The sweep's run FINISHED, or FAILED with the count of lost runs and the first of each study; the exit code."""
     lost = {study: studies.lost_trials(optuna_study.get_trials(deepcopy=False)) for study, optuna_study in loaded.items()}
-    lost_count = sum(len(trials) for trials in lost.values())
-    if lost_count == 0:
-        tracking.end_run(client, parents[None], "FINISHED")
+    count = sum(len(trials) for trials in lost.values())
+    if count == 0:
+        tracking.end_run(client, run_id, "FINISHED")
         return 0
     examples = "; ".join(
         f"{studies.study_name(definition, study)} trial {trial.number}: "
-        f"{trial.user_attrs.get(names.FAILURE_REASON) or trial.user_attrs.get(studies.FAILURE) or 'its worker died'}"
+        f"{trial.user_attrs.get(names.FAILURE_REASON) or 'no reason recorded: its worker died, again and again?'}"
         for study, trials in lost.items() for trial in trials[:1]
     )
-    reason = (f"{lost_count} of {sweep_plan.runs} planned runs failed ({examples}); re-run the same command to retry "
+    reason = (f"{count} of {sweep_plan.runs} planned runs failed ({examples}); re-run the same command to retry "
               "them (the worker logs in mlruns/logs/ have the details)")
-    tracking.log_metrics(client, parents[None], {names.RUNS_LOST: lost_count}, step=0)
-    tracking.end_run(client, parents[None], "FAILED", failure="runs_lost", reason=reason)
+    tracking.log_metrics(client, run_id, {names.RUNS_LOST: count}, step=0)
+    tracking.end_run(client, run_id, "FAILED", failure="runs_lost", reason=reason)
     print(f"rnnbench: error: {reason}", file=sys.stderr)
     return EXIT_LOST
 
@@ -215,7 +221,7 @@ def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
 
 def _close_unfinished(client, loaded, parents: dict[Study | None, str], reason: str) -> None:
     """After an interruption: dead trials failed and retried, open sweep and study runs closed as KILLED."""
-    for optuna_study in loaded.values():  # our workers have exited: no trial is in the middle of a claim
+    for optuna_study in loaded.values():  # our workers have exited: no trial is being taken
         studies.fail_dead_trials(optuna_study, close_dead_trial, min_age_seconds=0)
     for run_id in parents.values():
         if client.get_run(run_id).info.status == "RUNNING":

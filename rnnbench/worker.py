@@ -168,6 +168,7 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
         state, message = TrialState.PRUNED, str(stop)
     except RunFailed as failure:
         trial.set_user_attr(studies.FAILURE, failure.why)
+        trial.set_user_attr(names.FAILURE_REASON, str(failure)[:500])
         message = f"FAILED ({failure.why}): {failure}"
     except KeyboardInterrupt as stop:  # the trial is owed: failed, and back in the queue with its parameters
         failed = optuna_study.tell(trial, state=TrialState.FAIL)
