@@ -157,7 +157,8 @@ def log_dataset(client: MlflowClient, run_id: str, dataset: Dataset) -> None:
     inputs = []
     for context, split in (("training", dataset.train), ("validation", dataset.valid), ("test", dataset.test)):
         record = from_numpy(split.images, targets=split.labels, source=source, name=dataset.name, digest=split.digest())
-        inputs.append(DatasetInput(record._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
+        entity = mlflow.entities.Dataset(**record.to_dict())  # an mlflow.data dataset as the entity runs log
+        inputs.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)]))
     try:
         client.log_inputs(run_id, datasets=inputs)
     except MlflowException:
