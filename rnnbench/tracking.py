@@ -40,7 +40,7 @@ HTTP_DEFAULTS = {
 }
 """MLflow retries a failed request for about 4 minutes by default; with these a server lost mid-run fails
 the run in under a minute (15 s of back-off when it refuses connections). Set the variables to change them."""
-_checked: set[tuple[str, bool]] = set()
+_probed: set[str] = set()
 
 
 def tracking_uri() -> str:
@@ -59,19 +59,19 @@ def open_store(write: bool = True) -> MlflowClient:
         write: refuse a local store that cannot be written (reading one, as the report does, is fine).
 
     Raises:
-        UserError: the tracking server does not answer within PROBE_SECONDS, or (with `write`) the
-            local store is read-only; checked once per process.
+        UserError: the tracking server does not answer within PROBE_SECONDS (probed once per
+            process), or (with `write`) the local store is read-only.
     """
     uri = tracking_uri()
-    if (uri, write) not in _checked:
-        if is_server(uri):
-            for key, value in HTTP_DEFAULTS.items():
-                os.environ.setdefault(key, value)
-            _probe(uri)
-        elif write and (reason := read_only_reason()):
-            raise UserError(f"{reason}; make it writable, or set MLFLOW_TRACKING_URI to a store you can write "
-                            "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)")
-        _checked.add((uri, write))
+    if is_server(uri) and uri not in _probed:
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        _probe(uri)
+        _probed.add(uri)
+    read_only = read_only_reason()  # also creates a missing local store's folder
+    if write and read_only:
+        raise UserError(f"{read_only}; make it writable, or set MLFLOW_TRACKING_URI to a store you can write "
+                        "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)")
     mlflow.set_tracking_uri(uri)  # mlflow's model logging and loading read the global URI
     return MlflowClient(uri)
 
