@@ -44,7 +44,7 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
 
-test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 8 minutes on 2 cores)
+test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 12 minutes on 2 cores)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## speed of every cell x size x unroll, then rnnbench against plain Keras, 1 vs 2 workers, peers (about 12 minutes)

@@ -229,7 +229,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     experiment = client.get_experiment(client.create_experiment(DEFINITION.sweep.name))
     artifacts = Path(urlparse(experiment.artifact_location).path)
     artifacts.mkdir(parents=True)
-    arguments = ["sweep", str(TINY), "search.trials=2", "grid.cells=gru"]
+    arguments = ["sweep", str(TINY), "search.trials=2", "grid.cells=gru", "--workers", "2"]
     script = (f"mount --bind {artifacts} {artifacts} && mount -o remount,ro,bind {artifacts} && cd {tmp_path} && "
               f"{sys.executable} -m rnnbench {' '.join(arguments)}")
     first = subprocess.run([*private_mounts(), "bash", "-c", script], env={**os.environ, **env},
@@ -237,7 +237,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     assert first.returncode == 1, first.stdout + first.stderr
     line = first.stderr.strip().splitlines()[-1]
     assert line.startswith("rnnbench: error: 2 of 4 planned runs failed") and "re-run the same command to retry them" in line
-    rerun_plan = plan(load_sweep(TINY, arguments[2:]))
+    rerun_plan = plan(load_sweep(TINY, arguments[2:4]))
     by_stage, _ = recorded(tmp_path, env["MLFLOW_TRACKING_URI"], rerun_plan)
     [sweep_run] = by_stage["sweep"]
     assert sweep_run.info.status == "FAILED" and sweep_run.data.metrics[names.RUNS_LOST] == 2

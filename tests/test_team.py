@@ -88,8 +88,8 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
     client = MlflowClient(mlflow_server)
     started = time.monotonic()
 
-    coordinator = start(["sweep", str(TINY), f"sweep.name={name}", "--workers", "1", "--storage", storage],
-                        coordinator_folder, mlflow_server)
+    settings = [f"sweep.name={name}", "search.trials=2"]
+    coordinator = start(["sweep", str(TINY), *settings, "--workers", "1", "--storage", storage], coordinator_folder, mlflow_server)
     deadline = time.monotonic() + 120
     while True:  # the extra worker joins once the sweep exists in the storage
         try:
@@ -108,7 +108,7 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
     assert coordinator.returncode == 0, output
     assert "Traceback" not in output
 
-    definition = load_sweep(TINY, [f"sweep.name={name}"])
+    definition = load_sweep(TINY, settings)
     sweep_plan = plan(definition)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
