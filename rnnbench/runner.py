@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from rnnbench import backend, estimate, faults, names, plots, signals, tracking
 from rnnbench.config import Config
 from rnnbench.data import Dataset, load_dataset
@@ -155,6 +157,7 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
     }
     if test is not None:
         metrics.update({names.TEST_LOSS: test.loss, names.TEST_ACCURACY: test.accuracy})
+        client.set_tag(run_id, names.TEST_SPLIT, dataset.test.digest())
     tracking.log_metrics(client, run_id, metrics, step=config.train.steps)
     title = tracking.run_name(config)
     with tempfile.TemporaryDirectory(prefix="rnnbench-") as folder:
@@ -163,6 +166,9 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
         plots.learning_curves(result.evaluations, title, folder / "learning_curve.png")
         if test is not None:
             (folder / "model_summary.txt").write_text(summary_text(result.model))
+            predictions = np.column_stack([dataset.test.labels, test.predictions])  # a few kB: paired comparisons
+            np.savetxt(folder / names.PREDICTIONS_ARTIFACT, predictions, fmt="%d", delimiter=",", header="label,predicted",
+                       comments="")
             plots.digit_grid(dataset.train, folder / "digits.png")
             plots.confusion_matrix(
                 dataset.test.labels, test.predictions, f"{title}: test accuracy {test.accuracy:.2%}",

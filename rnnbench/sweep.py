@@ -140,6 +140,8 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
     for optuna_study in loaded.values():  # runs lost last time are owed: retried first
         for trial in studies.lost_trials(optuna_study.get_trials(deepcopy=False)):
             studies.retry(optuna_study, trial, limit=None)
+            if trial.user_attrs.get(studies.MLFLOW_RUN):
+                client.set_tag(trial.user_attrs[studies.MLFLOW_RUN], names.RETRIED, "true")
             retried += 1
     if retried:
         print(f"retrying {retried} run(s) that failed last time", flush=True)

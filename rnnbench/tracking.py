@@ -111,12 +111,20 @@ def _probe(uri: str) -> None:
     )
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""MLflow 3's tag for experiments of model training (not GenAI): what the UI uses to choose its pages."""
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it (as a model-training experiment) when it does not exist."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=EXPERIMENT_KIND)
     if experiment.lifecycle_stage == "deleted":
         raise UserError(f"MLflow experiment '{name}' is deleted; restore it in the UI or set tracking.experiment=OTHER")
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in experiment.tags:  # created before rnnbench tagged its experiments, or by someone else
+            client.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from conftest import (
     EXPERIMENTS,
@@ -101,10 +102,16 @@ def test_run_logs_artifacts_and_a_reloadable_model(smoke_run, workspace):
     _, run, client = smoke_run
     folder, env, _ = workspace
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "model_summary.txt", "learning_curve.png", "digits.png", "confusion_matrix.png"} <= artifacts
+    assert {"config.yaml", "model_summary.txt", "learning_curve.png", "digits.png", "confusion_matrix.png",
+            names.PREDICTIONS_ARTIFACT} <= artifacts
     for name in ("learning_curve.png", "digits.png", "confusion_matrix.png"):
         path = client.download_artifacts(run.info.run_id, name, str(folder))
         assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    predictions = pd.read_csv(client.download_artifacts(run.info.run_id, names.PREDICTIONS_ARTIFACT, str(folder)))
+    assert list(predictions.columns) == ["label", "predicted"] and len(predictions) == 1000  # mnist5k's test split
+    accuracy = (predictions.label == predictions.predicted).mean()
+    assert accuracy == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=1e-12)
+    assert len(run.data.tags[names.TEST_SPLIT]) == 16  # the split's digest: runs pair only on the same images
 
     reloaded = subprocess.run(
         [sys.executable, "-c", f"import mlflow; m = mlflow.keras.load_model('runs:/{run.info.run_id}/model'); "

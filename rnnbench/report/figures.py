@@ -84,7 +84,7 @@ def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) 
         "Read which cell learns fastest and ends highest at each size; solid (looped) and dashed (unrolled) lines of a "
         "colour compute the same function and should overlap within the band."
     )
-    return _save(figure, grid, folder)
+    return save(figure, grid, folder)
 
 
 def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Path) -> Figure:
@@ -120,7 +120,7 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
         f"Mean test accuracy per cell and size ({band_note(seeds)}); {seed_note}. "
         "Read how much each cell gains from more units, and which beat the seed tutorial."
     )
-    return _save(figure, grid, folder)
+    return save(figure, grid, folder)
 
 
 def learning_rate_landscape(trials: pd.DataFrame, studies: pd.DataFrame, folder: Path) -> Figure:
@@ -165,7 +165,7 @@ def learning_rate_landscape(trials: pd.DataFrame, studies: pd.DataFrame, folder:
         "line is the learning rate the final runs use. Read how sharp the optimum is and whether the search range "
         "brackets it."
     )
-    return _save(figure, grid, folder)
+    return save(figure, grid, folder)
 
 
 def speed(compared: pd.DataFrame, folder: Path) -> Figure:
@@ -201,7 +201,7 @@ def speed(compared: pd.DataFrame, folder: Path) -> Figure:
         f"workers, so compare variants with each other); {accuracy_note}. Read what unrolling saves per step, what it "
         "costs in compilation, and that accuracy does not depend on it (the difference should straddle 0)."
     )
-    return _save(figure, plot, folder)
+    return save(figure, plot, folder)
 
 
 def pareto(board: pd.DataFrame, folder: Path) -> Figure:
@@ -231,7 +231,7 @@ def pareto(board: pd.DataFrame, folder: Path) -> Figure:
         "steps; the variants train for the sweep's train.steps); the line joins the Pareto front, the variants no "
         "other beats on both accuracy and cost, and only those are labelled. Read the cheapest way to a given accuracy."
     )
-    return _save(figure, plot, folder)
+    return save(figure, plot, folder)
 
 
 def best_model(board: pd.DataFrame, compared: pd.DataFrame, folder: Path) -> Figure:
@@ -290,7 +290,7 @@ def _log_axis(axis, which: str = "x") -> None:
     target.set_minor_formatter(ticker.NullFormatter())
 
 
-def _save(figure: Figure, plot, folder: Path) -> Figure:
+def save(figure: Figure, plot, folder: Path) -> Figure:
     """Saves a matplotlib figure or a seaborn grid (whose own layout keeps its legend outside the panels)."""
     if isinstance(plot, sns.FacetGrid):
         plot.figure.suptitle(figure.title, fontsize=13)

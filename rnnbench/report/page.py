@@ -21,13 +21,15 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from rnnbench import names, processes, tracking
+from rnnbench import tracking
+from rnnbench.links import Links
+from rnnbench.links import ui_url as default_ui_url
+from rnnbench.sweep_config import REFERENCE_LABEL
 from rnnbench.errors import UserError
-from rnnbench.report import figures, tables
+from rnnbench.report import compare, export, figures, tables, uncertainty
+from rnnbench.report import notes as report_notes
 
 REPORTS = Path("reports")
-DEFAULT_UI_URL = "http://127.0.0.1:5000"
-"""Where `make ui` serves the MLflow UI; the page's run links point there."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,17 +63,23 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     except OSError as error:
         raise UserError(f"cannot write the report to {folder}: {error.strerror}; choose another --out") from None
     for stale in figure_folder.glob("*.png"):  # a figure not drawn this time must not linger from the last
-        if stale.stem in figures.FILE_STEMS:
+        if stale.stem in figures.FILE_STEMS + uncertainty.FILE_STEMS:
             stale.unlink()
 
     compared = tables.compared_runs(recorded)
     reference = tables.reference_runs(recorded, compared)
     board = tables.leaderboard(compared, reference)
+    contenders = board[~board.is_reference].group.tolist() if not board.empty else []
+    result = compare.verdict(
+        contenders, REFERENCE_LABEL, tables.correctness(pd.concat([compared, reference.assign(group=REFERENCE_LABEL)]))
+    )
     studies = tables.study_summary(recorded)
+    scores, valid_images = tables.trial_scores(recorded.stage("trial")), tables.validation_images(recorded.runs)
     recorded.runs.to_csv(folder / "runs.csv", index=False)
     recorded.curves.to_csv(folder / "curves.csv", index=False)
     board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore").to_csv(folder / "leaderboard.csv", index=False)
     studies.to_csv(folder / "studies.csv", index=False)
+    export.write(folder, board, result)
 
     drawn = [
         _draw(figures.accuracy_curves, compared, recorded.curves, figure_folder),
@@ -80,17 +88,24 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         _draw(figures.speed, compared, figure_folder),
         _draw(figures.pareto, board, figure_folder),
         _draw(figures.best_model, board, compared, figure_folder),
+        _draw(uncertainty.forest, board, result, figure_folder),
+        _draw(uncertainty.tuning_curves, scores, valid_images, figure_folder),
     ]
-    links = Links(ui_url or _default_ui_url(), recorded.experiment_id)
-    notes = missing_notes(recorded, compared, studies)
+    links = Links(ui_url or default_ui_url(), recorded.experiment_id)
+    notes = report_notes.missing_notes(recorded, compared, studies)
     html = _template().render(
         experiment=experiment,
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        headline=headline(board),
+        headline=headline(board, result),
         notes=notes,
         header=header(recorded, compared),
-        leaderboard=leaderboard_rows(board, links),
-        studies=study_rows(studies, links),
+        leaderboard=leaderboard_rows(board, links, result),
+        studies=study_rows(studies, links, scores, valid_images),
+        method=None if result is None else {
+            "resamples": f"{compare.RESAMPLES:,}", "images": f"{result.images:,}", "comparisons": len(result.vs_best),
+            "figure": 7,
+        },
+        final_runs_link=links.final_runs(),
         figures=[_embedded(number, figure) for number, figure in enumerate(drawn, 1)],
         ui_url=links.base,
         experiment_link=links.experiment(),
@@ -115,122 +130,50 @@ def _draw(function, *arguments) -> figures.Figure:
         return figures.Figure(function.__name__, name, missing=f"an error in drawing it: {type(error).__name__}: {error}")
 
 
-@dataclasses.dataclass(frozen=True)
-class Links:
-    base: str
-    experiment_id: str
-
-    def experiment(self) -> str:
-        return f"{self.base}/#/experiments/{self.experiment_id}"
-
-    def run(self, run_id: str) -> str:
-        return f"{self.experiment()}/runs/{run_id}"
-
-
-def _default_ui_url() -> str:
-    uri = tracking.tracking_uri()
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else DEFAULT_UI_URL
-
-
-def headline(board: pd.DataFrame) -> str | None:
-    """The answer in one sentence: which variant is best, by how much, and at what speed."""
+def headline(board: pd.DataFrame, result: compare.Verdict | None) -> str | None:
+    """The answer in one sentence, claiming only what the paired comparisons support: a single best variant only
+    when every other is behind it beyond noise, else the group tied at the top; the margin over the seed tutorial
+    only when its interval excludes zero."""
     contenders = board[~board.is_reference] if not board.empty else board
     if contenders.empty or contenders.test_accuracy.isna().all():
         return None
     best = contenders.iloc[0]
-    parts = [f"Best: {best.group}, test accuracy {percent(best.test_accuracy)}{_spread(best)}"]
-    if len(contenders) > 1:
+    accuracy = f"test accuracy {percent(best.test_accuracy)}{_spread(best)}"
+    parts = [f"Best: {best.group}, {accuracy}"]
+    if len(contenders) > 1 and result is not None:
         second = contenders.iloc[1]
-        gap = best.test_accuracy - second.test_accuracy
-        parts.append(f"{points(gap)} ahead of {second.group} ({percent(second.test_accuracy)})")
-        spread = max(best.test_accuracy_sd, second.test_accuracy_sd)
-        if pd.notna(spread) and gap < spread:
-            parts[-1] += f", a gap within the seed-to-seed spread (sd up to {spread * 100:.2f} points)"
+        lead = result.vs_best[second.group]  # the runner-up minus the best
+        margin = (f"a lead of {points(-lead.difference)} over the runner-up {second.group} (95% CI {-lead.high * 100:+.2f} "
+                  f"to {-lead.low * 100:+.2f}; P(a run of {best.group} beats one of {second.group}) = {1 - lead.beats:.2f})")
+        if len(result.tied) == 1:
+            parts.append(f"ahead of every other variant beyond noise, with {margin}")
+        else:
+            others = ", ".join(result.tied[1:])
+            parts = [f"No single best: {len(result.tied)} variants are statistically tied at the top, led by {best.group} "
+                     f"({accuracy}); tied with it: {others}; {margin}"]
+    elif len(contenders) > 1:
+        second = contenders.iloc[1]
+        parts.append(f"{points(best.test_accuracy - second.test_accuracy)} ahead of {second.group}; no per-image test "
+                     "predictions were recorded, so whether that is beyond noise is unknown")
     reference = board[board.is_reference]
     if not reference.empty:
         seed = reference.iloc[0]
-        parts.append(f"{points(best.test_accuracy - seed.test_accuracy)} above the seed tutorial ({percent(seed.test_accuracy)})")
+        versus = result.vs_reference.get(best.group) if result is not None else None
+        if versus is None:
+            parts.append(f"{points(best.test_accuracy - seed.test_accuracy)} against the seed tutorial "
+                         f"({percent(seed.test_accuracy)})")
+        else:
+            interval = f"95% CI {versus.low * 100:+.2f} to {versus.high * 100:+.2f}"
+            verb = "above" if versus.difference > 0 else "below"
+            parts.append(f"{points(versus.difference)} {verb} the seed tutorial ({percent(seed.test_accuracy)}; {interval})"
+                         if versus.significant else
+                         f"not distinguishable from the seed tutorial ({percent(seed.test_accuracy)}; {interval})")
     speed = f"It trains at {best.train_samples_per_s:,.0f} samples/s"
     fastest = contenders.sort_values("train_samples_per_s", ascending=False).iloc[0]
     if fastest.group != best.group:
         ratio = fastest.train_samples_per_s / best.train_samples_per_s
         speed += f", {ratio:.1f}x slower than the fastest variant, {fastest.group}"
     return "; ".join(parts) + f". {speed} (a run of {best.steps:,} steps took {best.training_s:.0f} s)."
-
-
-def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd.DataFrame) -> list[str]:
-    """What the page lacks and why: a running or stopped sweep, failed studies, absent runs."""
-    notes = []
-    sweep = recorded.sweep_run
-    finished = recorded.runs[~recorded.runs.stage.isin(["sweep", "study"])]
-    retried = finished.failure.isin(names.RETRIED_FAILURES).fillna(False)
-    done = int(((finished.status != "RUNNING") & ~retried).sum())
-    if sweep is None:
-        notes.append(
-            f"This experiment holds no sweep, only {len(finished)} single run(s): the page compares those that "
-            "finished, grouped by variant; the learning-rate landscape and the study table need a sweep (`make sweep`)."
-        )
-    else:
-        planned = sum(int(sweep.get(f"params.plan.{key}", 0) or 0) for key in ("trials", "final_runs", "reference_runs"))
-        if sweep.status == "RUNNING" and _owner_gone(sweep):
-            notes.append(
-                f"The sweep's coordinator is gone (killed, or its machine restarted) with {done} of its {planned} planned "
-                "runs ended: re-run the same `make sweep` to do only the rest, then `make report`."
-            )
-        elif sweep.status == "RUNNING":
-            notes.append(
-                f"The sweep is still running: {done} of its {planned} planned runs have ended. The page shows what "
-                "is recorded so far; build it again when the sweep is done (`make report`)."
-            )
-        elif sweep.status == "FAILED" and pd.notna(sweep.failure_reason):
-            notes.append(f"The sweep ended FAILED: {sweep.failure_reason}.")
-        elif sweep.status != "FINISHED":
-            notes.append(
-                f"The sweep was stopped ({sweep.status}) with {done} of its {planned} planned runs ended; "
-                "re-run the same `make sweep` to do only the rest, then `make report`."
-            )
-        seeds = int(sweep.get("params.final.seeds", 0) or 0)
-        short = compared.groupby("group").size()
-        short = short[short < seeds]
-        if len(short):
-            notes.append(f"{len(short)} variant(s) have fewer than {seeds} finished seeds: " + ", ".join(
-                f"{group} ({count})" for group, count in short.items()))
-    for _, study in studies.iterrows():
-        if study.complete == 0 and study.status != "RUNNING":
-            notes.append(
-                f"Study {study.study}: no trial completed ({study.fail} failed, {study.pruned} pruned), so its variants "
-                "have no final runs. Widen or lower search.learning_rate_min/max."
-            )
-    notes += orphan_notes(recorded.runs)
-    failed = finished[finished.status == "FAILED"]
-    if len(failed):
-        reasons = failed.failure.fillna("error").value_counts()
-        notes.append(f"{len(failed)} run(s) FAILED (" + ", ".join(f"{reason}: {n}" for reason, n in reasons.items())
-                     + "); their reasons are in the tag rnnbench.failure_reason in the MLflow UI.")
-    return notes
-
-
-def orphan_notes(runs: pd.DataFrame) -> list[str]:
-    """Runs still RUNNING whose process is gone (they will never end), and those this machine cannot check."""
-    running = runs[(runs.status == "RUNNING") & runs.process.notna()]
-    gone = running[[_owner_gone(run) for _, run in running.iterrows()]]
-    elsewhere = running[running.process.map(processes.host_of) != processes.host_of(processes.this_process())]
-    notes = []
-    if len(gone):
-        notes.append(
-            f"{len(gone)} run(s) are still RUNNING, but the process that recorded them is gone (kill -9, a crash or a "
-            f"reboot), so they will never end: {', '.join(gone.run_name.fillna(gone.run_id))}. A re-run of the sweep "
-            "closes and redoes its own; delete single runs in the MLflow UI."
-        )
-    if len(elsewhere):
-        hosts = ", ".join(sorted(set(elsewhere.process.map(processes.host_of))))
-        notes.append(f"{len(elsewhere)} run(s) are RUNNING on other machines ({hosts}); this one cannot tell whether "
-                     "their processes are alive.")
-    return notes
-
-
-def _owner_gone(run: pd.Series) -> bool:
-    return pd.notna(run.process) and processes.is_gone(run.process)
 
 
 def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
@@ -270,16 +213,21 @@ def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
     }
 
 
-def leaderboard_rows(board: pd.DataFrame, links: Links) -> list[dict]:
+def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict | None) -> list[dict]:
+    tied = set(result.tied) if result is not None else set()
     rows = []
     for _, row in board.iterrows():
+        versus_best = result.vs_best.get(row.group) if result is not None else None
+        versus_reference = result.vs_reference.get(row.group) if result is not None else None
         rows.append({
             "rank": "" if row.is_reference else int(row["rank"]),
-            "variant": row.group, "reference": row.is_reference,
-            "accuracy": percent(row.test_accuracy), "seeds": row.seeds,
+            "variant": row.group, "reference": row.is_reference, "tied": row.group in tied,
+            "accuracy": percent(row.test_accuracy),
+            "seeds": f"{row.seeds}" + (f" ({row.runs} runs)" if row.runs > row.seeds else ""),
             "spread": "-" if pd.isna(row.test_accuracy_sd) else f"± {row.test_accuracy_sd * 100:.2f}",
-            "behind": "-" if row.is_reference else ("best" if row.behind_best == 0 else f"{-row.behind_best * 100:+.2f}"),
-            "over_reference": "-" if pd.isna(row.over_reference) or row.is_reference else f"{row.over_reference * 100:+.2f}",
+            "behind": ("-", "") if row.is_reference else ("best", "") if row["rank"] == 1 else _interval(versus_best, -row.behind_best),
+            "beats": "-" if versus_best is None else f"{versus_best.beats:.2f}",
+            "over_reference": ("-", "") if pd.isna(row.over_reference) or row.is_reference else _interval(versus_reference, row.over_reference),
             "learning_rate": f"{row.learning_rate:.2e}", "parameters": f"{row.parameters:,}",
             "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
             "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
@@ -287,13 +235,21 @@ def leaderboard_rows(board: pd.DataFrame, links: Links) -> list[dict]:
     return rows
 
 
-def study_rows(studies: pd.DataFrame, links: Links) -> list[dict]:
+def _interval(difference: compare.Difference | None, plain: float) -> tuple[str, str]:
+    """A difference in points and its 95% interval, or no interval when no predictions were recorded."""
+    if difference is None:
+        return f"{plain * 100:+.2f}", ""
+    return f"{difference.difference * 100:+.2f}", f"[{difference.low * 100:+.2f}, {difference.high * 100:+.2f}]"
+
+
+def study_rows(studies: pd.DataFrame, links: Links, scores: dict, valid_images: int | None) -> list[dict]:
     return [
         {
             "study": row.study, "status": row.status, "planned": row.planned, "complete": int(row.complete),
             "pruned": int(row.pruned), "failed": int(row.fail), "running": int(row.running),
             "best": percent(row.best_val_accuracy),
             "learning_rate": "-" if pd.isna(row.best_learning_rate) else f"{row.best_learning_rate:.2e}",
+            "budget": uncertainty.budget(scores[row.study], valid_images) if len(scores.get(row.study, [])) else "-",
             "link": links.run(row.run_id),
         }
         for _, row in studies.iterrows()
@@ -310,9 +266,13 @@ def points(difference: float) -> str:
 
 
 def _spread(row) -> str:
+    """The spread over seeds, as far as the seeds can estimate it; repeats of a seed are nondeterminism."""
+    repeats = ""
+    if row.runs > row.seeds and pd.notna(row.repeat_sd):
+        repeats = f", and {row.runs} runs whose repeats of a seed differ by {row.repeat_sd * 100:.2f} points sd (nondeterminism)"
     if row.seeds < 2 or pd.isna(row.test_accuracy_sd):
-        return " (1 seed)" if row.seeds == 1 else ""
-    return f" ± {row.test_accuracy_sd * 100:.2f} points sd over {row.seeds} seeds"
+        return f" (1 seed: its spread over seeds cannot be estimated{repeats})"
+    return f" ± {row.test_accuracy_sd * 100:.2f} points sd over {row.seeds} seeds{repeats}"
 
 
 def _values(column: pd.Series) -> list[str]:

@@ -42,6 +42,7 @@ COLUMNS = {
     "trial_state": (f"tags.{names.TRIAL_STATE}", str),
     "failure": (f"tags.{names.FAILURE}", str),
     "failure_reason": (f"tags.{names.FAILURE_REASON}", str),
+    "retried": (f"tags.{names.RETRIED}", str),
     "parent_run_id": ("tags.mlflow.parentRunId", str),
     "test_accuracy": (f"metrics.{names.TEST_ACCURACY}", float),
     "test_loss": (f"metrics.{names.TEST_LOSS}", float),
@@ -54,6 +55,7 @@ COLUMNS = {
     "best_learning_rate": (f"metrics.{names.BEST_LEARNING_RATE}", float),
     "study_best_val_accuracy": (f"metrics.{names.BEST_VAL_ACCURACY}", float),
     "data_splits": (f"tags.{names.DATA_SPLITS}", str),
+    "test_split": (f"tags.{names.TEST_SPLIT}", str),
     "git_commit": (f"tags.{names.GIT_COMMIT}", str),
     "git_dirty": (f"tags.{names.GIT_DIRTY}", str),
     "tensorflow_version": (f"tags.{names.TENSORFLOW_VERSION}", str),
@@ -211,20 +213,31 @@ def reference_runs(recorded: Recorded, compared: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """One row per group (variant), best first: test accuracy mean, sd and seeds, speed, size, runs."""
+    """One row per group (variant), best first: test accuracy over seeds, speed, size, runs.
+
+    Seeds are the distinct `train.seed` values; runs of one seed are repeats, averaged first. So
+    `test_accuracy` is the mean over seeds of each seed's mean, `test_accuracy_sd` its standard
+    deviation over seeds (NaN with one seed: the spread cannot be estimated), and `repeat_sd` the
+    pooled standard deviation between repeats of one seed: run-to-run nondeterminism, not seed variance.
+    """
     rows = pd.concat([compared, reference.assign(group=REFERENCE_LABEL)])
     if rows.empty:
         return pd.DataFrame()
+    per_seed = rows.groupby(["group", "seed"], sort=False).test_accuracy.agg(["mean", "var", "size"]).reset_index()
+    repeated = per_seed[per_seed["size"] > 1]
+    pooled = (repeated["var"] * (repeated["size"] - 1)).groupby(repeated.group).sum() / (repeated["size"] - 1).groupby(repeated.group).sum()
+    seeds = per_seed.groupby("group").agg(test_accuracy=("mean", "mean"), test_accuracy_sd=("mean", "std"), seeds=("mean", "size"))
     board = (
         rows.groupby("group", sort=False)
         .agg(
             cell=("cell", "first"), hidden_units=("hidden_units", "first"), unroll=("unroll", "first"),
-            test_accuracy=("test_accuracy", "mean"), test_accuracy_sd=("test_accuracy", "std"), seeds=("run_id", "size"),
-            learning_rate=("learning_rate", "first"), parameters=("parameters", "first"),
+            runs=("run_id", "size"), learning_rate=("learning_rate", "first"), parameters=("parameters", "first"),
             train_samples_per_s=("train_samples_per_s", "mean"), compile_s=("compile_s", "mean"),
             training_s=("training_s", "mean"), steps=("steps", "first"),
             run_ids=("run_id", list), seeds_of_runs=("seed", list),
         )
+        .join(seeds)
+        .assign(repeat_sd=np.sqrt(pooled))
         .sort_values("test_accuracy", ascending=False)
         .reset_index()
     )
@@ -236,6 +249,52 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
     reference_accuracy = board.loc[board.is_reference, "test_accuracy"]
     board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
     return board
+
+
+def correctness(runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per group, (seeds, images): how often each seed's runs got each test image right (repeats averaged),
+    from the runs' `test_predictions.csv`; only runs on the test split most of them share, and only groups
+    all of whose runs saved their predictions (runs recorded before rnnbench saved them did not)."""
+    import tempfile
+
+    if runs.empty or runs.test_split.isna().all():
+        return {}
+    runs = runs[runs.test_split == runs.test_split.mode().iloc[0]]
+    by_seed: dict[str, dict[int, list[np.ndarray]]] = {}
+    missing = set()
+    with tempfile.TemporaryDirectory(prefix="rnnbench-predictions-") as folder:
+        for _, run in runs.iterrows():
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run.run_id, artifact_path=names.PREDICTIONS_ARTIFACT, dst_path=f"{folder}/{run.run_id}"
+                )
+            except Exception:  # MLflow raises several types for an artifact that is not there
+                missing.add(run.group)
+                continue
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+            by_seed.setdefault(run.group, {}).setdefault(int(run.seed), []).append(table[:, 0] == table[:, 1])
+    return {
+        group: np.stack([np.mean(repeats, axis=0) for _, repeats in sorted(seeds.items())])
+        for group, seeds in by_seed.items() if group not in missing
+    }
+
+
+def trial_scores(trials: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per study, each planned trial's score as the search saw it: its last validation accuracy (a pruned
+    trial's when it was stopped; 0 for a trial that failed before any evaluation)."""
+    counted = trials[~superseded(trials) & (trials.status != "RUNNING")]
+    return {study: group.last_val_accuracy.fillna(0.0).to_numpy() for study, group in counted.groupby("study")}
+
+
+def validation_images(runs: pd.DataFrame) -> int | None:
+    """The size of the validation split, from the runs' `rnnbench.data_splits` tag (valid=400)."""
+    sizes = runs.data_splits.dropna().str.extract(r"valid=(\d+)")[0].dropna()
+    return int(sizes.iloc[0]) if len(sizes) else None
+
+
+def superseded(runs: pd.DataFrame) -> pd.Series:
+    """Sweep runs whose trial was re-enqueued (a dead worker, an interruption, a lost run): their retry counts."""
+    return (runs.failure.isin(names.RETRIED_FAILURES) | (runs.retried == "true")).fillna(False).astype(bool)
 
 
 def trial_states(trials: pd.DataFrame) -> pd.Series:
@@ -250,8 +309,7 @@ def study_summary(recorded: Recorded) -> pd.DataFrame:
     if studies.empty:
         return pd.DataFrame()
     trials = recorded.stage("trial")
-    retried = trials.failure.isin(names.RETRIED_FAILURES)
-    counted = trials[~retried.fillna(False)]
+    counted = trials[~superseded(trials)]
     counts = counted.assign(state=trial_states(counted)).groupby(["study", "state"]).size().unstack(fill_value=0)
     summary = studies[["study", "status", "run_id", "best_learning_rate", "study_best_val_accuracy", "params.search.trials"]]
     summary = summary.rename(columns={"params.search.trials": "planned"}).set_index("study")
