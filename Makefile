@@ -11,13 +11,14 @@ STORAGE ?=
 ARGS ?=
 EXPERIMENT ?=
 UI_PORT ?= 5000
+DASHBOARD_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run sweep sweep-plan report ui test bench bench-backends bench-overhead clean-venv
+.PHONY: help install run sweep sweep-plan report ui dashboard test bench bench-backends bench-overhead clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000"
+	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000 DASHBOARD_PORT=8080"
 
 install: $(STAMP) ## create .venv and install rnnbench with its dev extra (quick when done)
 
@@ -43,6 +44,9 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 	mkdir -p mlruns
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
+
+dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); STORAGE=URL for another storage
+	$(BIN)/optuna-dashboard "$(if $(STORAGE),$(STORAGE),mlruns/optuna.journal)" --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
 test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 12 minutes on 2 cores)
 	$(BIN)/python -m pytest

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from rnnbench import names, processes, signals, studies, tracking
 from rnnbench.config import ModelConfig, flat
+from rnnbench.links import Links, ui_url
 from rnnbench.errors import UserError
 from rnnbench.sweep_config import REFERENCE_LABEL, SEED_TRAIN, SET_BY_THE_SWEEP, FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.worker import close_dead_trial, sweep_complete
@@ -93,8 +94,9 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     bar.close()
     pool.finish(POLL_SECONDS)
     print(summary_table(definition, loaded[None]))
-    where = tracking.tracking_uri() if tracking.is_server(tracking.tracking_uri()) else f"`make ui` (store: {tracking.tracking_uri()})"
-    print(f"MLflow: experiment '{definition.sweep.name}' at {where}")
+    where = "" if tracking.is_server(tracking.tracking_uri()) else " (`make ui` serves it)"
+    final_runs = Links(ui_url(), client.get_experiment_by_name(definition.sweep.name).experiment_id).final_runs()
+    print(f"MLflow: the final runs, best first, to chart and compare{where}: {final_runs}")
     return _close_sweep(client, definition, sweep_plan, loaded, parents[None])
 
 

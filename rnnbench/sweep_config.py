@@ -110,8 +110,9 @@ class SearchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FinalConfig:
-    seeds: int = 2
-    """Seeds (train.seed 0, 1, ...) each variant is trained with at its tuned learning rate."""
+    seeds: int = 3
+    """Seeds (train.seed 0, 1, ...) each variant is trained with at its tuned learning rate: at least 3, so that the
+    report can estimate a spread over seeds and test differences between variants."""
     reference: bool = True
     """Also train the seed tutorial's run (experiments/seed_simple_rnn.yaml) with each seed, as the reference."""
 

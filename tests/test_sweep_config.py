@@ -26,6 +26,7 @@ def test_default_sweep_is_the_documented_grid():
     assert len(sweep_plan.studies) == 9
     assert sweep_plan.trials == 9 * definition.search.trials
     assert len(sweep_plan.final_runs) == 9 * 2 * definition.final.seeds
+    assert definition.final.seeds >= 3  # the report needs a spread over seeds to test differences
     assert sweep_plan.reference_seeds == tuple(range(definition.final.seeds))
     assert sweep_plan.runs == sweep_plan.trials + len(sweep_plan.final_runs) + definition.final.seeds
 

@@ -50,7 +50,6 @@ def leaderboard(board: pd.DataFrame, result: compare.Verdict | None) -> pd.DataF
         versus_reference = result.vs_reference.get(row.group) if result else None
         spread = "" if pd.isna(row.test_accuracy_sd) else f" {PLUS_MINUS} {row.test_accuracy_sd * 100:.2f}"
         rows.append({
-            "Rank": "" if row.is_reference else str(int(row["rank"])),
             "Variant": row.group,
             "Test accuracy (%)": f"{row.test_accuracy * 100:.2f}{spread}",
             "Seeds": str(row.seeds),
@@ -59,7 +58,8 @@ def leaderboard(board: pd.DataFrame, result: compare.Verdict | None) -> pd.DataF
             "vs seed tutorial": _difference(versus_reference),
             "Tied": "yes" if row.group in tied else "",
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.loc[:, (table != "").any()]  # no empty column (no seed tutorial, no comparisons)
 
 
 def comparisons(result: compare.Verdict) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
     styled = table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
     text = styled.to_latex(hrules=True, column_format=columns, position="htbp", position_float="centering",
                            caption=caption, label=label)
-    return text.replace(PLUS_MINUS, r"$\pm$")
+    return text.replace(PLUS_MINUS, r"$\pm$").replace("\\centering\n", "\\centering\n\\small\n", 1)
 
 
 def _difference(row: compare.Difference | None) -> str:
