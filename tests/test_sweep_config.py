@@ -112,6 +112,6 @@ def test_dry_run_prints_the_plan_and_cost_and_runs_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "9 studies x 8 trials = 72 trials" in out
-    assert "36 final runs" in out
+    assert "54 final runs" in out  # 9 studies x 2 unroll settings x 3 seeds
     assert "lstm-h128" in out and "estimate on one worker" in out and "with 2 workers" in out
     assert not (tmp_path / "mlruns").exists()
