@@ -20,6 +20,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
+TINY = EXPERIMENTS / "sweep_tiny.yaml"
+WITH_REFERENCE = ["final.reference=true"]
+"""The tiny sweep as the shared tests run it: with the seed tutorial's reference runs, as `make sweep` has them."""
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 needs_fashion_mnist = pytest.mark.skipif(
@@ -100,3 +103,14 @@ def postgres_database(postgres_server) -> str:
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep_store(tmp_path_factory):
+    """`rnnbench sweep sweep_tiny.yaml final.reference=true --report`, as `make sweep` runs it, in a store of its own:
+    one sweep for the sweep tests and the report tests (which add other experiments beside it)."""
+    folder = tmp_path_factory.mktemp("tiny-sweep")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
+    result = rnnbench("sweep", str(TINY), *WITH_REFERENCE, "--report", cwd=folder, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder, env, result

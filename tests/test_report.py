@@ -32,13 +32,11 @@ FIGURES = 8
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tiny_sweep_store):
     """The store after `make sweep`-like commands: the tiny sweep, single runs, an all-failed sweep."""
-    folder = tmp_path_factory.mktemp("report")
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
-    outputs = {}
+    folder, env, sweep = tiny_sweep_store
+    outputs = {"sweep": sweep}
     commands = {
-        "sweep": ["sweep", TINY, "final.reference=true", "--report"],
         "single0": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs"],
         "single1": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs", "train.seed=1"],
         "failed": ["sweep", TINY, "sweep.name=all-failed", "grid.cells=simple_rnn", "grid.unroll=false",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +97,24 @@ def test_single_runs_of_the_seed_configuration_are_the_reference():
 def test_the_pareto_front_keeps_exactly_the_undominated_variants(costs, accuracies, front):
     board = pd.DataFrame({"training_s": costs, "test_accuracy": accuracies})
     assert sorted(figures._front(board, "training_s").index) == front
+
+
+def test_seeds_are_distinct_train_seeds_and_repeats_of_one_seed_are_nondeterminism():
+    from rnnbench.report.page import _spread
+
+    made_up = recorded(  # two repeats of seed 0 (say, runs on nondeterministic GPU kernels), and seed 1
+        {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.90, "stage": "final"},
+        {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.92, "stage": "final"},
+        {"cell": "lstm", "units": 32, "seed": 1, "accuracy": 0.95, "stage": "final"},
+        {"cell": "gru", "units": 32, "seed": 0, "accuracy": 0.93, "stage": "final"},
+    )
+    compared = tables.compared_runs(made_up)
+    board = tables.leaderboard(compared, tables.reference_runs(made_up, compared)).set_index("group")
+    lstm, gru = board.loc["lstm-h32-unrolled"], board.loc["gru-h32-unrolled"]
+    assert (lstm.seeds, lstm.runs) == (2, 3)
+    assert lstm.test_accuracy == pytest.approx((0.91 + 0.95) / 2)  # repeats averaged first, then seeds
+    assert lstm.test_accuracy_sd == pytest.approx(np.std([0.91, 0.95], ddof=1))
+    assert lstm.repeat_sd == pytest.approx(np.std([0.90, 0.92], ddof=1))
+    assert "± 2.83 points sd over 2 seeds, and 3 runs whose repeats of a seed differ by 1.41 points sd" in _spread(lstm)
+    assert (gru.seeds, gru.runs) == (1, 1) and pd.isna(gru.test_accuracy_sd)
+    assert _spread(gru) == " (1 seed: its spread over seeds cannot be estimated)"

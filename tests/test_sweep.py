@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import EXPERIMENTS, answers_ctrl_c, rnnbench
+from conftest import TINY, WITH_REFERENCE, answers_ctrl_c, rnnbench
 from mlflow import MlflowClient
 
 from rnnbench import names, studies
@@ -20,9 +20,10 @@ from rnnbench.sweep_config import load_sweep, plan
 
 pytestmark = pytest.mark.slow
 
-TINY = EXPERIMENTS / "sweep_tiny.yaml"
 DEFINITION = load_sweep(TINY)
 PLAN = plan(DEFINITION)
+SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
+"""The plan of the session's shared tiny sweep (`tiny_sweep_store`), which has the reference runs."""
 
 
 def environment(folder):
@@ -45,9 +46,9 @@ def recorded(folder, tracking_uri: str | None = None, sweep_plan=PLAN):
     return by_stage, loaded
 
 
-def assert_complete(folder):
+def assert_complete(folder, sweep_plan=PLAN):
     """Every planned run exactly once, linked and closed; final runs at their study's best learning rate."""
-    by_stage, loaded = recorded(folder)
+    by_stage, loaded = recorded(folder, sweep_plan=sweep_plan)
     everything = [run for runs in by_stage.values() for run in runs]
     assert [run.info.run_name for run in everything if run.info.status == "RUNNING"] == []
 
@@ -55,19 +56,19 @@ def assert_complete(folder):
     assert sweep_run.info.status == "FINISHED"
     assert sweep_run.data.params["grid.cells"] == ",".join(DEFINITION.grid.cells)
     parents = {run.info.run_id: run for run in by_stage["study"]}
-    assert len(parents) == len(PLAN.studies)
+    assert len(parents) == len(sweep_plan.studies)
     assert all(run.info.status == "FINISHED" for run in parents.values())
     nested = by_stage["study"] + by_stage["final"] + by_stage["reference"]
     assert {run.data.tags["mlflow.parentRunId"] for run in nested} == {sweep_run.info.run_id}
-    assert len(by_stage["reference"]) == len(PLAN.reference_seeds)
+    assert len(by_stage["reference"]) == len(sweep_plan.reference_seeds)
     trials = [run for run in by_stage["trial"] if run.data.tags.get(names.FAILURE) not in names.RETRIED_FAILURES]
-    assert len(trials) == PLAN.trials
+    assert len(trials) == sweep_plan.trials
     assert all(run.data.tags["mlflow.parentRunId"] in parents for run in by_stage["trial"])
     assert all("test/accuracy" not in run.data.metrics for run in by_stage["trial"])  # no search on test data
 
     finished_finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
     keys = [(run.data.tags[names.VARIANT], run.data.params["train.seed"]) for run in finished_finals]
-    assert len(keys) == len(set(keys)) == len(PLAN.final_runs)
+    assert len(keys) == len(set(keys)) == len(sweep_plan.final_runs)
     best = {}
     for parent in parents.values():
         study = parent.data.tags[names.STUDY]
@@ -75,7 +76,7 @@ def assert_complete(folder):
         optuna_study = next(s for key, s in loaded.items() if key is not None and key.key == study)
         assert optuna_study.best_trial.params["learning_rate"] == pytest.approx(best[study])
         counts = studies.count(optuna_study.get_trials())
-        assert counts.finished == PLAN.trials_per_study
+        assert counts.finished == sweep_plan.trials_per_study
         assert parent.data.metrics[names.TRIALS_PRUNED] == counts.pruned
     for run in finished_finals:
         assert float(run.data.params["train.learning_rate"]) == pytest.approx(best[run.data.tags[names.STUDY]])
@@ -92,22 +93,20 @@ def assert_complete(folder):
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sweep")
-    result = rnnbench("sweep", str(TINY), cwd=folder, env=environment(folder), timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+def tiny_sweep(tiny_sweep_store):
+    folder, _, result = tiny_sweep_store
     return folder, result
 
 
 def test_tiny_sweep_records_the_plan_in_mlflow_and_optuna(tiny_sweep):
     folder, result = tiny_sweep
-    assert_complete(folder)
+    assert_complete(folder, SHARED_PLAN)
     assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_pruned_trials_show_as_pruned_in_optuna_and_mlflow(tiny_sweep):
     folder, _ = tiny_sweep
-    by_stage, loaded = recorded(folder)
+    by_stage, loaded = recorded(folder, sweep_plan=SHARED_PLAN)
     pruned = [t for key, s in loaded.items() if key for t in s.get_trials() if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, "the tiny sweep is expected to prune at least one trial"
     runs = {run.info.run_id: run for run in by_stage["trial"]}
@@ -121,17 +120,17 @@ def test_pruned_trials_show_as_pruned_in_optuna_and_mlflow(tiny_sweep):
 
 def test_summary_table_lists_every_variant(tiny_sweep):
     _, result = tiny_sweep
-    for run in PLAN.final_runs:
+    for run in SHARED_PLAN.final_runs:
         assert run.variant in result.stdout
     assert "test_accuracy" in result.stdout and "learning_rate" in result.stdout
 
 
 def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
     folder, _ = tiny_sweep
-    before = sum(len(runs) for runs in recorded(folder)[0].values())
-    result = rnnbench("sweep", str(TINY), cwd=folder, env=environment(folder), timeout=300)
+    before = sum(len(runs) for runs in recorded(folder, sweep_plan=SHARED_PLAN)[0].values())
+    result = rnnbench("sweep", str(TINY), *WITH_REFERENCE, cwd=folder, env=environment(folder), timeout=300)
     assert result.returncode == 0, result.stderr
-    assert sum(len(runs) for runs in recorded(folder)[0].values()) == before
+    assert sum(len(runs) for runs in recorded(folder, sweep_plan=SHARED_PLAN)[0].values()) == before
 
 
 def start_sweep(folder) -> subprocess.Popen:
@@ -282,4 +281,6 @@ def test_make_dashboard_serves_the_sweeps_studies_in_optuna_dashboard(tiny_sweep
         os.killpg(server.pid, signal.SIGKILL)  # make, optuna-dashboard and its gunicorn workers
         server.wait(timeout=30)
     listed = {study["study_name"] for study in answer.json()["study_summaries"]}
-    assert listed == {studies.study_name(DEFINITION, study) for study in [None, *PLAN.studies]}
+    assert {name for name in listed if name.startswith(f"{DEFINITION.sweep.name}:")} == {
+        studies.study_name(DEFINITION, study) for study in [None, *SHARED_PLAN.studies]
+    }

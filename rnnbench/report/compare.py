@@ -110,7 +110,9 @@ def compare(correct: dict[str, np.ndarray], against: str, resampler: Resampler) 
         beats = float(_beats(correct[name].mean(axis=1)[None], correct[against].mean(axis=1)[None])[0])
         beats_low, beats_high = np.percentile(_beats(resampled[name][1], resampled[against][1]), [tail, 100 - tail])
         rows.append((name, observed, low, high, p_value, beats, beats_low, beats_high))
-    adjusted = multipletests([row[4] for row in rows], alpha=1 - LEVEL, method="holm")[1] if rows else []
+    p_values = [row[4] for row in rows]
+    # Holm over one comparison is that comparison (and statsmodels runs a full garbage collection per call).
+    adjusted = multipletests(p_values, alpha=1 - LEVEL, method="holm")[1] if len(rows) > 1 else p_values
     return [
         Difference(name, against, observed, float(low), float(high), p_value, float(holm), beats, float(b_low), float(b_high))
         for (name, observed, low, high, p_value, beats, b_low, b_high), holm in zip(rows, adjusted)
