@@ -148,9 +148,11 @@ def headline(board: pd.DataFrame, result: compare.Verdict | None) -> str | None:
         if len(result.tied) == 1:
             parts.append(f"ahead of every other variant beyond noise, with {margin}")
         else:
-            others = ", ".join(result.tied[1:])
-            parts = [f"No single best: {len(result.tied)} variants are statistically tied at the top, led by {best.group} "
-                     f"({accuracy}); tied with it: {others}; {margin}"]
+            behind = [group for group in contenders.group if group not in result.tied]
+            who = (f"tied with it: {', '.join(result.tied[1:])}" if len(result.tied) <= len(behind) + 2 else
+                   f"behind it beyond noise: {', '.join(behind)}" if behind else "none is behind it beyond noise")
+            parts = [f"No single best: {len(result.tied)} of {len(contenders)} variants are statistically tied at the top, "
+                     f"led by {best.group} ({accuracy}); {who}; {margin}"]
     elif len(contenders) > 1:
         second = contenders.iloc[1]
         parts.append(f"{points(best.test_accuracy - second.test_accuracy)} ahead of {second.group}; no per-image test "

@@ -49,8 +49,8 @@ def forest(board: pd.DataFrame, result: compare.Verdict | None, folder: Path) ->
                           fmt="o", color=colour, capsize=3, markersize=5)
         axis.axvline(0, color="black", linewidth=1)
         axis.set(xlabel=f"test accuracy minus {name}'s (percentage points)", yticks=range(len(order)), yticklabels=order)
-        axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()  # the best on top, as in the leaderboard (the panels share the axis: once)
     axes[0][0].set_ylabel("")
     against = " and of the seed tutorial (right)" if result.vs_reference else " (no seed tutorial in this experiment)"
     reference_colours = "; red on the right: not distinguishable from the seed tutorial" if result.vs_reference else ""
@@ -59,8 +59,9 @@ def forest(board: pd.DataFrame, result: compare.Verdict | None, folder: Path) ->
         f"paired two-level bootstrap ({compare.RESAMPLES:,} resamples of the {result.images:,} test images, the same draw "
         "for every variant, and of each variant's seeds with replacement, their deviations scaled by sqrt(k/(k-1)) for k "
         "seeds). Green: the best (diamond) and the variants tied with it, whose difference is not significant after Holm's "
-        f"correction over the comparisons with the best; grey: significantly different{reference_colours}. Read which "
-        "differences the data supports: an interval that crosses 0 is no evidence of a difference."
+        f"correction over the comparisons with the best; grey: significantly different{reference_colours}. Each interval "
+        "is for its comparison alone, while the colours account for all of them, so an interval that just misses 0 can "
+        "still be green. Read which differences the data supports: an interval that crosses 0 is no evidence of one."
     )
     return save(figure, plot, folder)
 
