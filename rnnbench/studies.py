@@ -206,10 +206,12 @@ def take(optuna_study: optuna.Study, storage_url: str | None) -> optuna.Trial | 
     the ask, `ask` makes a new trial: it is failed at once, marked UNPLANNED, and None is returned.
     """
     with _sqlite_lock(storage_url):
-        if not optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trials = optuna_study.get_trials(deepcopy=False)
+        if not any(queued.state == TrialState.WAITING for queued in trials):
             return None
         trial = optuna_study.ask()
-    if trial.user_attrs.get(PLANNED):
+    # A trial that existed before the ask was queued (also by rnnbench versions before the PLANNED attribute).
+    if trial.user_attrs.get(PLANNED) or trial.number < len(trials):
         trial.set_user_attr(WORKER, processes.this_process())
         return trial
     trial.set_user_attr(UNPLANNED, True)
