@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -114,3 +115,19 @@ def tiny_sweep_store(tmp_path_factory):
     result = rnnbench("sweep", str(TINY), *WITH_REFERENCE, "--report", cwd=folder, env=env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return folder, env, result
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Waits until `url` answers OK (a server started by a test), failing if its process exits first."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited"
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} never answered")

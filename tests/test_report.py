@@ -13,11 +13,10 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
-from conftest import EXPERIMENTS, free_port, rnnbench
+from conftest import EXPERIMENTS, free_port, rnnbench, wait_until_serving
 from mlflow import MlflowClient
 
 from rnnbench import names
@@ -168,10 +167,7 @@ def test_tables_for_a_paper_are_written_in_latex_and_markdown(workspace):
 
 def test_the_final_runs_link_lists_them_flat_in_a_real_mlflow_ui(workspace, tmp_path):
     """`mlflow ui` over the store, Debian's chromium through Playwright: the page's link to the final runs."""
-    chromium = shutil.which("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra (make install)")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+    sync_api, chromium = playwright_and_chromium()
     folder, env, client, _ = workspace
     experiment = client.get_experiment_by_name("sweep-tiny")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -205,19 +201,13 @@ def test_the_final_runs_link_lists_them_flat_in_a_real_mlflow_ui(workspace, tmp_
     assert not any(name in listed for name in trials)
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} never answered")
+def playwright_and_chromium():
+    """Playwright (the dev extra) and Debian's chromium; the test is skipped, saying which is missing, without them."""
+    chromium = shutil.which("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra (make install)")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+    return sync_api, chromium
 
 
 def test_the_header_names_the_backend_the_runs_trained_on(workspace):
@@ -248,10 +238,7 @@ def test_the_report_is_an_artifact_of_the_sweeps_run(workspace):
 
 def test_the_page_renders_in_a_real_browser(workspace, tmp_path):
     """Debian's chromium, driven by Playwright: a screenshot, every image decoded, no console error."""
-    chromium = shutil.which("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra (make install)")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+    sync_api, chromium = playwright_and_chromium()
     folder, _, _, _ = workspace
     page_path = folder / "reports" / "sweep-tiny" / "index.html"
     with sync_api.sync_playwright() as playwright:

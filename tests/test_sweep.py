@@ -258,7 +258,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
 def test_make_dashboard_serves_the_sweeps_studies_in_optuna_dashboard(tiny_sweep):
     """`make dashboard STORAGE=...`: optuna-dashboard (the dashboard extra) reads the sweep's journal as it is."""
     import requests
-    from conftest import ROOT, free_port
+    from conftest import ROOT, free_port, wait_until_serving
 
     if not (ROOT / ".venv" / "bin" / "optuna-dashboard").exists():
         pytest.skip("optuna-dashboard is in the dev extra: make install")
@@ -269,14 +269,8 @@ def test_make_dashboard_serves_the_sweeps_studies_in_optuna_dashboard(tiny_sweep
          f"DASHBOARD_PORT={port}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "optuna-dashboard did not start"
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/api/studies", timeout=2)
-                break
-            except requests.RequestException:
-                time.sleep(0.5)
+        wait_until_serving(f"http://127.0.0.1:{port}/api/studies", server)
+        answer = requests.get(f"http://127.0.0.1:{port}/api/studies", timeout=10)
     finally:
         os.killpg(server.pid, signal.SIGKILL)  # make, optuna-dashboard and its gunicorn workers
         server.wait(timeout=30)

@@ -13,8 +13,7 @@ import time
 
 import optuna
 import pytest
-import requests
-from conftest import EXPERIMENTS, free_port
+from conftest import EXPERIMENTS, free_port, wait_until_serving
 from mlflow import MlflowClient
 
 from rnnbench import names, studies
@@ -41,16 +40,7 @@ def mlflow_server(postgres_server, tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert server.poll() is None, (folder / "server.log").read_text()[-3000:]
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, "mlflow server did not start"
-        time.sleep(0.5)
+    wait_until_serving(f"{url}/health", server)
     yield url
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
