@@ -28,7 +28,7 @@ from statsmodels.stats.multitest import multipletests
 
 RESAMPLES = 2000
 LEVEL = 0.95
-"""Confidence of the intervals; the family-wise error rate of the tied group is 1 - LEVEL."""
+"""Confidence of the intervals; the nominal family-wise error rate of the tied group is 1 - LEVEL (see README)."""
 
 
 @dataclasses.dataclass(frozen=True)
