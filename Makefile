@@ -19,6 +19,9 @@ DASHBOARD_PORT ?= 8080
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000 DASHBOARD_PORT=8080"
+	@echo "  layout (README, Layout): rnnbench/ the core of a run (cells.py and tasks.py: the cell and task tables),"
+	@echo "    rnnbench/sweep/ the two-stage sweep on Optuna (space.py: the searched settings), rnnbench/report/ the"
+	@echo "    HTML report, rnnbench/bench/ the benchmarks; experiments/ run and sweep files; tests/ the test suite"
 
 install: $(STAMP) ## create .venv and install rnnbench with its dev extra (quick when done)
 
@@ -51,15 +54,15 @@ dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) a
 test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 12 minutes on 2 cores)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## speed of every cell x size x unroll, then rnnbench against plain Keras, 1 vs 2 workers, peers (about 12 minutes)
-	$(BIN)/python -m rnnbench.speed
-	$(BIN)/python -m rnnbench.baselines
+bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 12 minutes)
+	$(BIN)/python -m rnnbench.bench.grid
+	$(BIN)/python -m rnnbench.bench.baselines
 
 bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy and speed, 3 seeds (about 10 minutes)
-	$(BIN)/python -m rnnbench.baselines --parts backends --out reports/bench/backends.json
+	$(BIN)/python -m rnnbench.bench.baselines --parts backends --out reports/bench/backends.json
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
-	$(BIN)/python -m rnnbench.bench --repeats 5
+	$(BIN)/python -m rnnbench.bench.overhead --repeats 5
 
 clean-venv: ## remove .venv (the tracking store in mlruns/ is kept)
 	rm -rf $(VENV)

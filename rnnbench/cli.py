@@ -102,50 +102,30 @@ def show_config_command(args) -> int:
 def evaluate_command(args) -> int:
     from rnnbench import tracking
 
-    client = tracking.open_store(write=False)  # before TensorFlow loads: a server that does not answer fails fast
+    tracking.open_store(write=False)  # before TensorFlow loads: a server that does not answer fails fast
     backend.load()  # a saved .keras model loads on any backend
-    from mlflow.exceptions import MlflowException
+    from rnnbench.runner import evaluate_recorded
 
-    from rnnbench.data import load_test_split
-    from rnnbench.names import MODEL_ARTIFACT
-    from rnnbench.train import evaluate
-
-    try:
-        run = client.get_run(args.run_id)
-    except MlflowException:
-        raise UserError(f"no run '{args.run_id}' in the tracking store {tracking.tracking_uri()}; copy a run id from `make ui`") from None
-    # The run's own split settings, so that mnist5k's held-out test split is the one it was tested on.
-    data_keys = [f"{key}={value}" for key, value in run.data.params.items() if key.startswith("data.")]
-    data = load_config(None, data_keys + [f"data.source={args.data}"]).data
-    split = load_test_split(data)
-    import mlflow.keras
-
-    try:
-        model = mlflow.keras.load_model(f"runs:/{args.run_id}/{MODEL_ARTIFACT}")
-    except (MlflowException, OSError) as error:
-        raise UserError(
-            f"run {args.run_id} ({run.info.status}) has no loadable model '{MODEL_ARTIFACT}': {str(error).splitlines()[0]}"
-        ) from None
-    score = evaluate(model, split)
-    print(json.dumps({"accuracy": score.accuracy, "loss": score.loss, "samples": len(split), "source": args.data}))
+    score, samples = evaluate_recorded(args.run_id, args.data)
+    print(json.dumps({"accuracy": score.accuracy, "loss": score.loss, "samples": samples, "source": args.data}))
     return 0
 
 
 def sweep_command(args) -> int:
-    from rnnbench import estimate
-    from rnnbench.data import load_dataset
-    from rnnbench.sweep_config import load_sweep, plan
+    from rnnbench.data import split_sizes
+    from rnnbench.sweep import estimate
+    from rnnbench.sweep.definition import load_sweep, plan
 
     definition = load_sweep(args.config, args.overrides)  # every key checked before any work
     if args.workers < 1:
         raise UserError(f"--workers: received {args.workers}, expected a positive integer")
-    dataset = load_dataset(definition.data)  # a missing data folder fails here, not in every worker
+    sizes = split_sizes(definition.data)  # a missing data folder fails here, not in every worker (and TF stays out)
     sweep_plan = plan(definition)
-    estimate.check_sweep_fits(definition, sweep_plan, len(dataset.train))  # before any run exists
+    estimate.check_sweep_fits(definition, sweep_plan, sizes["train"])  # before any run exists
     if args.dry_run:
-        print(estimate.describe(definition, sweep_plan, len(dataset.valid), args.workers))
+        print(estimate.describe(definition, sweep_plan, sizes["valid"], args.workers))
         return 0
-    from rnnbench.sweep import EXIT_LOST, run_sweep
+    from rnnbench.sweep.coordinator import EXIT_LOST, run_sweep
 
     code = run_sweep(definition, args.storage, args.workers)
     if code in (0, EXIT_LOST) and args.report:  # a report of what was done, also when runs were lost
@@ -155,7 +135,7 @@ def sweep_command(args) -> int:
 
 
 def worker_command(args) -> int:
-    from rnnbench.sweep_config import load_sweep
+    from rnnbench.sweep.definition import load_sweep
 
     if args.sweep.endswith((".yaml", ".yml")):
         name = load_sweep(args.sweep, args.overrides).sweep.name
@@ -163,7 +143,7 @@ def worker_command(args) -> int:
         raise UserError("key=value overrides need the sweep file: rnnbench worker experiments/sweep.yaml key=value ...")
     else:
         name = args.sweep
-    from rnnbench.worker import work
+    from rnnbench.sweep.worker import work
 
     try:
         ran = work(name, args.storage, args.threads)

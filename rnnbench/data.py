@@ -1,4 +1,4 @@
-"""Data: MNIST-like images as sequences of 28 rows of 28 pixels, split into train/valid/test.
+"""Data: MNIST-like 28x28 images, split into train/valid/test (the model reads them as its task says).
 
     python -c "from rnnbench.data import load_dataset; from rnnbench.config import DataConfig; print(load_dataset(DataConfig()).sizes())"
 
@@ -25,11 +25,8 @@ import numpy as np
 
 from rnnbench.config import DataConfig
 from rnnbench.errors import DataError
+from rnnbench.tasks import IMAGE_SIDE
 
-ROWS = 28
-"""Time steps: one per image row."""
-ROW_PIXELS = 28
-"""Features per time step."""
 CLASSES = 10
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -42,7 +39,7 @@ IDX_FILES = {
 @dataclasses.dataclass(frozen=True)
 class Split:
     images: np.ndarray
-    """(N, 28, 28) float32 in [0, 1]: N sequences of 28 rows of 28 pixels."""
+    """(N, 28, 28) float32 in [0, 1]: N images (`rnnbench.tasks` says how a model reads them)."""
     labels: np.ndarray
     """(N,) int32 digit classes 0-9."""
 
@@ -96,6 +93,30 @@ def load_test_split(config: DataConfig) -> Split:
     if official_test is not None:
         return official_test
     return stratified_split(train_pool, config.test_size, config.split_seed)[1]
+
+
+KERAS_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}
+"""Training and test images of the Keras downloads (their published sizes)."""
+
+
+def split_sizes(config: DataConfig) -> dict[str, int]:
+    """Images per split as `load_dataset` makes them, without loading TensorFlow: a Keras download is counted
+    from its published sizes; files on disk are read (so that a missing or damaged one is reported here).
+
+    Raises:
+        DataError: as `load_dataset`.
+    """
+    if config.source in KERAS_SIZES and not (config.source == "fashion_mnist" and FASHION_MNIST_DEBIAN.is_dir()):
+        pool, test = KERAS_SIZES[config.source]
+    else:
+        _, train_pool, official_test = _read_source(config.source)
+        if train_pool is None:
+            load_dataset(config)  # raises the DataError that names the missing files
+        pool = len(train_pool)
+        test = len(official_test) if official_test is not None else math.ceil(config.test_size * pool)
+        pool -= 0 if official_test is not None else test
+    valid = math.ceil(config.valid_fraction * pool)  # scikit-learn's train_test_split rounds the held-out part up
+    return {"train": pool - valid, "valid": valid, "test": test}
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -212,8 +233,8 @@ def _read_keras(source: str) -> tuple[str, Split, Split]:
 
 def _idx_pair(images_path: Path, labels_path: Path) -> Split:
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (ROWS, ROW_PIXELS):
-        raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected {ROWS}x{ROW_PIXELS}")
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected {IMAGE_SIDE}x{IMAGE_SIDE}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{labels_path}: {labels.shape} labels for {len(images):,} images in {images_path.name}")
     if labels.max(initial=0) >= CLASSES:
@@ -229,7 +250,7 @@ def _find(folder: Path, name: str) -> Path | None:
 
 
 def _scale(pixels: np.ndarray) -> np.ndarray:
-    return (np.asarray(pixels, dtype=np.float32) / 255.0).reshape(-1, ROWS, ROW_PIXELS)
+    return (np.asarray(pixels, dtype=np.float32) / 255.0).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def _take(split: Split, indices: np.ndarray) -> Split:

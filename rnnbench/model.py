@@ -1,34 +1,35 @@
-"""The model: one recurrent layer reads the image row by row, then Dense(10) + softmax.
+"""The model: the task's input layers turn images into sequences, one recurrent layer reads them, then Dense(10) + softmax.
 
     python -c "from rnnbench.model import build_model; from rnnbench.config import ModelConfig; build_model(ModelConfig(cell='lstm')).summary()"
 
-Pure: builds Keras objects from a `ModelConfig`, knows nothing of training or tracking.
+Pure: builds Keras objects from a `ModelConfig` and a task, knows nothing of training or tracking.
+The cell's layer and options come from `rnnbench.cells`, the input's shape from `rnnbench.tasks`.
 """
 
 from __future__ import annotations
 
 import keras
 
+from rnnbench import cells, tasks
 from rnnbench.config import ModelConfig
-from rnnbench.data import CLASSES, ROW_PIXELS, ROWS
-
-RECURRENT_LAYERS = {
-    "simple_rnn": keras.layers.SimpleRNN,
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
-}
+from rnnbench.data import CLASSES
 
 
-def build_model(config: ModelConfig) -> keras.Model:
-    """Builds the classifier for `config`.
+def build_model(config: ModelConfig, task: str = "row") -> keras.Model:
+    """Builds the classifier for `config` reading images as `task` says.
 
     Returns:
         A Keras model mapping images (batch, 28, 28) to class probabilities (batch, 10).
     """
-    recurrent = RECURRENT_LAYERS[config.cell](config.hidden_units, unroll=config.unroll, name="recurrent")
+    cell = cells.get(config.cell)
+    options = {"unroll": config.unroll} if cell.unrolls else {}
+    if config.dropout:
+        options["dropout"] = config.dropout
+    recurrent = getattr(keras.layers, cell.layer)(config.hidden_units, name="recurrent", **options, **cell.options)
     return keras.Sequential(
         [
-            keras.Input(shape=(ROWS, ROW_PIXELS), name="rows"),
+            keras.Input(shape=(tasks.IMAGE_SIDE, tasks.IMAGE_SIDE), name="rows"),
+            *tasks.TASKS[task].input_layers(),
             recurrent,
             keras.layers.Dense(CLASSES, activation="softmax", name="classifier"),
         ],

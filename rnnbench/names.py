@@ -15,6 +15,9 @@ PARAMETERS = "model/parameters"
 
 STAGE = "rnnbench.stage"
 FAILURE = "rnnbench.failure"
+"""On a run and its Optuna trial, why it did not finish: `diverged` is a result (the learning rate is too
+high), `pruned` a decision of the pruner; anything else on a sweep's run is a lost run, which fails the sweep
+and is retried when it is re-run."""
 RETRIED_FAILURES = ("worker_died", "interrupted")
 """`rnnbench.failure` values of sweep runs whose trial Optuna re-enqueued: the retry is the planned run."""
 RETRIED = "rnnbench.retried"
@@ -52,10 +55,36 @@ TRIAL_STATE = "rnnbench.trial_state"
 
 BEST_TRIAL = "rnnbench.best_trial"
 """On a study's parent run: the Optuna number of its best trial."""
-BEST_LEARNING_RATE = "study/best_learning_rate"
+BEST_VALUE_PREFIX = "study/best/"
+"""On a study's parent run: the best trial's value of each searched key, e.g. study/best/train.learning_rate."""
+OLD_BEST_LEARNING_RATE = "study/best_learning_rate"
+"""What sweeps before the `space:` section recorded for study/best/train.learning_rate (read, not written)."""
 BEST_VAL_ACCURACY = "study/best_val_accuracy"
 TRIALS_COMPLETE = "study/trials_complete"
 TRIALS_PRUNED = "study/trials_pruned"
 TRIALS_FAILED = "study/trials_failed"
 RUNS_LOST = "sweep/runs_lost"
 """On a sweep's run that ended FAILED: how many planned runs failed for another reason than divergence."""
+
+
+# Optuna study and trial attributes: the sweep's work queue (rnnbench.sweep.studies)
+STUDY_DEFINITION = "rnnbench.definition"
+"""Study attribute: the resolved sweep definition, so that workers and re-runs use the same one."""
+MLFLOW_RUN = "mlflow_run_id"
+"""Trial and study attribute: the MLflow run recording it (the study's parent run)."""
+TRIAL_WORKER = "rnnbench.worker"
+"""Trial attribute: host:pid of the process running it, to tell a dead worker from a slow one."""
+TRIAL_PLANNED = "rnnbench.planned"
+"""Trial attribute of every trial the sweep enqueues (retries inherit it). Optuna's ask() creates a
+new trial when the queue emptied between a worker's look and its ask; such a trial lacks it, is
+marked UNPLANNED and failed at once, and counts nowhere."""
+TRIAL_UNPLANNED = "rnnbench.unplanned"
+TRIAL_HEARTBEAT = "rnnbench.heartbeat"
+"""Trial attribute: when its worker last said it is alive (seconds since the epoch)."""
+TRIAL_SAMPLES_PER_SECOND = "samples_per_second"
+"""Trial attribute of a finished run: its steady training speed (shown by optuna-dashboard)."""
+
+
+def best_value(key: str) -> str:
+    """The study metric holding the best trial's value of the searched `key`."""
+    return BEST_VALUE_PREFIX + key

@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from rnnbench.data import CLASSES, Split
-from rnnbench.train import Evaluation
+from rnnbench.results import Evaluation
+from rnnbench.tasks import Task
 
 
 def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -> Path:
@@ -36,8 +37,9 @@ def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -
     return _save(figure, path)
 
 
-def digit_grid(split: Split, path: Path, count: int = 10, columns: int = 5) -> Path:
-    """The seed's picture: the first `count` training images with their labels, in one mosaic."""
+def digit_grid(split: Split, task: Task, path: Path, count: int = 10, columns: int = 5) -> Path:
+    """The seed's picture: the first `count` training images with their labels, in one mosaic, captioned with
+    how the task reads them."""
     rows = -(-count // columns)
     size = split.images.shape[1]
     mosaic = np.zeros((rows * (size + 6), columns * (size + 2)), dtype=np.float32)
@@ -49,27 +51,29 @@ def digit_grid(split: Split, path: Path, count: int = 10, columns: int = 5) -> P
         axis.text(left + size / 2, top - 1.5, f"label {label}", ha="center", va="bottom", fontsize=9)
     axis.imshow(mosaic, cmap="gray_r")
     axis.axis("off")
-    axis.set_title(f"The first {count} training digits (each row is one time step)", fontsize=10)
+    axis.set_title(f"The first {count} training digits, read {task.description}", fontsize=10)
     return _save(figure, path)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, title: str, path: Path) -> Path:
-    """Counts of true class (rows) against predicted class (columns) on the test split."""
-    counts = np.zeros((CLASSES, CLASSES), dtype=int)
-    np.add.at(counts, (labels, predictions), 1)
+    """Counts of true class (rows) against predicted class (columns) on the test split (scikit-learn's display)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     figure, axis = plt.subplots(figsize=(6.4, 5.4))
     figure.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
-    axis.imshow(counts, cmap="Blues")
-    for true, predicted in zip(*np.nonzero(counts)):  # zeros left blank: the mistakes stand out, and text is slow to draw
-        count = counts[true, predicted]
-        color = "white" if count > counts.max() / 2 else "black"
-        axis.text(predicted, true, str(count), ha="center", va="center", fontsize=8, color=color)
-    axis.set(xticks=range(CLASSES), yticks=range(CLASSES), xlabel="predicted class", ylabel="true class", title=title)
+    display = ConfusionMatrixDisplay.from_predictions(
+        labels, predictions, labels=range(CLASSES), ax=axis, cmap="Blues", colorbar=False, text_kw={"fontsize": 8}
+    )
+    for text, count in zip(display.text_.flat, display.confusion_matrix.flat):
+        if count == 0:  # zeros left blank: the mistakes stand out
+            text.set_text("")
+    axis.set(xlabel="predicted class", ylabel="true class", title=title)
     return _save(figure, path)
 
 
-# Plain matplotlib and fixed margins: seaborn's lineplot and heatmap took 0.13 and 0.17 s here
-# against 0.08 and 0.08 s, and constrained layout 0.07 s a figure: the record is in every run.
+# Plain matplotlib (and scikit-learn's display, 0.10 s against 0.09 s by hand) with fixed margins: seaborn's
+# lineplot and heatmap took 0.13 and 0.17 s here against 0.08 and 0.08 s, and constrained layout 0.07 s a
+# figure: the record is in every run.
 def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -1,4 +1,4 @@
-"""Processes: who owns a run or a trial, whether that process still exists, and a sweep's local workers.
+"""Processes: who owns a run or a trial, and whether that process still exists.
 
     rnnbench report      # names the runs still RUNNING whose process is gone (kill -9, a reboot)
 
@@ -9,14 +9,8 @@ the owner is gone; on another host only a heartbeat can tell (`studies.heartbeat
 
 from __future__ import annotations
 
-import ctypes
-import dataclasses
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 
@@ -56,67 +50,3 @@ def _start_time(pid: int) -> float | None:
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, StopIteration, IndexError, ValueError):
         return None
-
-
-STOP_GRACE_SECONDS = 60
-"""How long stopped workers get to record their runs as KILLED before they are killed."""
-
-
-@dataclasses.dataclass
-class Workers:
-    """A sweep's worker processes on this machine, each logging to its own file."""
-
-    processes: list[subprocess.Popen]
-    logs: list[Path]
-
-    @classmethod
-    def start(cls, command: list[str], count: int, log_stem: Path, environment: dict) -> Workers:
-        """`count` processes running `command`, logging to `<log_stem>-worker<N>.log`."""
-        log_stem.parent.mkdir(parents=True, exist_ok=True)
-        processes, logs = [], []
-        for index in range(count):
-            log = log_stem.with_name(f"{log_stem.name}-worker{index + 1}.log")
-            with open(log, "a") as output:
-                processes.append(
-                    subprocess.Popen(
-                        command, stdout=output, stderr=subprocess.STDOUT, env=environment,
-                        start_new_session=True,  # a Ctrl-C reaches only the coordinator, which stops them in order
-                        preexec_fn=_die_with_parent,
-                    )
-                )
-            logs.append(log)
-        return cls(processes, logs)
-
-    def alive(self) -> int:
-        return sum(process.poll() is None for process in self.processes)
-
-    def finish(self, poll_seconds: float) -> None:
-        """At the sweep's end: workers notice it within a poll; any that do not are stopped."""
-        deadline = time.monotonic() + 10 * poll_seconds
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.stop()
-
-    def stop(self) -> None:
-        """SIGINT for each worker (they record their runs as KILLED), then SIGKILL for stragglers."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the coordinator dies, even by kill -9 (a re-run resumes).
-
-    Also restores SIGINT, which the coordinator uses to stop a worker in order: a coordinator started
-    in the background (`cmd &`) has it ignored, and its children would inherit that.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

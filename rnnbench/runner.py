@@ -17,18 +17,14 @@ from typing import Callable
 
 import numpy as np
 
-from rnnbench import backend, estimate, faults, names, plots, signals, tracking
-from rnnbench.config import Config
-from rnnbench.data import Dataset, load_dataset
+from rnnbench import backend, cost, faults, names, plots, signals, tracking
+from rnnbench.config import Config, load_config
+from rnnbench.data import Dataset, load_dataset, load_test_split
+from rnnbench.errors import UserError
 from rnnbench.model import summary_text
-from rnnbench.train import (
-    Evaluation,
-    Score,
-    TrainingDiverged,
-    TrainResult,
-    evaluate,
-    train,
-)
+from rnnbench.results import Evaluation, Score, TrainResult
+from rnnbench.tasks import TASKS
+from rnnbench.train import TrainingDiverged, evaluate, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +91,7 @@ def run_experiment(
     backend.load(config.train.backend)  # Keras already on another backend in this process: a clear error
     if dataset is None:
         dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
-    estimate.check_fits(config.model, config.train.batch_size, len(dataset.train))
+    cost.check_fits(config.model, config.train.batch_size, len(dataset.train), config.data.task)
     client = tracking.open_store()
     run_id = tracking.start_run(client, config, stage, parent_run_id, tags, run_name)
     try:
@@ -169,7 +165,7 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
             predictions = np.column_stack([dataset.test.labels, test.predictions])  # a few kB: paired comparisons
             np.savetxt(folder / names.PREDICTIONS_ARTIFACT, predictions, fmt="%d", delimiter=",", header="label,predicted",
                        comments="")
-            plots.digit_grid(dataset.train, folder / "digits.png")
+            plots.digit_grid(dataset.train, TASKS[config.data.task], folder / "digits.png")
             plots.confusion_matrix(
                 dataset.test.labels, test.predictions, f"{title}: test accuracy {test.accuracy:.2%}",
                 folder / "confusion_matrix.png",
@@ -177,3 +173,29 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
         client.log_artifacts(run_id, str(folder))
     if test is not None:
         tracking.log_model(client, run_id, result.model)
+
+
+def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
+    """The test score of run `run_id`'s saved model on `source`'s test split (made with the run's own split
+    settings, so that mnist5k's held-out split is the one it was tested on), and the split's size.
+
+    Raises:
+        UserError: no such run, or a run without a loadable model.
+    """
+    import mlflow.keras
+    from mlflow.exceptions import MlflowException
+
+    client = tracking.open_store(write=False)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise UserError(f"no run '{run_id}' in the tracking store {tracking.tracking_uri()}; copy a run id from `make ui`") from None
+    data_keys = [f"{key}={value}" for key, value in run.data.params.items() if key.startswith("data.")]
+    split = load_test_split(load_config(None, data_keys + [f"data.source={source}"]).data)
+    try:
+        model = mlflow.keras.load_model(f"runs:/{run_id}/{names.MODEL_ARTIFACT}")
+    except (MlflowException, OSError) as error:
+        raise UserError(
+            f"run {run_id} ({run.info.status}) has no loadable model '{names.MODEL_ARTIFACT}': {str(error).splitlines()[0]}"
+        ) from None
+    return evaluate(model, split), len(split)

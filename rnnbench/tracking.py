@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import platform
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -24,13 +22,13 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from rnnbench import names, processes
+from rnnbench import names, provenance
 from rnnbench.config import Config
 from rnnbench.data import Dataset
 from rnnbench.errors import UserError
 
-if TYPE_CHECKING:  # the sweep coordinator records runs without loading TensorFlow
-    from rnnbench.train import Evaluation
+if TYPE_CHECKING:
+    from rnnbench.results import Evaluation
 
 DEFAULT_STORE = Path("mlruns")
 PROBE_SECONDS = 15
@@ -46,6 +44,11 @@ _probed: set[str] = set()
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` if set, else the SQLite database under ./mlruns."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.resolve() / 'mlflow.db'}"
+
+
+def store_exists() -> bool:
+    """Whether there is a store to read: one named by MLFLOW_TRACKING_URI, or ./mlruns already created."""
+    return bool(os.environ.get("MLFLOW_TRACKING_URI")) or DEFAULT_STORE.exists()
 
 
 def is_server(uri: str) -> bool:
@@ -143,7 +146,7 @@ def start_run(
     name: str | None = None,
 ) -> str:
     """Creates the run with every config key as a param and the provenance tags; returns its id."""
-    tags = {names.STAGE: stage, **_provenance(), names.GPU: _gpus(config.train.backend), **(tags or {})}
+    tags = {names.STAGE: stage, **provenance.tags(), names.GPU: provenance.gpus(config.train.backend), **(tags or {})}
     if config.train.backend == "jax":
         tags[names.JAX_VERSION] = importlib.metadata.version("jax")
     if parent_run_id:
@@ -244,64 +247,9 @@ def start_parent_run(
     client: MlflowClient, experiment: str, name: str, stage: str, params: dict, tags: dict, parent_run_id: str | None = None
 ) -> str:
     """A run that groups others (a sweep, a study): the children name it in `mlflow.parentRunId`."""
-    tags = {names.STAGE: stage, **_provenance(), **tags}
+    tags = {names.STAGE: stage, **provenance.tags(), **tags}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id(client, experiment), run_name=name, tags=tags)
     client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
     return run.info.run_id
-
-
-def _provenance() -> dict[str, str]:
-    """Where the result came from: code version, library versions, machine, and the process that records it
-    (without importing TensorFlow)."""
-    tags = {
-        names.PROCESS: processes.this_process(),
-        names.TENSORFLOW_VERSION: importlib.metadata.version("tensorflow"),
-        names.KERAS_VERSION: importlib.metadata.version("keras"),
-        names.PYTHON_VERSION: platform.python_version(),
-        names.CPU: cpu_description(),
-    }
-    commit, dirty = _git_state()
-    if commit:
-        tags[names.GIT_COMMIT] = commit
-        tags[names.GIT_DIRTY] = str(dirty).lower()
-    return tags
-
-
-def _gpus(backend: str) -> str:
-    """The GPUs the run's backend sees ("none" on the CPU)."""
-    if backend == "jax":
-        import jax
-
-        return ", ".join(device.device_kind for device in jax.devices() if device.platform == "gpu") or "none"
-    import tensorflow as tf
-
-    return ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none"
-
-
-def _git_state() -> tuple[str | None, bool]:
-    """The commit of the rnnbench checkout and whether its tracked files have changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        if commit.returncode:
-            return None, False
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-        return commit.stdout.strip(), bool(status.stdout.strip())
-    except (OSError, subprocess.TimeoutExpired):
-        return None, False
-
-
-def cpu_description() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} logical cores)"

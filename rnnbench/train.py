@@ -10,7 +10,6 @@ of MLflow or Optuna; callers watch progress through `on_evaluation`, which may r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Callable
@@ -23,50 +22,10 @@ from rnnbench import signals
 from rnnbench.config import Config
 from rnnbench.data import CLASSES, Dataset, Split
 from rnnbench.model import build_model
+from rnnbench.results import Evaluation, Score, Speed, TrainResult
 
 EVAL_BATCH_SIZE = 1000
 """Images per forward pass when evaluating: large batches, the result does not depend on it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """The metrics of one evaluation window, `eval_every_steps` steps ending at `step`."""
-
-    step: int
-    train_loss: float
-    """Mean training loss over the window."""
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    train_samples_per_second: float
-    """Training throughput over the window (the first step's compilation excluded)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Speed:
-    train_samples_per_second: float
-    """Steady state: every step but those of the first execution (which compiles), validation excluded."""
-    compile_seconds: float
-    """How much longer the first execution took than as many steady steps (tracing and graph building)."""
-    eval_samples_per_second: float
-    """Validation throughput, the first (compiling) evaluation excluded when there are others."""
-    wall_seconds: float
-    """The whole training loop: compilation, steps and validation."""
-
-
-@dataclasses.dataclass
-class TrainResult:
-    model: keras.Model
-    evaluations: list[Evaluation]
-    speed: Speed
-
-
-@dataclasses.dataclass(frozen=True)
-class Score:
-    loss: float
-    accuracy: float
-    predictions: np.ndarray
-    """(N,) predicted classes."""
 
 
 DIVERGED_LOSS = 10 * math.log(CLASSES)
@@ -106,7 +65,7 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
     settings = config.train
     keras.backend.clear_session()  # drop the graphs and layers of earlier runs in this process
     keras.utils.set_random_seed(settings.seed)
-    model = build_model(config.model)
+    model = build_model(config.model, config.data.task)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
         loss="sparse_categorical_crossentropy",

@@ -22,7 +22,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 TINY = EXPERIMENTS / "sweep_tiny.yaml"
-WITH_REFERENCE = ["final.reference=true"]
+WITH_REFERENCE = ["final.reference=true", "space.model.dropout={low: 0.0, high: 0.5}"]
+"""The shared tiny sweep (`tiny_sweep_store`): with the seed tutorial's reference runs, and searching two keys
+(the learning rate and the recurrent layer's input dropout), so that every sweep and report test sees both."""
 """The tiny sweep as the shared tests run it: with the seed tutorial's reference runs, as `make sweep` has them."""
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

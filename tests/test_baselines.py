@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from rnnbench import baselines, plain_keras
+from rnnbench.bench import baselines, plain_keras
 from rnnbench.config import DataConfig
 from rnnbench.data import load_dataset
 
@@ -24,7 +24,7 @@ def test_the_plain_script_trains_on_exactly_rnnbenchs_default_splits():
 @pytest.mark.slow
 def test_the_plain_script_reports_its_time_speed_and_accuracy():
     result = subprocess.run(
-        [sys.executable, "-m", "rnnbench.plain_keras", "--units", "16", "--steps", "100", "--eval-every", "50"],
+        [sys.executable, "-m", "rnnbench.bench.plain_keras", "--units", "16", "--steps", "100", "--eval-every", "50"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -35,14 +35,14 @@ def test_the_plain_script_reports_its_time_speed_and_accuracy():
 
 def test_the_markdown_states_each_round_and_the_median():
     record = {
-        "date": "2026-11-29", "machine": "a test machine", "command_line": "python -m rnnbench.baselines",
+        "date": "2026-11-29", "machine": "a test machine", "command_line": "python -m rnnbench.bench.baselines",
         "command": {"rounds": [{"round": 1, "rnnbench_run_s": 17.0, "plain_keras_s": 16.0, "ratio": 17 / 16}],
                     "median_ratio": 17 / 16},
         "sweep": {"rounds": [{"round": 1, "runs": 10, "one_worker_runs_per_min": 10.0, "two_workers_runs_per_min": 15.0,
                               "speedup": 1.5}], "median_speedup": 1.5},
     }
     text = baselines.markdown(record)
-    assert "a test machine" in text and "`python -m rnnbench.baselines`" in text
+    assert "a test machine" in text and "`python -m rnnbench.bench.baselines`" in text
     assert "| 1 | 17.0 | 16.0 | 1.062 |" in text and "Median ratio: 1.062." in text
     assert "| 1 | 10 | 10.0 | 15.0 | 1.50 |" in text and "Median speed-up: 1.50." in text
 
@@ -54,7 +54,7 @@ def test_the_backend_comparison_states_accuracy_per_seed_and_its_spread():
             for backend, accuracy in (("tensorflow", 0.94 + seed / 100), ("jax", 0.95))}}
         for seed in (0, 1)
     ]
-    record = {"date": "2026-11-29", "machine": "a test machine", "command_line": "python -m rnnbench.baselines --parts backends",
+    record = {"date": "2026-11-29", "machine": "a test machine", "command_line": "python -m rnnbench.bench.baselines --parts backends",
               "backends": {"rounds": rounds, "summary": {"lstm-h128-looped": {
                   "tensorflow_accuracy_mean": 0.945, "tensorflow_accuracy_sd": 0.00707, "jax_accuracy_mean": 0.95,
                   "jax_accuracy_sd": 0.0, "median_speed_ratio": 1.05, "median_command_ratio": 1.02}}}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import EXPERIMENTS, rnnbench
 
-from rnnbench.config import CELLS, Config, load_config
+from rnnbench.config import Config, load_config
 from rnnbench.errors import ConfigError
 
 
@@ -144,9 +144,3 @@ def test_cli_bad_config_exits_2_with_one_line_and_creates_no_run(tmp_path, argum
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
     assert not store.exists()  # nothing was recorded, not even an empty store
-
-
-def test_cells_match_the_model_builders():
-    from rnnbench.model import RECURRENT_LAYERS
-
-    assert tuple(RECURRENT_LAYERS) == CELLS

@@ -20,7 +20,8 @@ from conftest import (
 )
 from mlflow import MlflowClient
 
-from rnnbench import baselines, names
+from rnnbench import names
+from rnnbench.bench import baselines
 from rnnbench.config import load_config
 
 pytestmark = pytest.mark.slow

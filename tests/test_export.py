@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_report_tables import recorded
 
-from rnnbench.report import compare, export, tables
-from rnnbench.sweep_config import REFERENCE_LABEL
+from rnnbench.report import compare, export, leaderboard, tables
+from rnnbench.sweep.definition import REFERENCE_LABEL
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def written(tmp_path):
         {"cell": "simple_rnn", "units": 50, "accuracy": 0.85, "stage": "reference"},
     )
     compared = tables.compared_runs(made_up)
-    board = tables.leaderboard(compared, tables.reference_runs(made_up, compared))
+    board = leaderboard.leaderboard(compared, tables.reference_runs(made_up, compared))
     rng = np.random.default_rng(0)
     correct = {group: rng.random((2 if group != REFERENCE_LABEL else 1, 500)) < accuracy
                for group, accuracy in zip(board.group, board.test_accuracy)}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnnbench import cells
 from rnnbench.config import CELLS, ModelConfig
 from rnnbench.model import build_model
-
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
 @pytest.mark.parametrize("unroll", [False, True], ids=["looped", "unrolled"])
@@ -34,7 +33,8 @@ def test_unrolled_and_looped_compute_the_same_function(cell):
 def test_parameter_count_follows_the_cell_equations(cell):
     hidden = 20
     model = build_model(ModelConfig(cell=cell, hidden_units=hidden))
-    recurrent = GATES[cell] * (hidden * (28 + hidden) + hidden)
+    gates = cells.get(cell).gates  # the cell table's FLOP factor, checked against the layer Keras builds
+    recurrent = gates * (hidden * (28 + hidden) + hidden)
     if cell == "gru":  # Keras' GRU defaults to reset_after=True: a second bias per gate
-        recurrent += GATES[cell] * hidden
+        recurrent += gates * hidden
     assert model.count_params() == recurrent + hidden * 10 + 10

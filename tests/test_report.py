@@ -25,8 +25,9 @@ from rnnbench.config import load_config
 pytestmark = pytest.mark.slow
 
 TINY = str(EXPERIMENTS / "sweep_tiny.yaml")
-FIGURE_FILES = ["curves.png", "size.png", "landscape.png", "speed.png", "pareto.png",
+FIGURE_FILES = ["curves.png", "size.png", "landscape.png", "landscape-dropout.png", "speed.png", "pareto.png",
                 "best_model_digits.png", "best_model_confusion_matrix.png", "forest.png", "tuning.png"]
+"""The shared tiny sweep searches two keys: Figure 3 is one grid per key."""
 FIGURES = 8
 
 
@@ -39,7 +40,7 @@ def workspace(tiny_sweep_store):
         "single0": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs"],
         "single1": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs", "train.seed=1"],
         "failed": ["sweep", TINY, "sweep.name=all-failed", "grid.cells=simple_rnn", "grid.unroll=false",
-                   "search.trials=2", "search.learning_rate_min=1e37", "search.learning_rate_max=1e38", "--report"],
+                   "search.trials=2", "space.train.learning_rate={low: 1.0e37, high: 1.0e38, log: true}", "--report"],
     }
     for key, arguments in commands.items():
         outputs[key] = rnnbench(*arguments, cwd=folder, env=env, timeout=900)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnbench.report import figures, tables
+from rnnbench.report import figures, leaderboard, tables
 
 
 def recorded(*runs: dict) -> tables.Recorded:
@@ -67,7 +67,7 @@ def test_the_leaderboard_ranks_by_mean_accuracy_and_measures_gaps_in_fractions()
         {"cell": "simple_rnn", "units": 50, "accuracy": 0.91, "stage": "reference"},
     )
     compared = tables.compared_runs(made_up)
-    board = tables.leaderboard(compared, tables.reference_runs(made_up, compared))
+    board = leaderboard.leaderboard(compared, tables.reference_runs(made_up, compared))
     assert board.group.tolist() == ["gru-h32-unrolled", "lstm-h32-unrolled", "reference: the seed tutorial"]
     assert board.test_accuracy.tolist() == pytest.approx([0.93, 0.92, 0.91])
     assert board.seeds.tolist() == [1, 2, 1]
@@ -109,7 +109,7 @@ def test_seeds_are_distinct_train_seeds_and_repeats_of_one_seed_are_nondetermini
         {"cell": "gru", "units": 32, "seed": 0, "accuracy": 0.93, "stage": "final"},
     )
     compared = tables.compared_runs(made_up)
-    board = tables.leaderboard(compared, tables.reference_runs(made_up, compared)).set_index("group")
+    board = leaderboard.leaderboard(compared, tables.reference_runs(made_up, compared)).set_index("group")
     lstm, gru = board.loc["lstm-h32-unrolled"], board.loc["gru-h32-unrolled"]
     assert (lstm.seeds, lstm.runs) == (2, 3)
     assert lstm.test_accuracy == pytest.approx((0.91 + 0.95) / 2)  # repeats averaged first, then seeds

@@ -12,8 +12,9 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from rnnbench import names, processes, studies, tracking
-from rnnbench.worker import close_dead_trial
+from rnnbench import names, processes, tracking
+from rnnbench.sweep import studies
+from rnnbench.sweep.state import close_dead_trial
 
 
 def _take_all(url: str, taken) -> None:
@@ -59,8 +60,8 @@ def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_pa
     run_id = client.create_run(tracking.experiment_id(client, "s")).info.run_id
 
     dead = studies.take(study, None)
-    dead.set_user_attr(studies.WORKER, f"{processes.host_of(processes.this_process())}:{_dead_pid()}")
-    dead.set_user_attr(studies.MLFLOW_RUN, run_id)
+    dead.set_user_attr(names.TRIAL_WORKER, f"{processes.host_of(processes.this_process())}:{_dead_pid()}")
+    dead.set_user_attr(names.MLFLOW_RUN, run_id)
     alive = studies.take(study, None)  # signed by this process: alive
 
     assert studies.fail_dead_trials(study, close_dead_trial) == 1
@@ -89,7 +90,7 @@ def test_topping_up_search_trials_is_idempotent(tmp_path):
 
 def test_a_sweep_resumed_with_other_settings_is_refused(tmp_path):
     from rnnbench.errors import UserError
-    from rnnbench.sweep_config import load_sweep, plan
+    from rnnbench.sweep.definition import load_sweep, plan
 
     storage = studies.open_storage(str(tmp_path / "optuna.journal"))
     definition = load_sweep(None, ["grid.cells=lstm", "grid.hidden_units=8"])
@@ -109,11 +110,12 @@ def test_a_bad_storage_url_is_a_clear_error():
 
 WORKER_ELSEWHERE = """
 import sys, time, optuna
-from rnnbench import studies
+from rnnbench import names
+from rnnbench.sweep import studies
 studies.HEARTBEAT_SECONDS = 1
 study = optuna.load_study(study_name="s:gru-h8", storage=studies.open_storage(sys.argv[1]))
 trial = studies.take(study, sys.argv[1])
-trial.set_user_attr(studies.WORKER, "another-machine:4242")  # no process id to check from here
+trial.set_user_attr(names.TRIAL_WORKER, "another-machine:4242")  # no process id to check from here
 with studies.heartbeat(trial):
     print("started", flush=True)
     time.sleep(600)

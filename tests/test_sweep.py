@@ -15,8 +15,9 @@ import pytest
 from conftest import TINY, WITH_REFERENCE, answers_ctrl_c, rnnbench
 from mlflow import MlflowClient
 
-from rnnbench import names, studies
-from rnnbench.sweep_config import load_sweep, plan
+from rnnbench import names
+from rnnbench.sweep import studies
+from rnnbench.sweep.definition import load_sweep, plan
 
 pytestmark = pytest.mark.slow
 
@@ -46,8 +47,8 @@ def recorded(folder, tracking_uri: str | None = None, sweep_plan=PLAN):
     return by_stage, loaded
 
 
-def assert_complete(folder, sweep_plan=PLAN):
-    """Every planned run exactly once, linked and closed; final runs at their study's best learning rate."""
+def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
+    """Every planned run exactly once, linked and closed; final runs with every tuned value of their study's best trial."""
     by_stage, loaded = recorded(folder, sweep_plan=sweep_plan)
     everything = [run for runs in by_stage.values() for run in runs]
     assert [run.info.run_name for run in everything if run.info.status == "RUNNING"] == []
@@ -72,21 +73,22 @@ def assert_complete(folder, sweep_plan=PLAN):
     best = {}
     for parent in parents.values():
         study = parent.data.tags[names.STUDY]
-        best[study] = parent.data.metrics[names.BEST_LEARNING_RATE]
+        best[study] = {key: parent.data.metrics[names.best_value(key)] for key in searched}
         optuna_study = next(s for key, s in loaded.items() if key is not None and key.key == study)
-        assert optuna_study.best_trial.params["learning_rate"] == pytest.approx(best[study])
+        assert optuna_study.best_trial.params == pytest.approx(best[study])
         counts = studies.count(optuna_study.get_trials())
         assert counts.finished == sweep_plan.trials_per_study
         assert parent.data.metrics[names.TRIALS_PRUNED] == counts.pruned
     for run in finished_finals:
-        assert float(run.data.params["train.learning_rate"]) == pytest.approx(best[run.data.tags[names.STUDY]])
+        tuned = {key: float(run.data.params[key]) for key in searched}
+        assert tuned == pytest.approx(best[run.data.tags[names.STUDY]])
         assert "test/accuracy" in run.data.metrics
 
     # either side leads to the other: each Optuna trial names its MLflow run, with the same state
     runs_by_id = {run.info.run_id: run for run in everything}
     for key, optuna_study in loaded.items():
         for trial in studies.live_trials(optuna_study.get_trials()):
-            run = runs_by_id[trial.user_attrs[studies.MLFLOW_RUN]]
+            run = runs_by_id[trial.user_attrs[names.MLFLOW_RUN]]
             assert run.data.tags[names.TRIAL_STATE] == trial.state.name
             assert run.data.tags[names.TRIAL_NUMBER] == str(trial.number)
     return by_stage, loaded
@@ -100,7 +102,9 @@ def tiny_sweep(tiny_sweep_store):
 
 def test_tiny_sweep_records_the_plan_in_mlflow_and_optuna(tiny_sweep):
     folder, result = tiny_sweep
-    assert_complete(folder, SHARED_PLAN)
+    by_stage, _ = assert_complete(folder, SHARED_PLAN, searched=("train.learning_rate", "model.dropout"))
+    dropouts = {float(run.data.params["model.dropout"]) for run in by_stage["final"]}
+    assert len(dropouts) > 1 and all(0 < dropout < 0.5 for dropout in dropouts)  # searched, and carried per study
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -111,7 +115,7 @@ def test_pruned_trials_show_as_pruned_in_optuna_and_mlflow(tiny_sweep):
     assert pruned, "the tiny sweep is expected to prune at least one trial"
     runs = {run.info.run_id: run for run in by_stage["trial"]}
     for trial in pruned:
-        run = runs[trial.user_attrs[studies.MLFLOW_RUN]]
+        run = runs[trial.user_attrs[names.MLFLOW_RUN]]
         assert run.info.status == "KILLED"
         assert run.data.tags[names.TRIAL_STATE] == "PRUNED"
         assert run.data.tags[names.FAILURE] == "pruned"
@@ -122,7 +126,7 @@ def test_summary_table_lists_every_variant(tiny_sweep):
     _, result = tiny_sweep
     for run in SHARED_PLAN.final_runs:
         assert run.variant in result.stdout
-    assert "test_accuracy" in result.stdout and "learning_rate" in result.stdout
+    assert "test_accuracy" in result.stdout and "learning_rate" in result.stdout and "dropout" in result.stdout
 
 
 def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):

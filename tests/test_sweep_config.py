@@ -7,7 +7,7 @@ from conftest import EXPERIMENTS, rnnbench
 
 from rnnbench.config import load_config
 from rnnbench.errors import ConfigError
-from rnnbench.sweep_config import SweepDefinition, load_sweep, plan, reference_config
+from rnnbench.sweep.definition import SweepDefinition, load_sweep, plan, reference_config
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("sweep*.yaml")), ids=lambda path: path.name)
@@ -20,7 +20,7 @@ def test_default_sweep_is_the_documented_grid():
     assert definition.grid.cells == ("simple_rnn", "lstm", "gru")
     assert definition.grid.hidden_units == (32, 64, 128)
     assert definition.grid.unroll == (False, True)
-    assert (definition.search.learning_rate_min, definition.search.learning_rate_max) == (1e-4, 3e-2)
+    assert [(d.key, d.low, d.high, d.log) for d in definition.space] == [("train.learning_rate", 1e-4, 3e-2, True)]
     assert definition.data.source == "mnist5k"
     sweep_plan = plan(definition)
     assert len(sweep_plan.studies) == 9
@@ -73,12 +73,13 @@ def test_overrides_of_shared_run_settings():
         (["grid.cells=lstm,transformer"], ["grid.cells", "'transformer'", "simple_rnn, lstm, gru"]),
         (["grid.hidden_units=32,32"], ["grid.hidden_units", "without repeats"]),
         (["grid.hidden_units=32,big"], ["grid.hidden_units[1]", "'big'", "an integer"]),
-        (["search.learning_rate_min=0.1", "search.learning_rate_max=0.01"], ["learning_rate_min < learning_rate_max"]),
+        (["space.train.learning_rate={low: 0.1, high: 0.01, log: true}"], ["space.train.learning_rate", "low < high"]),
+        (["search.learning_rate_min=0.1"], ["now part of the search space", "space:"]),
         (["search.trials=0"], ["search.trials", "0", "positive integer"]),
         (["search.pruner=hyperband"], ["search.pruner", "median, successive_halving, none"]),
         (["search.trails=4"], ["unknown key 'search.trails'", "did you mean 'search.trials'"]),
         (["final.seeds=0"], ["final.seeds", "positive integer"]),
-        (["train.learning_rate=0.01"], ["train.learning_rate is set by the sweep", "search.learning_rate_min"]),
+        (["train.learning_rate=0.01"], ["train.learning_rate is set by the sweep", "space.train.learning_rate"]),
         (["train.seed=3"], ["train.seed is set by the sweep", "final.seeds"]),
         (["sweep.name=a:b"], ["sweep.name", "without ':'"]),
     ],

@@ -16,8 +16,9 @@ import pytest
 from conftest import EXPERIMENTS, free_port, wait_until_serving
 from mlflow import MlflowClient
 
-from rnnbench import names, studies
-from rnnbench.sweep_config import load_sweep, plan
+from rnnbench import names
+from rnnbench.sweep import studies
+from rnnbench.sweep.definition import load_sweep, plan
 
 pytestmark = pytest.mark.slow
 

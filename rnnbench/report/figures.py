@@ -20,13 +20,20 @@ import matplotlib.ticker as ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.lines import Line2D
 
 from rnnbench import names
-from rnnbench.report.tables import trial_states
+from rnnbench.cells import CELLS
 
-CELL_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
-PALETTE = dict(zip(CELL_NAMES.values(), sns.color_palette("colorblind", 3)))
+
+
+def palette() -> dict[str, str]:
+    """Each cell's display name -> its colour, the same in every figure (read from rnnbench.cells)."""
+    return {cell.name: cell.colour for cell in CELLS.values()}
+
+
+def cell_names() -> dict[str, str]:
+    return {key: cell.name for key, cell in CELLS.items()}
+
 UNROLL_NAMES = {False: "looped", True: "unrolled"}
 UNROLL_SHADES = {"looped": "#a9b4c2", "unrolled": "#3d4a5c"}
 """Greys, so that bars of unroll settings are not mistaken for the colours of the cells."""
@@ -57,8 +64,8 @@ class Figure:
 def labelled(runs: pd.DataFrame) -> pd.DataFrame:
     """Adds the display columns the figures group and colour by."""
     return runs.assign(
-        cell_name=runs.cell.map(CELL_NAMES), unroll_name=runs.unroll.map(UNROLL_NAMES),
-        model=runs.cell.map(CELL_NAMES) + "-" + runs.hidden_units.astype(str),
+        cell_name=runs.cell.map(cell_names()), unroll_name=runs.unroll.map(UNROLL_NAMES),
+        model=runs.cell.map(cell_names()) + "-" + runs.hidden_units.astype(str),
     )
 
 
@@ -72,7 +79,7 @@ def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) 
     by_cell = compared.group.nunique() == compared.groupby(["cell", "hidden_units", "unroll"]).ngroups
     grid = sns.relplot(
         points, kind="line", x="step", y="value", col="hidden_units", style="unroll_name",
-        hue="cell_name" if by_cell else "group", palette=PALETTE if by_cell else None,
+        hue="cell_name" if by_cell else "group", palette=palette() if by_cell else None,
         errorbar=BAND if seeds > 1 else None, n_boot=1000, seed=0, height=3.6, aspect=1.05,
         style_order=["looped", "unrolled"], facet_kws={"sharey": True},
     )
@@ -96,7 +103,7 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
     grid = sns.catplot(
         runs, kind="point", x="hidden_units", y="test_accuracy", hue="cell_name", col="unroll_name",
         col_order=[name for name in UNROLL_NAMES.values() if name in set(runs.unroll_name)],
-        palette=PALETTE, errorbar=BAND, n_boot=1000, seed=0, capsize=0.08, height=3.8, aspect=1.15,
+        palette=palette(), errorbar=BAND, n_boot=1000, seed=0, capsize=0.08, height=3.8, aspect=1.15,
         dodge=0.3 if runs.cell.nunique() > 1 else False,  # seaborn divides by (cells - 1)
     )
     grid.set_axis_labels("hidden units", "test accuracy (fraction correct)")
@@ -119,51 +126,6 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
     figure.caption = (
         f"Mean test accuracy per cell and size ({band_note(seeds)}); {seed_note}. "
         "Read how much each cell gains from more units, and which beat the seed tutorial."
-    )
-    return save(figure, grid, folder)
-
-
-def learning_rate_landscape(trials: pd.DataFrame, studies: pd.DataFrame, folder: Path) -> Figure:
-    figure = Figure("landscape", "The learning-rate landscape of each study")
-    if trials.empty:
-        figure.missing = "no search trials in this experiment: it is not a sweep, or its search has not started"
-        return figure
-    trials = trials.assign(state=trial_states(trials))
-    order = sorted(trials.study.dropna().unique(), key=lambda key: (key.split("-h")[0], int(key.split("-h")[1])))
-    grid = sns.FacetGrid(trials, col="study", col_order=order, col_wrap=min(3, len(order)), height=2.9, aspect=1.25)
-    chosen = studies.set_index("study").best_learning_rate if not studies.empty else pd.Series(dtype=float)
-    for study, axis in zip(order, grid.axes.flat):
-        mine = trials[trials.study == study]
-        for state, (color, marker) in STATES.items():
-            scored = mine[(mine.state == state) & mine.best_val_accuracy.notna()]
-            axis.scatter(scored.learning_rate, scored.best_val_accuracy, color=color, marker=marker, s=60, zorder=3)
-        unscored = mine[mine.best_val_accuracy.isna()]
-        if len(unscored):  # drawn at the bottom of the panel: no score to place them by
-            axis.plot(unscored.learning_rate, np.full(len(unscored), 0.04), "X", color=STATES["FAIL"][0],
-                      markersize=9, linestyle="none", transform=axis.get_xaxis_transform())
-        axis.set_xscale("log")
-        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
-        if pd.notna(chosen.get(study, np.nan)):
-            axis.axvline(chosen[study], color="black", linestyle="--", linewidth=1)
-            axis.annotate(f"chosen {chosen[study]:.1e}", (chosen[study], 0.97), xycoords=("data", "axes fraction"),
-                          xytext=(-3, 0), textcoords="offset points", fontsize=8, rotation=90, ha="right", va="top")
-    if trials.best_val_accuracy.isna().all():
-        grid.set(ylim=(0, 1))
-    present = [state for state in STATES if state in set(trials.state)]
-    grid.add_legend(
-        legend_data={
-            state.lower(): Line2D([], [], color=STATES[state][0], marker=STATES[state][1], linestyle="none", markersize=8)
-            for state in present
-        },
-        title="trial",
-    )
-    grid.set_axis_labels("learning rate (log scale)", "best validation accuracy")
-    grid.set_titles("{col_name}")
-    figure.caption = (
-        "Each trial's best validation accuracy against its learning rate; grey triangles were stopped early by the "
-        "pruner (their best before stopping), red crosses at the bottom failed before any evaluation, and the dashed "
-        "line is the learning rate the final runs use. Read how sharp the optimum is and whether the search range "
-        "brackets it."
     )
     return save(figure, grid, folder)
 
@@ -214,7 +176,7 @@ def pareto(board: pd.DataFrame, folder: Path) -> Figure:
     for axis, cost, label in ((axes[0], "training_s", "training time per run (s, log scale)"),
                               (axes[1], "parameters", "parameters (log scale)")):
         others = board[~board.is_reference]
-        sns.scatterplot(others, x=cost, y="test_accuracy", hue="cell_name", style="unroll_name", palette=PALETTE,
+        sns.scatterplot(others, x=cost, y="test_accuracy", hue="cell_name", style="unroll_name", palette=palette(),
                         style_order=["looped", "unrolled"], s=80, ax=axis, legend=axis is axes[0])
         axis.scatter(board.loc[board.is_reference, cost], board.loc[board.is_reference, "test_accuracy"],
                      marker="*", s=220, color="black", label="seed tutorial")
@@ -290,7 +252,7 @@ def _log_axis(axis, which: str = "x") -> None:
     target.set_minor_formatter(ticker.NullFormatter())
 
 
-def save(figure: Figure, plot, folder: Path) -> Figure:
+def save(figure: Figure, plot, folder: Path, stem: str | None = None) -> Figure:
     """Saves a matplotlib figure or a seaborn grid (whose own layout keeps its legend outside the panels)."""
     if isinstance(plot, sns.FacetGrid):
         plot.figure.suptitle(figure.title, fontsize=13)
@@ -299,7 +261,7 @@ def save(figure: Figure, plot, folder: Path) -> Figure:
     else:
         plot.suptitle(figure.title, fontsize=13)
         plot.tight_layout()
-    path = folder / f"{figure.key}.png"
+    path = folder / f"{stem or figure.key}.png"
     plot.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(plot)
     figure.paths.append(path)

@@ -21,7 +21,7 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
     if sweep is None:
         notes.append(
             f"This experiment holds no sweep, only {len(finished)} single run(s): the page compares those that "
-            "finished, grouped by variant; the learning-rate landscape and the study table need a sweep (`make sweep`)."
+            "finished, grouped by variant; the search landscape and the study table need a sweep (`make sweep`)."
         )
     else:
         planned = sum(int(sweep.get(f"params.plan.{key}", 0) or 0) for key in ("trials", "final_runs", "reference_runs"))
@@ -52,7 +52,7 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
         if study.complete == 0 and study.status != "RUNNING":
             notes.append(
                 f"Study {study.study}: no trial completed ({study.fail} failed, {study.pruned} pruned), so its variants "
-                "have no final runs. Widen or lower search.learning_rate_min/max."
+                "have no final runs. Widen or lower the ranges of the sweep file's space: section."
             )
     notes += orphan_notes(recorded.runs)
     failed = finished[(finished.status == "FAILED") & ~retried]

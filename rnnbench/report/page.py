@@ -24,9 +24,9 @@ import pandas as pd
 from rnnbench import tracking
 from rnnbench.links import Links
 from rnnbench.links import ui_url as default_ui_url
-from rnnbench.sweep_config import REFERENCE_LABEL
+from rnnbench.sweep.definition import REFERENCE_LABEL
 from rnnbench.errors import UserError
-from rnnbench.report import compare, export, figures, tables, uncertainty
+from rnnbench.report import compare, export, figures, landscape, leaderboard, tables, uncertainty
 from rnnbench.report import notes as report_notes
 
 REPORTS = Path("reports")
@@ -63,15 +63,16 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     except OSError as error:
         raise UserError(f"cannot write the report to {folder}: {error.strerror}; choose another --out") from None
     for stale in figure_folder.glob("*.png"):  # a figure not drawn this time must not linger from the last
-        if stale.stem in figures.FILE_STEMS + uncertainty.FILE_STEMS:
+        if stale.stem.split("-")[0] in figures.FILE_STEMS + uncertainty.FILE_STEMS:  # landscape-<key> too
             stale.unlink()
 
     compared = tables.compared_runs(recorded)
     reference = tables.reference_runs(recorded, compared)
-    board = tables.leaderboard(compared, reference)
+    searched = leaderboard.searched(recorded)
+    board = leaderboard.leaderboard(compared, reference, tuned=list(searched))
     contenders = board[~board.is_reference].group.tolist() if not board.empty else []
     result = compare.verdict(
-        contenders, REFERENCE_LABEL, tables.correctness(pd.concat([compared, reference.assign(group=REFERENCE_LABEL)]))
+        contenders, REFERENCE_LABEL, leaderboard.correctness(pd.concat([compared, reference.assign(group=REFERENCE_LABEL)]))
     )
     studies = tables.study_summary(recorded)
     scores, valid_images = tables.trial_scores(recorded.stage("trial")), tables.validation_images(recorded.runs)
@@ -84,7 +85,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     drawn = [
         _draw(figures.accuracy_curves, compared, recorded.curves, figure_folder),
         _draw(figures.accuracy_by_size, compared, reference, figure_folder),
-        _draw(figures.learning_rate_landscape, recorded.stage("trial"), studies, figure_folder),
+        _draw(landscape.landscape, recorded.stage("trial"), studies, searched, figure_folder),
         _draw(figures.speed, compared, figure_folder),
         _draw(figures.pareto, board, figure_folder),
         _draw(figures.best_model, board, compared, figure_folder),
@@ -230,7 +231,7 @@ def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict 
             "behind": ("-", "") if row.is_reference else ("best", "") if row["rank"] == 1 else _interval(versus_best, -row.behind_best),
             "beats": "-" if versus_best is None else f"{versus_best.beats:.2f}",
             "over_reference": ("-", "") if pd.isna(row.over_reference) or row.is_reference else _interval(versus_reference, row.over_reference),
-            "learning_rate": f"{row.learning_rate:.2e}", "parameters": f"{row.parameters:,}",
+            "tuned": leaderboard.format_tuned(row.tuned), "parameters": f"{row.parameters:,}",
             "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
             "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
         })
@@ -250,7 +251,7 @@ def study_rows(studies: pd.DataFrame, links: Links, scores: dict, valid_images: 
             "study": row.study, "status": row.status, "planned": row.planned, "complete": int(row.complete),
             "pruned": int(row.pruned), "failed": int(row.fail), "running": int(row.running),
             "best": percent(row.best_val_accuracy),
-            "learning_rate": "-" if pd.isna(row.best_learning_rate) else f"{row.best_learning_rate:.2e}",
+            "tuned": leaderboard.format_tuned(row.chosen) or "-",
             "budget": uncertainty.budget(scores[row.study], valid_images) if len(scores.get(row.study, [])) else "-",
             "link": links.run(row.run_id),
         }

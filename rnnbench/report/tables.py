@@ -18,7 +18,7 @@ import pandas as pd
 from rnnbench import names, tracking
 from rnnbench.config import ModelConfig
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import REFERENCE_LABEL, SEED_MODEL, SEED_TRAIN
+from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN
 
 CURVES = (names.VAL_ACCURACY, names.VAL_LOSS, names.TRAIN_ACCURACY, names.TRAIN_LOSS)
 """The per-evaluation metrics whose whole history is read (the others are final values)."""
@@ -52,7 +52,6 @@ COLUMNS = {
     "eval_samples_per_s": (f"metrics.{names.EVAL_SAMPLES_PER_S}", float),
     "compile_s": (f"metrics.{names.COMPILE_S}", float),
     "training_s": (f"metrics.{names.WALL_S}", float),
-    "best_learning_rate": (f"metrics.{names.BEST_LEARNING_RATE}", float),
     "study_best_val_accuracy": (f"metrics.{names.BEST_VAL_ACCURACY}", float),
     "data_splits": (f"tags.{names.DATA_SPLITS}", str),
     "test_split": (f"tags.{names.TEST_SPLIT}", str),
@@ -103,8 +102,8 @@ def latest_sweep_experiment() -> str:
     )
 
 
-def read(experiment: str) -> Recorded:
-    """Every run of `experiment` and the curves of those that trained.
+def read(experiment: str, curves: bool = True) -> Recorded:
+    """Every run of `experiment` and (unless `curves` is False) the curves of those that trained.
 
     Raises:
         UserError: no such experiment (the message lists the ones that exist).
@@ -118,10 +117,10 @@ def read(experiment: str) -> Recorded:
         raise UserError(f"experiment '{experiment}' in {tracking.tracking_uri()} has no runs; experiments with runs: "
                         f"{_listing(client)}")
     runs = _tidy(raw)
-    curves = _curves(client, runs)
-    best = curves[curves.metric == names.VAL_ACCURACY].groupby("run_id").value.max()
+    history = _curves(client, runs if curves else runs.iloc[:0])
+    best = history[history.metric == names.VAL_ACCURACY].groupby("run_id").value.max()
     runs.insert(runs.columns.get_loc("last_val_accuracy") + 1, "best_val_accuracy", runs.run_id.map(best))
-    return Recorded(experiment, found.experiment_id, runs, curves)
+    return Recorded(experiment, found.experiment_id, runs, history)
 
 
 def _listing(client) -> str:
@@ -212,73 +211,6 @@ def reference_runs(recorded: Recorded, compared: pd.DataFrame) -> pd.DataFrame:
     return runs[runs.status == "FINISHED"]
 
 
-def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """One row per group (variant), best first: test accuracy over seeds, speed, size, runs.
-
-    Seeds are the distinct `train.seed` values; runs of one seed are repeats, averaged first. So
-    `test_accuracy` is the mean over seeds of each seed's mean, `test_accuracy_sd` its standard
-    deviation over seeds (NaN with one seed: the spread cannot be estimated), and `repeat_sd` the
-    pooled standard deviation between repeats of one seed: run-to-run nondeterminism, not seed variance.
-    """
-    rows = pd.concat([compared, reference.assign(group=REFERENCE_LABEL)])
-    if rows.empty:
-        return pd.DataFrame()
-    per_seed = rows.groupby(["group", "seed"], sort=False).test_accuracy.agg(["mean", "var", "size"]).reset_index()
-    repeated = per_seed[per_seed["size"] > 1]
-    pooled = (repeated["var"] * (repeated["size"] - 1)).groupby(repeated.group).sum() / (repeated["size"] - 1).groupby(repeated.group).sum()
-    seeds = per_seed.groupby("group").agg(test_accuracy=("mean", "mean"), test_accuracy_sd=("mean", "std"), seeds=("mean", "size"))
-    board = (
-        rows.groupby("group", sort=False)
-        .agg(
-            cell=("cell", "first"), hidden_units=("hidden_units", "first"), unroll=("unroll", "first"),
-            runs=("run_id", "size"), learning_rate=("learning_rate", "first"), parameters=("parameters", "first"),
-            train_samples_per_s=("train_samples_per_s", "mean"), compile_s=("compile_s", "mean"),
-            training_s=("training_s", "mean"), steps=("steps", "first"),
-            run_ids=("run_id", list), seeds_of_runs=("seed", list),
-        )
-        .join(seeds)
-        .assign(repeat_sd=np.sqrt(pooled))
-        .sort_values("test_accuracy", ascending=False)
-        .reset_index()
-    )
-    ranked = (board.group != REFERENCE_LABEL).to_numpy(dtype=bool)
-    board["is_reference"] = ~ranked
-    board.insert(0, "rank", np.where(ranked, np.cumsum(ranked), np.nan))  # the reference is not ranked
-    best = board.loc[~board.is_reference, "test_accuracy"].max()
-    board["behind_best"] = best - board.test_accuracy
-    reference_accuracy = board.loc[board.is_reference, "test_accuracy"]
-    board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
-    return board
-
-
-def correctness(runs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per group, (seeds, images): how often each seed's runs got each test image right (repeats averaged),
-    from the runs' `test_predictions.csv`; only runs on the test split most of them share, and only groups
-    all of whose runs saved their predictions (runs recorded before rnnbench saved them did not)."""
-    import tempfile
-
-    if runs.empty or runs.test_split.isna().all():
-        return {}
-    runs = runs[runs.test_split == runs.test_split.mode().iloc[0]]
-    by_seed: dict[str, dict[int, list[np.ndarray]]] = {}
-    missing = set()
-    with tempfile.TemporaryDirectory(prefix="rnnbench-predictions-") as folder:
-        for _, run in runs.iterrows():
-            try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=run.run_id, artifact_path=names.PREDICTIONS_ARTIFACT, dst_path=f"{folder}/{run.run_id}"
-                )
-            except Exception:  # MLflow raises several types for an artifact that is not there
-                missing.add(run.group)
-                continue
-            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-            by_seed.setdefault(run.group, {}).setdefault(int(run.seed), []).append(table[:, 0] == table[:, 1])
-    return {
-        group: np.stack([np.mean(repeats, axis=0) for _, repeats in sorted(seeds.items())])
-        for group, seeds in by_seed.items() if group not in missing
-    }
-
-
 def trial_scores(trials: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per study, each planned trial's score as the search saw it: its last validation accuracy (a pruned
     trial's when it was stopped; 0 for a trial that failed before any evaluation)."""
@@ -311,8 +243,9 @@ def study_summary(recorded: Recorded) -> pd.DataFrame:
     trials = recorded.stage("trial")
     counted = trials[~superseded(trials)]
     counts = counted.assign(state=trial_states(counted)).groupby(["study", "state"]).size().unstack(fill_value=0)
-    summary = studies[["study", "status", "run_id", "best_learning_rate", "study_best_val_accuracy", "params.search.trials"]]
+    summary = studies[["study", "status", "run_id", "study_best_val_accuracy", "params.search.trials"]]
     summary = summary.rename(columns={"params.search.trials": "planned"}).set_index("study")
+    summary["chosen"] = [_chosen(row) for _, row in studies.iterrows()]
     for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
         summary[state.lower()] = counts[state] if state in counts else 0
     summary = summary.fillna({"complete": 0, "pruned": 0, "fail": 0, "running": 0})
@@ -320,3 +253,13 @@ def study_summary(recorded: Recorded) -> pd.DataFrame:
     so_far = counted[counted.trial_state == "COMPLETE"].groupby("study").last_val_accuracy.max()
     summary["best_val_accuracy"] = summary.pop("study_best_val_accuracy").fillna(so_far)
     return summary.reset_index().sort_values("study", ignore_index=True)
+
+
+def _chosen(study: pd.Series) -> dict:
+    """A study's best trial's value of each searched setting, as its run recorded them (none while it runs)."""
+    prefix = f"metrics.{names.BEST_VALUE_PREFIX}"
+    chosen = {column.removeprefix(prefix): value for column, value in study.items() if column.startswith(prefix) and pd.notna(value)}
+    old = study.get(f"metrics.{names.OLD_BEST_LEARNING_RATE}")
+    if not chosen and old is not None and pd.notna(old):
+        chosen["train.learning_rate"] = old
+    return chosen

@@ -8,24 +8,25 @@ import sys
 import pytest
 from conftest import ROOT
 
-from rnnbench import speed
+from rnnbench import cost
+from rnnbench.bench import grid
 from rnnbench.config import DataConfig
 from rnnbench.data import load_dataset
 
 
 def test_flops_per_sample_is_the_documented_count():
     # an LSTM training sample costs about 3 x 28 x 8 x H x (28 + H) FLOPs: 13.4 MFLOP for H = 128
-    assert speed.flops_per_sample("lstm", 128) == 3 * 28 * 8 * 128 * (28 + 128)
-    assert round(speed.flops_per_sample("lstm", 128) / 1e6, 1) == 13.4
-    assert speed.flops_per_sample("gru", 64) == 3 / 4 * speed.flops_per_sample("lstm", 64)
+    assert cost.flops_per_sample("lstm", 128) == 3 * 28 * 8 * 128 * (28 + 128)
+    assert round(cost.flops_per_sample("lstm", 128) / 1e6, 1) == 13.4
+    assert cost.flops_per_sample("gru", 64) == 3 / 4 * cost.flops_per_sample("lstm", 64)
 
 
 def test_a_measurement_reports_every_figure():
     dataset = load_dataset(DataConfig())
-    row = speed.measure("simple_rnn", 16, False, 50, 0.3, dataset)
+    row = grid.measure("simple_rnn", 16, False, 50, 0.3, dataset)
     assert row["steps"] % (2 * row["steps_per_execution"]) == 0
     assert row["train_samples_per_s"] > 0 and row["eval_samples_per_s"] > 0 and row["compile_s"] >= 0
-    assert row["gflop_per_s"] == pytest.approx(row["train_samples_per_s"] * speed.flops_per_sample("simple_rnn", 16) / 1e9)
+    assert row["gflop_per_s"] == pytest.approx(row["train_samples_per_s"] * cost.flops_per_sample("simple_rnn", 16) / 1e9)
     assert row["peak_memory_mib"] > 100 and row["memory_growth_mib"] >= 0  # the process, TensorFlow included
 
 
@@ -35,7 +36,7 @@ def test_the_command_writes_one_record_per_shape(tmp_path):
 
     out = tmp_path / "speed.json"
     result = subprocess.run(
-        [sys.executable, "-m", "rnnbench.speed", "--cells", "gru", "--hidden-units", "16", "--batch-sizes", "50",
+        [sys.executable, "-m", "rnnbench.bench.grid", "--cells", "gru", "--hidden-units", "16", "--batch-sizes", "50",
          "--seconds", "0.3", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )

@@ -30,38 +30,21 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnbench import names, processes
-from rnnbench.config import flat
+from rnnbench import names, processes, tracking
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import Plan, Study, SweepDefinition, build_definition
+from rnnbench.sweep.definition import Plan, Study, SweepDefinition, build_definition
 
 # Optuna's retry callback is marked experimental; it is the library's way to do this.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-DEFAULT_STORAGE = Path("mlruns") / "optuna.journal"
+DEFAULT_STORAGE = tracking.DEFAULT_STORE / "optuna.journal"
 """Studies of the local sweeps: an Optuna journal file, safe for many processes on one machine."""
 
-DEFINITION = "rnnbench.definition"
-"""Study attribute: the resolved sweep definition, so that workers and re-runs use the same one."""
-MLFLOW_RUN = "mlflow_run_id"
-"""Trial and study attribute: the MLflow run recording it (the study's parent run)."""
-WORKER = "rnnbench.worker"
-"""Trial attribute: host:pid of the process running it, to tell a dead worker from a slow one."""
-PLANNED = "rnnbench.planned"
-"""Trial attribute of every trial the sweep enqueues (retries inherit it). Optuna's ask() creates a
-new trial when the queue emptied between a worker's look and its ask; such a trial lacks it, is
-marked UNPLANNED and failed at once, and counts nowhere."""
-UNPLANNED = "rnnbench.unplanned"
-FAILURE = names.FAILURE
-"""Trial attribute of a failed trial, as on its MLflow run: `diverged` is a result (the learning rate
-is too high); anything else is a lost run, which fails the sweep and is retried when it is re-run."""
 
 MAX_RETRIES = 3
 """Retries of a trial whose worker died or was interrupted, before it counts as failed."""
 YOUNG_TRIAL_SECONDS = 10
 """A trial taken this recently is never declared dead: its worker may not have signed it yet."""
-HEARTBEAT = "rnnbench.heartbeat"
-"""Trial attribute: when its worker last said it is alive (seconds since the epoch)."""
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 600
 """A running trial's worker beats every minute; a worker on another machine silent for 10 minutes is dead."""
 CONNECT_SECONDS = 10
@@ -119,19 +102,19 @@ def load_definition(storage, sweep_name: str) -> SweepDefinition:
             f"no sweep '{sweep_name}' in this Optuna storage; start it with `rnnbench sweep SWEEP_FILE` "
             "(with the same --storage), then add workers"
         ) from None
-    return build_definition(json.loads(study.user_attrs[DEFINITION]))
+    return build_definition(json.loads(study.user_attrs[names.STUDY_DEFINITION]))
 
 
 def create_studies(storage, definition: SweepDefinition, plan: Plan) -> dict[Study | None, optuna.Study]:
     """Creates the sweep's studies, or loads them, refusing to continue a sweep defined differently."""
-    stored = json.dumps(flat(definition), sort_keys=True)
+    stored = json.dumps(definition.values(), sort_keys=True)
     studies = {}
     for study in [None, *plan.studies]:
         name = study_name(definition, study)
         created = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
-        before = created.user_attrs.get(DEFINITION)
+        before = created.user_attrs.get(names.STUDY_DEFINITION)
         if before is None:
-            created.set_user_attr(DEFINITION, stored)
+            created.set_user_attr(names.STUDY_DEFINITION, stored)
         elif before != stored:
             raise UserError(_changed_settings(definition.sweep.name, json.loads(before), json.loads(stored)))
         studies[study] = created
@@ -142,25 +125,25 @@ def enqueue_search_trials(optuna_study: optuna.Study, planned: int) -> None:
     """Tops the study up to `planned` trials that are waiting, running or finished (dead ones aside)."""
     missing = planned - len(live_trials(optuna_study.get_trials(deepcopy=False)))
     for _ in range(missing):
-        enqueue(optuna_study, {})  # the sampler proposes the learning rate when the trial starts
+        enqueue(optuna_study, {})  # the sampler proposes the searched values when the trial starts
 
 
 def enqueue(optuna_study: optuna.Study, params: dict, skip_if_exists: bool = False) -> None:
     """Adds a planned trial to the study's queue (a worker takes it with `take`)."""
-    optuna_study.enqueue_trial(params, user_attrs={PLANNED: True}, skip_if_exists=skip_if_exists)
+    optuna_study.enqueue_trial(params, user_attrs={names.TRIAL_PLANNED: True}, skip_if_exists=skip_if_exists)
 
 
 def live_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The trials that count: all but those that died and were re-enqueued as a retry, and unplanned ones."""
     superseded = {number for trial in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
-    return [trial for trial in trials if trial.number not in superseded and not trial.user_attrs.get(UNPLANNED)]
+    return [trial for trial in trials if trial.number not in superseded and not trial.user_attrs.get(names.TRIAL_UNPLANNED)]
 
 
 def lost_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Planned trials that failed for a reason other than a diverged loss: runs the sweep owes."""
     return [
         trial for trial in live_trials(trials)
-        if trial.state == TrialState.FAIL and trial.user_attrs.get(FAILURE) != "diverged"
+        if trial.state == TrialState.FAIL and trial.user_attrs.get(names.FAILURE) != "diverged"
     ]
 
 
@@ -203,18 +186,18 @@ def take(optuna_study: optuna.Study, storage_url: str | None) -> optuna.Trial | 
     atomic. SQLite does not (it reads the state before it locks, so two processes can both take a
     trial: measured, 4 processes on 60 trials ran one twice), so there a lock file beside the
     database makes takers on this machine queue for it. Where the queue empties between the look and
-    the ask, `ask` makes a new trial: it is failed at once, marked UNPLANNED, and None is returned.
+    the ask, `ask` makes a new trial: it is failed at once, marked names.TRIAL_UNPLANNED, and None is returned.
     """
     with _sqlite_lock(storage_url):
         trials = optuna_study.get_trials(deepcopy=False)
         if not any(queued.state == TrialState.WAITING for queued in trials):
             return None
         trial = optuna_study.ask()
-    # A trial that existed before the ask was queued (also by rnnbench versions before the PLANNED attribute).
-    if trial.user_attrs.get(PLANNED) or trial.number < len(trials):
-        trial.set_user_attr(WORKER, processes.this_process())
+    # A trial that existed before the ask was queued (also by rnnbench versions before the names.TRIAL_PLANNED attribute).
+    if trial.user_attrs.get(names.TRIAL_PLANNED) or trial.number < len(trials):
+        trial.set_user_attr(names.TRIAL_WORKER, processes.this_process())
         return trial
-    trial.set_user_attr(UNPLANNED, True)
+    trial.set_user_attr(names.TRIAL_UNPLANNED, True)
     optuna_study.tell(trial, state=TrialState.FAIL)
     return None
 
@@ -231,13 +214,13 @@ def _sqlite_lock(storage_url: str | None):
 
 @contextlib.contextmanager
 def heartbeat(trial: optuna.Trial):
-    """While inside: the trial's HEARTBEAT attribute is renewed every HEARTBEAT_SECONDS, from a thread."""
+    """While inside: the trial's names.TRIAL_HEARTBEAT attribute is renewed every HEARTBEAT_SECONDS, from a thread."""
     stop = threading.Event()
 
     def beat():
         while True:
             try:
-                trial.set_user_attr(HEARTBEAT, time.time())
+                trial.set_user_attr(names.TRIAL_HEARTBEAT, time.time())
             except Exception:  # a storage that hiccups: the next beat tries again
                 pass
             if stop.wait(HEARTBEAT_SECONDS):
@@ -274,12 +257,12 @@ def fail_dead_trials(optuna_study: optuna.Study, on_dead_trial: DeadTrialHandler
 
 
 def _worker_gone(trial: FrozenTrial) -> bool:
-    worker = trial.user_attrs.get(WORKER)
+    worker = trial.user_attrs.get(names.TRIAL_WORKER)
     if worker is None:
         return True
     if processes.host_of(worker) == processes.host_of(processes.this_process()):
         return processes.is_gone(worker)
-    last_beat = trial.user_attrs.get(HEARTBEAT)
+    last_beat = trial.user_attrs.get(names.TRIAL_HEARTBEAT)
     return last_beat is not None and time.time() - last_beat > GRACE_SECONDS
 
 

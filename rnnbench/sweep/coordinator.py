@@ -18,19 +18,18 @@ import dataclasses
 import os
 import sys
 import time
-from pathlib import Path
 
 import optuna
-from tqdm import tqdm
 
-from rnnbench import names, processes, signals, studies, tracking
-from rnnbench.config import ModelConfig, flat
+from rnnbench import names, processes, signals, tracking
+from rnnbench.sweep import state, studies
+from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
 from rnnbench.links import Links, ui_url
+from rnnbench.report import summary
 from rnnbench.errors import UserError
-from rnnbench.sweep_config import REFERENCE_LABEL, SEED_TRAIN, SET_BY_THE_SWEEP, FinalRun, Plan, Study, SweepDefinition, plan
-from rnnbench.worker import close_dead_trial, sweep_complete
+from rnnbench.sweep.definition import FinalRun, Plan, Study, SweepDefinition, plan
+from rnnbench.sweep.space import values_of
 
-POLL_SECONDS = 1.0
 EXIT_LOST = 1
 """The exit code of a sweep that ended with planned runs lost (failed for another reason than divergence)."""
 
@@ -46,7 +45,7 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     loaded = studies.create_studies(storage, definition, sweep_plan)
     parents: dict[Study | None, str] = {}
     """The MLflow runs of the studies, and of the sweep itself under None."""
-    pool = processes.Workers([], [])
+    pool = Workers([], [])
     bar = None
     try:
         _prepare(client, definition, sweep_plan, loaded, parents)
@@ -60,9 +59,9 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         recorded: set[Study] = set()
         while True:
             signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
-            _follow(client, sweep_plan, loaded, parents, recorded)
-            bar.show(_totals(sweep_plan, loaded))
-            if sweep_complete(sweep_plan, loaded):
+            _follow(client, definition, sweep_plan, loaded, parents, recorded)
+            bar.show(state.totals(sweep_plan, loaded))
+            if state.sweep_complete(sweep_plan, loaded):
                 break
             if pool.alive() == 0:
                 codes = ", ".join(str(process.returncode) for process in pool.processes)
@@ -79,8 +78,8 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
               file=sys.stderr, flush=True)
         pool.stop()
         _close_unfinished(client, loaded, parents, f"the sweep was stopped by {signals.describe(stop)}; re-run it to resume")
-        totals = _totals(sweep_plan, loaded)
-        print(summary_table(definition, loaded[None]))
+        totals = state.totals(sweep_plan, loaded)
+        print(summary.final_runs(definition.sweep.name))
         print(
             f"rnnbench: stopped by {signals.describe(stop)} with {totals.finished} of {totals.planned} runs done; "
             "re-run the same command to do only the rest",
@@ -93,7 +92,7 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         raise
     bar.close()
     pool.finish(POLL_SECONDS)
-    print(summary_table(definition, loaded[None]))
+    print(summary.final_runs(definition.sweep.name))
     where = "" if tracking.is_server(tracking.tracking_uri()) else " (`make ui` serves it)"
     final_runs = Links(ui_url(), client.get_experiment_by_name(definition.sweep.name).experiment_id).final_runs()
     print(f"MLflow: the final runs, best first, to chart and compare{where}: {final_runs}")
@@ -129,21 +128,23 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
         stage="sweep",
         params={
             **{key: ",".join(map(str, value)) if isinstance(value, list) else value
-               for key, value in flat(definition).items() if key not in SET_BY_THE_SWEEP},
+               for key, value in definition.values().items()
+               if key not in definition.set_by_the_sweep() and not key.startswith("space.")},
+            **{f"space.{dimension.key}": dimension.describe() for dimension in definition.space},
             "plan.studies": len(sweep_plan.studies), "plan.trials": sweep_plan.trials,
             "plan.final_runs": len(sweep_plan.final_runs), "plan.reference_runs": len(sweep_plan.reference_seeds),
         },
         tags={names.SWEEP: definition.sweep.name},
     )
-    loaded[None].set_user_attr(studies.MLFLOW_RUN, parents[None])
+    loaded[None].set_user_attr(names.MLFLOW_RUN, parents[None])
     for seed in sweep_plan.reference_seeds:
         studies.enqueue(loaded[None], {"reference": True, "seed": seed}, skip_if_exists=True)
     retried = 0
     for optuna_study in loaded.values():  # runs lost last time are owed: retried first
         for trial in studies.lost_trials(optuna_study.get_trials(deepcopy=False)):
             studies.retry(optuna_study, trial, limit=None)
-            if trial.user_attrs.get(studies.MLFLOW_RUN):
-                client.set_tag(trial.user_attrs[studies.MLFLOW_RUN], names.RETRIED, "true")
+            if trial.user_attrs.get(names.MLFLOW_RUN):
+                client.set_tag(trial.user_attrs[names.MLFLOW_RUN], names.RETRIED, "true")
             retried += 1
     if retried:
         print(f"retrying {retried} run(s) that failed last time", flush=True)
@@ -162,13 +163,14 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
                     "model.cell": study.cell, "model.hidden_units": study.hidden_units, "model.unroll": search.unroll,
                     **{f"search.{key}": value for key, value in dataclasses.asdict(search).items()},
                     **{f"train.{key}": value for key, value in dataclasses.asdict(definition.train).items()
-                       if key not in ("learning_rate", "seed")},
+                       if f"train.{key}" not in definition.set_by_the_sweep()},
+                    **{f"space.{dimension.key}": dimension.describe() for dimension in definition.space},
                     "data.source": definition.data.source,
                     "optuna.study": optuna_study.study_name,
                 },
                 tags={names.SWEEP: definition.sweep.name, names.STUDY: study.key},
             )
-            optuna_study.set_user_attr(studies.MLFLOW_RUN, run_id)
+            optuna_study.set_user_attr(names.MLFLOW_RUN, run_id)
         parents[study] = run_id
         studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)  # dead trials count: they are retried
 
@@ -176,17 +178,17 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
 def _reopen(client, optuna_study: optuna.Study) -> str | None:
     """The MLflow run recorded with the study, back to RUNNING (owned by this process) if a stopped or
     failed sweep left it unfinished."""
-    run_id = optuna_study.user_attrs.get(studies.MLFLOW_RUN)
+    run_id = optuna_study.user_attrs.get(names.MLFLOW_RUN)
     if run_id is not None and client.get_run(run_id).info.status != "FINISHED":
         client.update_run(run_id, status="RUNNING")  # resumed
         client.set_tag(run_id, names.PROCESS, processes.this_process())
     return run_id
 
 
-def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
+def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
     """Fails trials of dead workers; for each study that has just finished, records it and enqueues its finals."""
     for optuna_study in loaded.values():
-        studies.fail_dead_trials(optuna_study, close_dead_trial)
+        studies.fail_dead_trials(optuna_study, state.close_dead_trial)
     for study in sweep_plan.studies:
         if study in recorded:
             continue
@@ -198,13 +200,13 @@ def _follow(client, sweep_plan: Plan, loaded, parents: dict[Study, str], recorde
         best = _best(optuna_study) if counts.decided else None
         if best is not None:
             for final in sweep_plan.finals_of(study):
-                studies.enqueue(loaded[None], _final_params(final, best.params["learning_rate"]), skip_if_exists=True)
+                studies.enqueue(loaded[None], _final_params(final, values_of(definition.space, best.params)), skip_if_exists=True)
         if client.get_run(parents[study]).info.status == "RUNNING":  # a finished sweep's re-run leaves it as it was
-            _close_study(client, parents[study], counts, best)
+            _close_study(client, definition, parents[study], counts, best)
         recorded.add(study)
 
 
-def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
+def _close_study(client, definition: SweepDefinition, run_id: str, counts: studies.Counts, best) -> None:
     metrics = {names.TRIALS_COMPLETE: counts.complete, names.TRIALS_PRUNED: counts.pruned, names.TRIALS_FAILED: counts.failed}
     if counts.lost:
         tracking.log_metrics(client, run_id, metrics, step=0)
@@ -215,9 +217,10 @@ def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
     if best is None:
         tracking.log_metrics(client, run_id, metrics, step=0)
         tracking.end_run(client, run_id, "FAILED", failure="no_trial_completed",
-                         reason="no trial completed: its final runs are skipped; widen search.learning_rate_min/max")
+                         reason="no trial completed: its final runs are skipped; widen the ranges of space:")
         return
-    metrics.update({names.BEST_LEARNING_RATE: best.params["learning_rate"], names.BEST_VAL_ACCURACY: best.value})
+    metrics.update({names.best_value(key): value for key, value in values_of(definition.space, best.params).items()})
+    metrics[names.BEST_VAL_ACCURACY] = best.value
     tracking.log_metrics(client, run_id, metrics, step=0)
     client.set_tag(run_id, names.BEST_TRIAL, str(best.number))
     tracking.end_run(client, run_id, "FINISHED")
@@ -226,7 +229,7 @@ def _close_study(client, run_id: str, counts: studies.Counts, best) -> None:
 def _close_unfinished(client, loaded, parents: dict[Study | None, str], reason: str) -> None:
     """After an interruption: dead trials failed and retried, open sweep and study runs closed as KILLED."""
     for optuna_study in loaded.values():  # our workers have exited: no trial is being taken
-        studies.fail_dead_trials(optuna_study, close_dead_trial, min_age_seconds=0)
+        studies.fail_dead_trials(optuna_study, state.close_dead_trial, min_age_seconds=0)
     for run_id in parents.values():
         if client.get_run(run_id).info.status == "RUNNING":
             tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason=reason)
@@ -238,102 +241,20 @@ def _best(optuna_study: optuna.Study):
     return optuna_study.best_trial
 
 
-def _final_params(final: FinalRun, learning_rate: float) -> dict:
+def _final_params(final: FinalRun, tuned: dict) -> dict:
+    """A final run's fixed parameters: its variant and seed, and every tuned value of its study's best trial."""
     return {
-        "reference": False, "learning_rate": learning_rate, "cell": final.cell, "hidden_units": final.hidden_units,
+        "reference": False, **tuned, "cell": final.cell, "hidden_units": final.hidden_units,
         "unroll": final.unroll, "seed": final.seed,
     }
 
 
-@dataclasses.dataclass
-class Totals(studies.Counts):
-    planned: int = 0
-
-
-def _totals(sweep_plan: Plan, loaded) -> Totals:
-    totals = Totals(planned=sweep_plan.runs)
-    for optuna_study in loaded.values():
-        counts = studies.count(optuna_study.get_trials(deepcopy=False))
-        for field in dataclasses.fields(studies.Counts):
-            setattr(totals, field.name, getattr(totals, field.name) + getattr(counts, field.name))
-    return totals
-
-
-class Progress:
-    """One bar for the whole sweep on a terminal; one line per change when the output is a log."""
-
-    def __init__(self, total: int):
-        self.interactive = sys.stdout.isatty()
-        self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stdout, disable=not self.interactive)
-        self.started = time.monotonic()
-        self.last = ""
-
-    def show(self, totals: Totals) -> None:
-        details = f"pruned {totals.pruned}, failed {totals.failed}, running {totals.running}"
-        if self.interactive:
-            self.bar.n = totals.finished
-            self.bar.set_postfix_str(details, refresh=False)
-            self.bar.refresh()
-            return
-        line = f"{totals.finished}/{totals.planned} done ({details})"
-        if line != self.last:
-            elapsed = time.monotonic() - self.started
-            remaining = elapsed / totals.finished * (totals.planned - totals.finished) if totals.finished else None
-            left = f", about {tqdm.format_interval(remaining)} left" if remaining is not None else ""
-            print(f"[{tqdm.format_interval(elapsed)}] {line}{left}", flush=True)
-            self.last = line
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def summary_table(definition: SweepDefinition, final_study: optuna.Study) -> str:
-    """Per variant: its learning rate, test accuracy (mean ± sd over seeds), speed."""
-    import pandas as pd
-
-    rows = [
-        {
-            "variant": _variant(trial.params),
-            "learning_rate": trial.params.get("learning_rate", SEED_TRAIN.learning_rate),
-            "test_accuracy": trial.value,
-            "samples_per_s": trial.user_attrs.get("samples_per_second", float("nan")),
-        }
-        for trial in studies.live_trials(final_study.get_trials(deepcopy=False))
-        if trial.state == optuna.trial.TrialState.COMPLETE
-    ]
-    if not rows:
-        return "no final run has finished yet"
-    table = (
-        pd.DataFrame(rows)
-        .groupby("variant")
-        .agg(
-            learning_rate=("learning_rate", "first"),
-            test_accuracy=("test_accuracy", "mean"),
-            sd=("test_accuracy", "std"),
-            seeds=("test_accuracy", "size"),
-            samples_per_s=("samples_per_s", "mean"),
-        )
-        .sort_values("test_accuracy", ascending=False)
-    )
-    formatters = {
-        "learning_rate": "{:.2e}".format, "test_accuracy": "{:.4f}".format,
-        "sd": lambda value: "-" if value != value else f"{value:.4f}", "samples_per_s": "{:,.0f}".format,
-    }
-    return f"final runs of '{definition.sweep.name}' (test accuracy: mean and sd over seeds)\n" + table.to_string(formatters=formatters)
-
-
-def _variant(params: dict) -> str:
-    if params.get("reference"):
-        return REFERENCE_LABEL
-    return ModelConfig(params["cell"], params["hidden_units"], params["unroll"]).variant
-
-
-def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> processes.Workers:
+def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> Workers:
     """`count` worker processes, each with its share of the CPU threads, logging to mlruns/logs/."""
     threads = max((os.cpu_count() or 1) // count, 1)
-    return processes.Workers.start(
+    return Workers.start(
         [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name, "--storage", storage_url, "--threads", str(threads)],
         count,
-        log_stem=Path("mlruns") / "logs" / definition.sweep.name,
+        log_stem=tracking.DEFAULT_STORE / "logs" / definition.sweep.name,
         environment={**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"},
     )

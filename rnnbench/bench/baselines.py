@@ -1,14 +1,14 @@
 """rnnbench against baselines, measured side by side: the whole command, sweep workers, peer stacks.
 
     make bench                                        # after the speed grid; about 6 minutes
-    python -m rnnbench.baselines --parts command sweep peers --rounds 3 --sweep-rounds 1 --peer-rounds 1
+    python -m rnnbench.bench.baselines --parts command sweep peers --rounds 3 --sweep-rounds 1 --peer-rounds 1
 
 command  `rnnbench run experiments/seed_simple_rnn.yaml` (a fresh store each time: start-up, data,
-         store set-up, artifacts and model included) against `python -m rnnbench.plain_keras`,
+         store set-up, artifacts and model included) against `python -m rnnbench.bench.plain_keras`,
          the same work as a minimal plain-Keras script; alternated, `--rounds` times.
 sweep    `rnnbench sweep experiments/sweep_tiny.yaml` with 1 and with 2 workers, alternated:
          runs per minute and the speed-up.
-peers    steady training samples/s of rnnbench's path (`rnnbench.speed`) against the plain-Keras
+peers    steady training samples/s of rnnbench's path (`rnnbench.bench.grid`) against the plain-Keras
          script on TensorFlow and, when JAX is installed, on Keras' JAX backend, for LSTM-128
          looped and SimpleRNN-50 unrolled at batch 50.
 backends `rnnbench run` with train.backend=tensorflow and =jax, alternated, one seed per round,
@@ -50,7 +50,7 @@ def timed(command: list[str], folder: Path, env: dict | None = None) -> tuple[fl
     result = subprocess.run(command, cwd=folder, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode:
-        raise SystemExit(f"rnnbench.baselines: {' '.join(command)} failed:\n{result.stderr[-2000:]}")
+        raise SystemExit(f"rnnbench.bench.baselines: {' '.join(command)} failed:\n{result.stderr[-2000:]}")
     return seconds, result.stdout
 
 
@@ -61,7 +61,7 @@ def command_part(rounds: int) -> dict:
             store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
             run_s, _ = timed([sys.executable, "-m", "rnnbench", "run", str(ROOT / "experiments/seed_simple_rnn.yaml")],
                              Path(folder), store)
-            plain_s, output = timed([sys.executable, "-m", "rnnbench.plain_keras"], Path(folder))
+            plain_s, output = timed([sys.executable, "-m", "rnnbench.bench.plain_keras"], Path(folder))
         rows.append({"round": round_number + 1, "rnnbench_run_s": run_s, "plain_keras_s": plain_s,
                      "ratio": run_s / plain_s, "plain_test_accuracy": json.loads(output)["test_accuracy"]})
         print(f"command round {round_number + 1}: rnnbench run {run_s:.1f} s, plain Keras {plain_s:.1f} s, "
@@ -79,7 +79,7 @@ def sweep_part(rounds: int) -> dict:
                 seconds, _ = timed([sys.executable, "-m", "rnnbench", "sweep", str(ROOT / "experiments/sweep_tiny.yaml"),
                                     "--workers", str(workers)], Path(folder), store)
             minutes[workers] = seconds / 60
-        from rnnbench.sweep_config import load_sweep, plan
+        from rnnbench.sweep.definition import load_sweep, plan
 
         runs = plan(load_sweep(ROOT / "experiments/sweep_tiny.yaml")).runs
         row = {"round": round_number + 1, "runs": runs, "one_worker_runs_per_min": runs / minutes[1],
@@ -97,13 +97,13 @@ def peers_part(rounds: int) -> dict:
         for round_number in range(rounds):
             with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                 out = Path(folder) / "speed.json"
-                timed([sys.executable, "-m", "rnnbench.speed", "--cells", cell, "--hidden-units", str(units),
+                timed([sys.executable, "-m", "rnnbench.bench.grid", "--cells", cell, "--hidden-units", str(units),
                        "--batch-sizes", "50", "--seconds", "4", "--out", str(out)], Path(folder))
                 ours = next(row for row in json.loads(out.read_text())["shapes"] if row["unroll"] == unroll)
             row = {"shape": f"{cell}-h{units}-{'unrolled' if unroll else 'looped'}", "round": round_number + 1,
                    "rnnbench_samples_per_s": ours["train_samples_per_s"]}
             for backend in backends:
-                command = [sys.executable, "-m", "rnnbench.plain_keras", "--cell", cell, "--units", str(units),
+                command = [sys.executable, "-m", "rnnbench.bench.plain_keras", "--cell", cell, "--units", str(units),
                            "--steps", "1500", "--eval-every", "500"] + ([] if unroll else ["--looped"])
                 _, output = timed(command, ROOT, {"KERAS_BACKEND": backend})
                 peer = json.loads(output)["train_samples_per_s"]
@@ -117,7 +117,7 @@ def peers_part(rounds: int) -> dict:
 
 def backends_part(rounds: int) -> dict:
     if not _installed("jax"):
-        raise SystemExit("rnnbench.baselines: the backends part needs JAX: pip install -e '.[jax]'")
+        raise SystemExit("rnnbench.bench.baselines: the backends part needs JAX: pip install -e '.[jax]'")
     results = []
     for shape, arguments in BACKEND_RUNS.items():
         for seed in range(rounds):
@@ -213,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend-seeds", type=int, default=3, help="seeds (rounds) of the backend comparison")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    from rnnbench.speed import write
-    from rnnbench.tracking import cpu_description
+    from rnnbench.bench.grid import write
+    from rnnbench.provenance import cpu_description
 
     record = {"benchmark": "baselines", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
-              "command_line": "python -m rnnbench.baselines " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command_line": "python -m rnnbench.bench.baselines " + " ".join(argv if argv is not None else sys.argv[1:])}
     parts = {"command": (command_part, args.rounds), "sweep": (sweep_part, args.sweep_rounds),
              "peers": (peers_part, args.peer_rounds), "backends": (backends_part, args.backend_seeds)}
     for part in args.parts:

@@ -19,12 +19,13 @@ import zlib
 import optuna
 from optuna.trial import TrialState
 
-from rnnbench import backend, names, signals, studies, tracking
+from rnnbench import backend, names, signals, tracking
+from rnnbench.sweep import state, studies
+from rnnbench.sweep.pool import POLL_SECONDS
+from rnnbench.sweep.space import short
 from rnnbench.config import Config
-from rnnbench.sweep_config import Plan, Study, SweepDefinition, plan, reference_config, run_config
+from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
 
-POLL_SECONDS = 1.0
-"""How often an idle worker looks for new work (final runs appear when a study finishes)."""
 PRUNERS = {
     "median": lambda search, every: optuna.pruners.MedianPruner(
         n_startup_trials=search.startup_trials, n_warmup_steps=search.pruner_warmup_evaluations * every
@@ -37,39 +38,43 @@ PRUNERS = {
 def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | None) -> Config:
     """The one place an Optuna trial becomes a run configuration.
 
-    A search trial (`study` given) gets its learning rate from the sampler; a final run, or a
-    reference run of the seed tutorial, has every parameter fixed when it was enqueued, and the
-    same calls return those values.
+    A search trial (`study` given) gets the values of the searched settings from the sampler; a
+    final run, or a reference run of the seed tutorial, has every parameter fixed when it was
+    enqueued, and the same calls return those values.
     """
     search, grid = definition.search, definition.grid
     if study is None and trial.suggest_categorical("reference", (False, True)):
         return reference_config(definition, seed=trial.suggest_int("seed", 0, definition.final.seeds - 1))
-    learning_rate = trial.suggest_float("learning_rate", search.learning_rate_min, search.learning_rate_max, log=True)
+    tuned = {dimension.key: dimension.suggest(trial) for dimension in definition.space}
     if study is not None:
         return run_config(
-            definition, cell=study.cell, hidden_units=study.hidden_units, unroll=search.unroll,
-            learning_rate=learning_rate, seed=search.seed,
+            definition, cell=study.cell, hidden_units=study.hidden_units, unroll=search.unroll, tuned=tuned, seed=search.seed,
         )
     return run_config(
         definition,
         cell=trial.suggest_categorical("cell", grid.cells),
         hidden_units=trial.suggest_categorical("hidden_units", grid.hidden_units),
         unroll=trial.suggest_categorical("unroll", grid.unroll),
-        learning_rate=learning_rate,
+        tuned=tuned,
         seed=trial.suggest_int("seed", 0, definition.final.seeds - 1),
     )
 
 
 class TrialSampler(optuna.samplers.BaseSampler):
-    """TPE, seeded anew for each trial from the sweep's sampler seed, the study's name and the trial number.
+    """TPE, seeded anew for each trial and parameter from the sweep's sampler seed, the study's name and the
+    trial number (and for any searched key but the first, its name).
 
-    One seed for every worker would make two workers propose the same learning rates, and a seed
-    per process would make a resumed sweep propose others than an uninterrupted one; one per trial
-    does neither. Each trial samples one parameter, so there is no relative (joint) sampling.
+    One seed for every worker would make two workers propose the same values, and a seed per process
+    would make a resumed sweep propose others than an uninterrupted one; one per trial does neither.
+    The first searched key keeps the seed a sweep of the learning rate alone has always used, so such a
+    sweep proposes the same values as before; the others get their own streams, so that their random
+    start-up values are not the same quantiles as the first's. Parameters are sampled independently
+    (TPE's default; no joint model).
     """
 
-    def __init__(self, seed: int, study_name: str, startup_trials: int):
+    def __init__(self, seed: int, study_name: str, startup_trials: int, keys: tuple[str, ...] = ()):
         self.seed, self.study_name, self.startup_trials = seed, study_name, startup_trials
+        self.keys = keys
 
     def infer_relative_search_space(self, study, trial):
         return {}
@@ -79,11 +84,14 @@ class TrialSampler(optuna.samplers.BaseSampler):
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         tpe = optuna.samplers.TPESampler(
-            seed=zlib.crc32(f"{self.seed}:{self.study_name}:{trial.number}".encode()),
+            seed=zlib.crc32(f"{self.seed}:{self.study_name}:{trial.number}{self._stream(param_name)}".encode()),
             n_startup_trials=self.startup_trials,
             constant_liar=True,  # trials running elsewhere count as mediocre, so workers spread out
         )
         return tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def _stream(self, param_name: str) -> str:
+        return "" if not self.keys or param_name == self.keys[0] else f":{param_name}"
 
 
 def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -> int:
@@ -109,47 +117,23 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
         name = studies.study_name(definition, study)
         loaded[study] = optuna.load_study(
             study_name=name, storage=storage,
-            sampler=TrialSampler(search.sampler_seed, name, search.startup_trials),
+            sampler=TrialSampler(search.sampler_seed, name, search.startup_trials, tuple(d.key for d in definition.space)),
             pruner=PRUNERS[search.pruner](search, definition.train.eval_every_steps),
         )
     ran = 0
     while True:
         signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
         for study, optuna_study in loaded.items():  # final runs first: finished variants early
-            studies.fail_dead_trials(optuna_study, close_dead_trial)
+            studies.fail_dead_trials(optuna_study, state.close_dead_trial)
             trial = studies.take(optuna_study, storage_url)
             if trial is not None:
                 _run_taken(definition, study, optuna_study, trial, dataset)
                 ran += 1
                 break
         else:
-            if sweep_complete(sweep_plan, loaded):
+            if state.sweep_complete(sweep_plan, loaded):
                 return ran
             time.sleep(POLL_SECONDS)
-
-
-def sweep_complete(sweep_plan: Plan, loaded: dict[Study | None, optuna.Study]) -> bool:
-    """Every planned trial has finished, and every final run due (studies that are decided) too."""
-    finals_due = len(sweep_plan.reference_seeds)
-    for study in sweep_plan.studies:
-        counts = studies.count(loaded[study].get_trials(deepcopy=False))
-        if counts.finished < sweep_plan.trials_per_study:
-            return False
-        if counts.decided:
-            finals_due += len(sweep_plan.finals_of(study))
-    return studies.count(loaded[None].get_trials(deepcopy=False)).finished >= finals_due
-
-
-def close_dead_trial(optuna_study: optuna.Study, trial) -> None:
-    """A trial found dead: its MLflow run closed as KILLED (if still open), and the trial retried."""
-    run_id = trial.user_attrs.get(studies.MLFLOW_RUN)
-    if run_id:
-        client = tracking.open_store()
-        if client.get_run(run_id).info.status == "RUNNING":
-            worker = trial.user_attrs.get(studies.WORKER, "an unknown worker")
-            tracking.end_run(client, run_id, "KILLED", failure="worker_died", reason=f"worker {worker} died")
-            client.set_tag(run_id, names.TRIAL_STATE, TrialState.FAIL.name)
-    studies.retry(optuna_study, trial)
 
 
 def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: optuna.Study, trial: optuna.Trial, dataset):
@@ -167,7 +151,7 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
     except StopRun as stop:
         state, message = TrialState.PRUNED, str(stop)
     except RunFailed as failure:
-        trial.set_user_attr(studies.FAILURE, failure.why)
+        trial.set_user_attr(names.FAILURE, failure.why)
         trial.set_user_attr(names.FAILURE_REASON, str(failure)[:500])
         message = f"FAILED ({failure.why}): {failure}"
     except KeyboardInterrupt as stop:  # the trial is owed: failed, and back in the queue with its parameters
@@ -178,13 +162,13 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
         raise
     except Exception as error:  # a lost run: the sweep fails, and re-running it retries the trial
         traceback.print_exc()
-        trial.set_user_attr(studies.FAILURE, "error")
+        trial.set_user_attr(names.FAILURE, "error")
         trial.set_user_attr(names.FAILURE_REASON, f"{type(error).__name__}: {error}"[:500])
         message = f"FAILED: {type(error).__name__}: {error}"
     optuna_study.tell(trial, value, state=None if state == TrialState.COMPLETE else state)
     _tag_run(record["run_id"], state)
-    learning_rate = trial.params.get("learning_rate", 0)
-    print(f"{label}: {message}  ({time.perf_counter() - started:.1f} s, learning rate {learning_rate:.2e})", flush=True)
+    tuned = ", ".join(f"{short(key)} {value:.3g}" for key, value in trial.params.items() if key in searched(definition))
+    print(f"{label}: {message}  ({time.perf_counter() - started:.1f} s{', ' + tuned if tuned else ''})", flush=True)
 
 
 def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | None, dataset, record: dict) -> float:
@@ -202,7 +186,7 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
 
     def started(run_id, _dataset):
         record["run_id"] = run_id
-        trial.set_user_attr(studies.MLFLOW_RUN, run_id)
+        trial.set_user_attr(names.MLFLOW_RUN, run_id)
 
     def evaluated(evaluation):
         if study is None:
@@ -218,9 +202,9 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
     outcome = run_experiment(
         config,
         stage=stage,
-        parent_run_id=trial.study.user_attrs.get(studies.MLFLOW_RUN),  # the study's run, or for finals the sweep's
+        parent_run_id=trial.study.user_attrs.get(names.MLFLOW_RUN),  # the study's run, or for finals the sweep's
         run_name=(
-            f"{study.key}-trial{trial.number}-lr{config.train.learning_rate:.2e}" if study
+            f"{study.key}-trial{trial.number}-" + "-".join(f"{short(key)}{value:.2e}" for key, value in trial.params.items()) if study
             else f"reference-{tracking.run_name(config)}" if reference else None
         ),
         tags=tags,
@@ -229,7 +213,7 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         on_start=started,
         on_evaluation=evaluated,
     )
-    trial.set_user_attr("samples_per_second", outcome.result.speed.train_samples_per_second)
+    trial.set_user_attr(names.TRIAL_SAMPLES_PER_SECOND, outcome.result.speed.train_samples_per_second)
     if study is None:
         return outcome.test.accuracy
     return outcome.result.evaluations[-1].val_accuracy
@@ -242,3 +226,7 @@ def _tag_run(run_id: str | None, state: TrialState) -> None:
 
 
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+
+
+def searched(definition: SweepDefinition) -> set[str]:
+    return {dimension.key for dimension in definition.space}

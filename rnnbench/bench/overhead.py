@@ -1,6 +1,6 @@
 """Tracking overhead: the same training with and without MLflow, alternated in one process.
 
-    make bench-overhead                       # or: python -m rnnbench.bench --repeats 3
+    make bench-overhead                       # or: python -m rnnbench.bench.overhead --repeats 3
 
 Three variants of one config (default: the seed SimpleRNN, 5,000 steps), run in turn so that
 machine noise falls on all of them alike:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config(args.config, [*args.overrides, "tracking.experiment=bench-overhead"])
     backend.load(config.train.backend)
-    from rnnbench import tracking
+    from rnnbench import provenance, tracking
     from rnnbench.data import load_dataset
     from rnnbench.runner import run_experiment
     from rnnbench.train import evaluate, train
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_ratio_to_plain": ratios,
         "median_seconds_outside_training_loop": outside,
         "fixed_cost_fraction_of_plain": fixed_cost,
-        "machine": f"{platform.machine()}: {tracking.cpu_description()}",
+        "machine": f"{platform.machine()}: {provenance.cpu_description()}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

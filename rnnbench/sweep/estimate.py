@@ -1,0 +1,111 @@
+"""The dry run: a sweep's plan and what it will cost, without running anything.
+
+    rnnbench sweep experiments/sweep.yaml --dry-run
+
+A run's cost is its compilation, its training steps, its validations and a fixed cost for
+building, recording and testing. Speeds come from runs already in the tracking store with the
+same cell, size, unroll and batch size (the median of their `speed/*` metrics); for the others,
+from the FLOP model of `rnnbench.cost`.
+"""
+
+from __future__ import annotations
+
+import mlflow
+
+from rnnbench import cost, tracking
+from rnnbench.config import ModelConfig, TrainConfig
+from rnnbench.results import Speed
+from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
+
+FIXED_S = 2.0
+"""Per run: building the model, the MLflow records, figures (and for final runs the test and the model)."""
+
+
+def check_sweep_fits(definition: SweepDefinition, sweep_plan: Plan, train_images: int) -> None:
+    """`check_fits` for every model the sweep trains, its reference runs' included."""
+    for study in sweep_plan.studies:
+        model = ModelConfig(study.cell, study.hidden_units, definition.search.unroll)
+        cost.check_fits(model, definition.train.batch_size, train_images, definition.data.task)
+    if sweep_plan.reference_seeds:
+        cost.check_fits(SEED_MODEL, SEED_TRAIN.batch_size, train_images, definition.data.task)
+
+
+def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:
+    """Median speeds of finished runs in the tracking store, by (cell, hidden units, unroll)."""
+    if not tracking.store_exists():
+        return {}  # no store yet: nothing measured, and a dry run creates nothing
+    tracking.open_store()
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"attributes.status = 'FINISHED' and params.`train.batch_size` = '{batch_size}'",
+    )
+    speed_columns = ["metrics.speed/train_samples_per_s", "metrics.speed/compile_s", "metrics.speed/eval_samples_per_s"]
+    if runs.empty or not set(speed_columns) <= set(runs.columns):
+        return {}
+    keys = ["params.model.cell", "params.model.hidden_units", "params.model.unroll"]
+    medians = runs.dropna(subset=speed_columns).groupby(keys)[speed_columns].median()
+    return {
+        (cell, int(units), unroll == "True"): Speed(*values)
+        for (cell, units, unroll), values in medians.iterrows()
+    }
+
+
+def run_seconds(speed: Speed, train: TrainConfig, valid_images: int) -> float:
+    evaluations = train.steps // train.eval_every_steps
+    return (
+        FIXED_S
+        + speed.compile_seconds
+        + train.steps * train.batch_size / speed.train_samples_per_second
+        + evaluations * valid_images / speed.eval_samples_per_second
+    )
+
+
+def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, workers: int) -> str:
+    """The plan, study by study, with each stage's estimated time on one worker and on `workers`."""
+    speeds = measured_speeds(definition.train.batch_size)
+    search = definition.search
+    lines = [
+        f"sweep '{definition.sweep.name}' on {definition.data.source}: {definition.train.steps} steps of "
+        f"{definition.train.batch_size}, validation every {definition.train.eval_every_steps} "
+        f"({valid_images:,} images)",
+        f"stage 1: {len(sweep_plan.studies)} studies x {search.trials} trials = {sweep_plan.trials} trials "
+        f"(searching {'; '.join(dimension.describe() for dimension in definition.space)}; TPE seed "
+        f"{search.sampler_seed}; {search.pruner} pruner; trials unroll={str(search.unroll).lower()})",
+        f"stage 2: {len(sweep_plan.final_runs)} final runs = {len(sweep_plan.final_runs) // max(len(sweep_plan.studies), 1)} "
+        f"per study ({len(definition.grid.unroll)} unroll settings x {definition.final.seeds} seeds), tested on the test split"
+        + (f"; {len(sweep_plan.reference_seeds)} reference runs of the seed tutorial" if sweep_plan.reference_seeds else ""),
+        "",
+        f"{'study':<16}{'trial (each)':>14}{'final runs':>12}  speed source",
+    ]
+    search_total = final_total = 0.0
+    for study in sweep_plan.studies:
+        def speed_of(unroll: bool) -> Speed:
+            key = (study.cell, study.hidden_units, unroll)
+            return speeds.get(key) or cost.modelled_speed(*key, definition.train.batch_size, definition.data.task)
+
+        trial = run_seconds(speed_of(search.unroll), definition.train, valid_images)
+        finals = sum(run_seconds(speed_of(run.unroll), definition.train, valid_images) for run in sweep_plan.finals_of(study))
+        search_total += trial * search.trials
+        final_total += finals
+        measured = (study.cell, study.hidden_units, search.unroll) in speeds
+        source = "measured in this store" if measured else "FLOP model (~20%)"
+        lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
+    if sweep_plan.reference_seeds:
+        key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
+        same_batch = SEED_TRAIN.batch_size == definition.train.batch_size
+        seed_speeds = speeds if same_batch else measured_speeds(SEED_TRAIN.batch_size)
+        speed = seed_speeds.get(key) or cost.modelled_speed(*key, SEED_TRAIN.batch_size, definition.data.task)
+        seeds = len(sweep_plan.reference_seeds)
+        reference = run_seconds(speed, SEED_TRAIN, valid_images) * seeds
+        final_total += reference
+        lines.append(f"{'reference':<16}{'':>14}{reference:>10.0f} s  the seed tutorial x {seeds} seeds")
+    total = search_total + final_total
+    lines += [
+        "",
+        f"estimate on one worker: stage 1 at most {search_total / 60:.1f} min (less with pruning), "
+        f"stage 2 {final_total / 60:.1f} min, total at most {total / 60:.1f} min",
+    ]
+    if workers > 1:
+        lines.append(f"with {workers} workers: at best {total / 60 / workers:.1f} min, if the cores allow it")
+    lines.append("nothing was run (--dry-run)")
+    return "\n".join(lines)

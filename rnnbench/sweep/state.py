@@ -1,0 +1,57 @@
+"""Where a sweep stands, read from its Optuna studies: complete or not, the totals, and dead trials closed.
+
+    rnnbench sweep experiments/sweep_tiny.yaml      # the coordinator and every worker read these
+
+Shared by the coordinator and the workers, so that neither imports the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+from optuna.trial import TrialState
+
+from rnnbench import names, tracking
+from rnnbench.sweep import studies
+from rnnbench.sweep.definition import Plan, Study
+
+
+@dataclasses.dataclass
+class Totals(studies.Counts):
+    planned: int = 0
+    """Every run the sweep plans: trials, final runs and reference runs."""
+
+
+def totals(sweep_plan: Plan, loaded) -> Totals:
+    """The trials of every study counted together, with what the sweep plans."""
+    summed = Totals(planned=sweep_plan.runs)
+    for optuna_study in loaded.values():
+        counts = studies.count(optuna_study.get_trials(deepcopy=False))
+        for field in dataclasses.fields(studies.Counts):
+            setattr(summed, field.name, getattr(summed, field.name) + getattr(counts, field.name))
+    return summed
+
+
+def sweep_complete(sweep_plan: Plan, loaded: dict[Study | None, optuna.Study]) -> bool:
+    """Every planned trial has finished, and every final run due (studies that are decided) too."""
+    finals_due = len(sweep_plan.reference_seeds)
+    for study in sweep_plan.studies:
+        counts = studies.count(loaded[study].get_trials(deepcopy=False))
+        if counts.finished < sweep_plan.trials_per_study:
+            return False
+        if counts.decided:
+            finals_due += len(sweep_plan.finals_of(study))
+    return studies.count(loaded[None].get_trials(deepcopy=False)).finished >= finals_due
+
+
+def close_dead_trial(optuna_study: optuna.Study, trial) -> None:
+    """A trial found dead: its MLflow run closed as KILLED (if still open), and the trial retried."""
+    run_id = trial.user_attrs.get(names.MLFLOW_RUN)
+    if run_id:
+        client = tracking.open_store()
+        if client.get_run(run_id).info.status == "RUNNING":
+            worker = trial.user_attrs.get(names.TRIAL_WORKER, "an unknown worker")
+            tracking.end_run(client, run_id, "KILLED", failure="worker_died", reason=f"worker {worker} died")
+            client.set_tag(run_id, names.TRIAL_STATE, TrialState.FAIL.name)
+    studies.retry(optuna_study, trial)
