@@ -59,7 +59,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     cell: str = "simple_rnn"
-    """The recurrent cell, a key of rnnbench.cells.CELLS: simple_rnn, lstm, gru or irnn."""
+    """The recurrent cell: a key of the cell table, rnnbench.cells.CELLS (simple_rnn, lstm, gru, ...)."""
     hidden_units: int = 50
     """Units of the recurrent layer (its output and state size)."""
     unroll: bool = True

@@ -28,11 +28,12 @@ def read_values(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[
 
 
 def flat(sections) -> dict[str, Any]:
-    """A sectioned dataclass as `section.key` -> value (lists for tuples)."""
+    """A sectioned dataclass as `section.key` -> value (lists for tuples); a field that is not a section (a
+    sweep's `space`) is left to its owner."""
     return {
-        f"{section}.{key}": list(value) if isinstance(value, tuple) else value
-        for section, values in dataclasses.asdict(sections).items()
-        for key, value in values.items()
+        f"{field.name}.{key}": list(value) if isinstance(value, tuple) else value
+        for field in dataclasses.fields(sections) if dataclasses.is_dataclass(section := getattr(sections, field.name))
+        for key, value in dataclasses.asdict(section).items()
     }
 
 

@@ -114,7 +114,9 @@ def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds
         "peak_memory_mib": peak,
         # The peak over what the process held when the shape started: roughly what this shape needed
         # (the process keeps memory of earlier shapes, so its peak alone grows along the grid).
-        "memory_growth_mib": None if peak is None or before is None else peak - before,
+        # Clamped at 0: the kernel's resident-set counters are kept per thread and synced lazily, so a
+        # peak read after a shape that needed nothing more can be a few pages under the RSS read before it.
+        "memory_growth_mib": None if peak is None or before is None else max(peak - before, 0.0),
     }
 
 

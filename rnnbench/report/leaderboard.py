@@ -26,7 +26,9 @@ def searched(recorded: Recorded) -> dict[str, bool]:
         column.removeprefix("params.space."): str(value).endswith("log-uniform")
         for column, value in sweep.items() if column.startswith("params.space.") and pd.notna(value)
     }
-    return declared or {"train.learning_rate": True}
+    order = str(sweep.get("params.space", "")).split(",") if sweep is not None else []
+    ordered = {key: declared[key] for key in order if key in declared}
+    return {**ordered, **declared} or {"train.learning_rate": True}
 
 
 def format_tuned(tuned: dict) -> str:

@@ -131,6 +131,7 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
                for key, value in definition.values().items()
                if key not in definition.set_by_the_sweep() and not key.startswith("space.")},
             **{f"space.{dimension.key}": dimension.describe() for dimension in definition.space},
+            "space": ",".join(dimension.key for dimension in definition.space),  # the declared order
             "plan.studies": len(sweep_plan.studies), "plan.trials": sweep_plan.trials,
             "plan.final_runs": len(sweep_plan.final_runs), "plan.reference_runs": len(sweep_plan.reference_seeds),
         },

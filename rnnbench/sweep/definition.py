@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid
-from rnnbench.config_files import RawText, build, read_values
+from rnnbench.config_files import RawText, build, flat, read_values
 from rnnbench.errors import ConfigError
 from rnnbench.sweep import space
 from rnnbench.sweep.space import Dimension
@@ -124,10 +124,7 @@ class SweepDefinition:
     def values(self) -> dict:
         """Every setting as flat `section.key` values, `space.<key>` ranges included: what is stored with the
         sweep's studies and logged as the sweep run's params."""
-        sections = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "space"}
-        values = {f"{section}.{key}": list(value) if isinstance(value, tuple) else value
-                  for section, entries in sections.items() for key, value in dataclasses.asdict(entries).items()}
-        return {**values, **{f"space.{dimension.key}": dimension.spec() for dimension in self.space}}
+        return {**flat(self), **{f"space.{dimension.key}": dimension.spec() for dimension in self.space}}
 
 
 def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepDefinition:
