@@ -80,6 +80,27 @@ def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_pa
     assert len(study.get_trials()) == 3
 
 
+def test_a_worker_killed_before_it_recorded_its_run_id_still_has_its_run_closed(store, tmp_path, monkeypatch):
+    """kill -9 between creating the MLflow run and writing its id on the trial: the run is found by the worker's
+    identity and the trial number, which the run was created with."""
+    monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(study_name="s:lstm-h8", storage=storage, direction="maximize")
+    studies.enqueue_search_trials(study, planned=2)
+    client = tracking.open_store()
+    dead = studies.take(study, None)
+    worker = f"{processes.host_of(processes.this_process())}:{_dead_pid()}"
+    dead.set_user_attr(names.TRIAL_WORKER, worker)
+    experiment = tracking.experiment_id(client, "s")
+    orphan = client.create_run(experiment, tags={names.PROCESS: worker, names.TRIAL_NUMBER: str(dead.number)}).info.run_id
+    other = client.create_run(experiment, tags={names.PROCESS: worker, names.TRIAL_NUMBER: "99"}).info.run_id
+
+    assert studies.fail_dead_trials(study, close_dead_trial) == 1
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(orphan).data.tags[names.FAILURE] == "worker_died"
+    assert client.get_run(other).info.status == "RUNNING"  # another trial's run is not this trial's to close
+
+
 def test_topping_up_search_trials_is_idempotent(tmp_path):
     storage = studies.open_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(study_name="s:gru-h8", storage=storage)

@@ -7,7 +7,7 @@ Stage 1 trials (and the seed tutorial's reference runs) are enqueued up front; w
 finished all its trials, the coordinator closes its MLflow parent run with the best learning rate
 and enqueues that study's final runs as Optuna trials with fixed parameters. In MLflow, one run of
 the sweep holds its settings; the study runs (with their trials) and the final runs nest under it.
-The workers (`rnnbench.worker`) do the training, in their own processes, so this process never
+The workers (`rnnbench.sweep.worker`) do the training, in their own processes, so this process never
 loads TensorFlow. Everything lives in the two stores, so a
 re-run of the same command after Ctrl-C, `kill -9` or a crash does only what is missing.
 """
@@ -22,12 +22,12 @@ import time
 import optuna
 
 from rnnbench import names, processes, signals, tracking
-from rnnbench.sweep import state, studies
-from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
+from rnnbench.errors import UserError
 from rnnbench.links import Links, ui_url
 from rnnbench.report import summary
-from rnnbench.errors import UserError
+from rnnbench.sweep import state, studies
 from rnnbench.sweep.definition import FinalRun, Plan, Study, SweepDefinition, plan
+from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
 from rnnbench.sweep.space import values_of
 
 EXIT_LOST = 1

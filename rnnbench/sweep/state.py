@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import mlflow
 import optuna
 from optuna.trial import TrialState
 
@@ -46,12 +47,23 @@ def sweep_complete(sweep_plan: Plan, loaded: dict[Study | None, optuna.Study]) -
 
 
 def close_dead_trial(optuna_study: optuna.Study, trial) -> None:
-    """A trial found dead: its MLflow run closed as KILLED (if still open), and the trial retried."""
-    run_id = trial.user_attrs.get(names.MLFLOW_RUN)
-    if run_id:
-        client = tracking.open_store()
+    """A trial found dead: its MLflow run closed as KILLED (if still open), and the trial retried.
+
+    A worker killed between creating the run and recording its id on the trial leaves no id: its run is
+    found by the worker's identity and the trial's number, both tagged on the run when it was created.
+    """
+    client = tracking.open_store()
+    worker = trial.user_attrs.get(names.TRIAL_WORKER)
+    run_ids = [trial.user_attrs[names.MLFLOW_RUN]] if trial.user_attrs.get(names.MLFLOW_RUN) else []
+    if not run_ids and worker:
+        found = mlflow.search_runs(
+            search_all_experiments=True, output_format="list",
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{names.PROCESS}` = '{worker}' "
+                          f"and tags.`{names.TRIAL_NUMBER}` = '{trial.number}'",
+        )
+        run_ids = [run.info.run_id for run in found]
+    for run_id in run_ids:
         if client.get_run(run_id).info.status == "RUNNING":
-            worker = trial.user_attrs.get(names.TRIAL_WORKER, "an unknown worker")
-            tracking.end_run(client, run_id, "KILLED", failure="worker_died", reason=f"worker {worker} died")
+            tracking.end_run(client, run_id, "KILLED", failure="worker_died", reason=f"worker {worker or 'unknown'} died")
             client.set_tag(run_id, names.TRIAL_STATE, TrialState.FAIL.name)
     studies.retry(optuna_study, trial)

@@ -20,11 +20,11 @@ import optuna
 from optuna.trial import TrialState
 
 from rnnbench import backend, names, signals, tracking
+from rnnbench.config import Config
 from rnnbench.sweep import state, studies
+from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
 from rnnbench.sweep.pool import POLL_SECONDS
 from rnnbench.sweep.space import short
-from rnnbench.config import Config
-from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
 
 PRUNERS = {
     "median": lambda search, every: optuna.pruners.MedianPruner(
