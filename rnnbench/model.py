@@ -15,8 +15,9 @@ from rnnbench.config import ModelConfig
 from rnnbench.data import CLASSES
 
 
-def build_model(config: ModelConfig, task: str = "row") -> keras.Model:
-    """Builds the classifier for `config` reading images as `task` says.
+def build_model(config: ModelConfig, task: str = "row", permutation_seed: int = 0) -> keras.Model:
+    """Builds the classifier for `config` reading images as `task` says (a permuted task in the order that
+    `permutation_seed` draws).
 
     Returns:
         A Keras model mapping images (batch, 28, 28) to class probabilities (batch, 10).
@@ -26,7 +27,7 @@ def build_model(config: ModelConfig, task: str = "row") -> keras.Model:
     if config.dropout:
         options["dropout"] = config.dropout
     recurrent = getattr(keras.layers, cell.layer)(config.hidden_units, name="recurrent", **options, **cell.options)
-    return keras.Sequential(
+    model = keras.Sequential(
         [
             keras.Input(shape=(tasks.IMAGE_SIDE, tasks.IMAGE_SIDE), name="rows"),
             *tasks.TASKS[task].input_layers(),
@@ -35,6 +36,9 @@ def build_model(config: ModelConfig, task: str = "row") -> keras.Model:
         ],
         name=f"{config.cell}_{config.hidden_units}",
     )
+    if tasks.TASKS[task].permuted:
+        tasks.set_permutation(model, permutation_seed)
+    return model
 
 
 def summary_text(model: keras.Model) -> str:

@@ -36,6 +36,9 @@ PROCESS = "rnnbench.process"
 """host:pid of the process recording the run: a RUNNING run whose process is gone will never end."""
 GPU = "rnnbench.gpu"
 
+PERMUTATION = "rnnbench.permutation"
+"""On runs of a permuted task: a digest of the pixel order (data.permutation_seed draws it; equal digests, equal order)."""
+
 PREDICTIONS_ARTIFACT = "test_predictions.csv"
 """Final and reference runs: each test image's label and the predicted class, in the test split's order."""
 TEST_SPLIT = "rnnbench.test_split"

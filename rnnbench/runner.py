@@ -190,8 +190,9 @@ def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
         run = client.get_run(run_id)
     except MlflowException:
         raise UserError(f"no run '{run_id}' in the tracking store {tracking.tracking_uri()}; copy a run id from `make ui`") from None
-    data_keys = [f"{key}={value}" for key, value in run.data.params.items() if key.startswith("data.")]
-    split = load_test_split(load_config(None, data_keys + [f"data.source={source}"]).data)
+    # the run's own data and model settings (its task, its permutation, the model that reads them)
+    recorded = [f"{key}={value}" for key, value in run.data.params.items() if key.startswith(("data.", "model."))]
+    split = load_test_split(load_config(None, recorded + [f"data.source={source}"]).data)
     try:
         model = mlflow.keras.load_model(f"runs:/{run_id}/{names.MODEL_ARTIFACT}")
     except (MlflowException, OSError) as error:

@@ -22,10 +22,11 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from rnnbench import names, provenance
+from rnnbench import names, provenance, tasks
 from rnnbench.config import Config
 from rnnbench.data import Dataset
 from rnnbench.errors import UserError
+from rnnbench.tasks import TASKS
 
 if TYPE_CHECKING:
     from rnnbench.results import Evaluation
@@ -149,6 +150,8 @@ def start_run(
     tags = {names.STAGE: stage, **provenance.tags(), names.GPU: provenance.gpus(config.train.backend), **(tags or {})}
     if config.train.backend == "jax":
         tags[names.JAX_VERSION] = importlib.metadata.version("jax")
+    if TASKS[config.data.task].permuted:
+        tags[names.PERMUTATION] = tasks.permutation_digest(config.data.permutation_seed)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id(client, config.tracking.experiment), run_name=name or run_name(config), tags=tags)

@@ -65,9 +65,9 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
     settings = config.train
     keras.backend.clear_session()  # drop the graphs and layers of earlier runs in this process
     keras.utils.set_random_seed(settings.seed)
-    model = build_model(config.model, config.data.task)
+    model = build_model(config.model, config.data.task, config.data.permutation_seed)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, global_clipnorm=settings.clip_norm or None),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,

@@ -133,6 +133,27 @@ def test_evaluate_reproduces_the_logged_test_accuracy(smoke_run, workspace):
     assert scores["loss"] == pytest.approx(run.data.metrics[names.TEST_LOSS], rel=1e-5)
 
 
+def test_a_permuted_pixel_run_records_its_order_and_evaluate_applies_it(workspace):
+    """784 steps in the order data.permutation_seed draws: the run records the task and the order's digest, and
+    `rnnbench evaluate` scores the saved model on the same split exactly as the run did (the order is in the
+    saved model); gradients clipped to a global norm of 1 on the way."""
+    from rnnbench import tasks
+
+    folder, env, client = workspace
+    result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "data.task=permuted_pixel", "data.permutation_seed=7",
+                      "model.unroll=false", "model.hidden_units=8", "train.steps=20", "train.eval_every_steps=10",
+                      "train.clip_norm=1.0", "tracking.experiment=permuted", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    run = client.get_run(result.stdout.strip().splitlines()[-1].split()[2])
+    assert (run.data.params["data.task"], run.data.params["data.permutation_seed"]) == ("permuted_pixel", "7")
+    assert run.data.tags[names.PERMUTATION] == tasks.permutation_digest(7)
+    evaluated = rnnbench("evaluate", run.info.run_id, "--data", "mnist5k", cwd=folder, env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)
+    assert scores["accuracy"] == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=1e-9)
+    assert scores["loss"] == pytest.approx(run.data.metrics[names.TEST_LOSS], rel=1e-5)
+
+
 @needs_fashion_mnist
 def test_evaluate_on_a_test_only_idx_folder(smoke_run, workspace, tmp_path):
     import shutil

@@ -36,3 +36,53 @@ def test_a_task_must_read_every_pixel_and_be_known():
         Task(steps=28, features=27, description="missing a column")
     with pytest.raises(ConfigError, match="data.task.*row"):
         load_config(None, ["data.task=columns"])
+
+
+def test_pixel_reads_the_image_in_scanline_order():
+    model = build_model(ModelConfig(hidden_units=4, unroll=False), "pixel")
+    images = np.random.default_rng(0).random((2, 28, 28), dtype=np.float32)
+    sequence = keras_part(model, "sequence")(images)
+    np.testing.assert_array_equal(np.asarray(sequence)[:, :, 0], images.reshape(2, 784))
+
+
+def test_permuted_pixel_reads_the_pixels_in_the_seeded_order_exactly():
+    """The permutation layer moves each pixel to its place unchanged, in the order `permutation_seed` draws; another
+    seed draws another order."""
+    model = build_model(ModelConfig(hidden_units=4, unroll=False), "permuted_pixel", permutation_seed=3)
+    images = np.random.default_rng(0).random((2, 28, 28), dtype=np.float32)
+    sequence = np.asarray(keras_part(model, "sequence")(images))[:, :, 0]
+    order = tasks.permutation(3)
+    np.testing.assert_array_equal(sequence, images.reshape(2, 784)[:, order])
+    assert sorted(order) == list(range(784)) and not (order == tasks.permutation(4)).all()
+    assert tasks.permutation_digest(3) == tasks.permutation_digest(3) != tasks.permutation_digest(4)
+    assert not model.get_layer("permutation").trainable
+
+
+def test_a_long_task_refuses_unrolling_in_a_run_and_in_a_sweep():
+    from conftest import TINY
+
+    from rnnbench.sweep.definition import load_sweep
+
+    with pytest.raises(ConfigError, match="model.unroll=false"):
+        load_config(None, ["data.task=pixel"])  # the seed's unroll=true
+    assert load_config(None, ["data.task=pixel", "model.unroll=false"]).data.task == "pixel"
+    with pytest.raises(ConfigError, match=r"grid.unroll: \[false\]"):
+        load_sweep(TINY, ["data.task=permuted_pixel"])
+    with pytest.raises(ConfigError, match="final.reference: false"):
+        load_sweep(TINY, ["data.task=permuted_pixel", "grid.unroll=[false]", "final.reference=true"])
+    assert load_sweep(TINY, ["data.task=permuted_pixel", "grid.unroll=[false]"]).data.task == "permuted_pixel"
+
+
+def keras_part(model, last_layer: str):
+    """The model's first layers, up to `last_layer`, as a model of its own."""
+    import keras
+
+    return keras.Model(model.inputs[0], model.get_layer(last_layer).output)
+
+
+def test_the_estimate_knows_that_784_steps_cost_far_more_than_28():
+    """Per image, pixel MNIST does the row task's FLOPs 28 times over with 28 times fewer inputs per step, and pays
+    each cell's measured overhead per step 756 more times: its modelled step is over 20 times longer for LSTM-128."""
+    row, pixel = (cost.modelled_speed("lstm", 128, False, 50, task) for task in ("row", "pixel"))
+    assert row.train_samples_per_second / pixel.train_samples_per_second > 20
+    assert cost.modelled_speed("irnn", 64, False, 50, "permuted_pixel") == cost.modelled_speed("irnn", 64, False, 50, "pixel")

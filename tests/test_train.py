@@ -120,3 +120,11 @@ def test_ctrl_c_stops_between_steps_or_at_once_when_pressed_twice(small, ctrl_c_
     assert len(returned) == (1 if presses == 1 else 0)
     assert "stopping after the current steps" in capfd.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_gradient_clipping_is_keras_global_norm_and_off_by_default(small):
+    clipped = train(config("train.steps=100", "train.eval_every_steps=50", "train.clip_norm=0.5"), small)
+    assert clipped.model.optimizer.global_clipnorm == 0.5
+    assert clipped.evaluations[-1].val_accuracy > 0.3  # still learns (chance is 0.1)
+    plain = train(config("train.steps=50", "train.eval_every_steps=50"), small)
+    assert plain.model.optimizer.global_clipnorm is None

@@ -24,6 +24,7 @@ from typing import Sequence
 from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid
 from rnnbench.config_files import RawText, build, flat, read_values
 from rnnbench.errors import ConfigError
+from rnnbench.tasks import LONGEST_UNROLL, TASKS
 from rnnbench.sweep import space
 from rnnbench.sweep.space import Dimension
 
@@ -145,7 +146,21 @@ def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepD
     for key, instead in definition.set_by_the_sweep().items():
         if key in values:
             raise ConfigError(f"{key} is set by the sweep for each run; use {instead} instead")
+    _check_unroll(definition)
     return definition
+
+
+def _check_unroll(definition: SweepDefinition) -> None:
+    """A long task refuses unrolled models here, before any run, not in every worker."""
+    task = TASKS[definition.data.task]
+    if task.steps <= LONGEST_UNROLL:
+        return
+    if True in definition.grid.unroll or definition.search.unroll:
+        raise ConfigError(f"data.task={definition.data.task} has {task.steps} steps, too many to unroll (more than "
+                          f"{LONGEST_UNROLL}); set grid.unroll: [false] (and search.unroll: false)")
+    if definition.final.reference:
+        raise ConfigError(f"final.reference: the seed tutorial is an unrolled SimpleRNN, which data.task={definition.data.task} "
+                          f"({task.steps} steps) cannot unroll; set final.reference: false")
 
 
 def _yaml(value):
