@@ -86,3 +86,26 @@ def test_the_estimate_knows_that_784_steps_cost_far_more_than_28():
     row, pixel = (cost.modelled_speed("lstm", 128, False, 50, task) for task in ("row", "pixel"))
     assert row.train_samples_per_second / pixel.train_samples_per_second > 20
     assert cost.modelled_speed("irnn", 64, False, 50, "permuted_pixel") == cost.modelled_speed("irnn", 64, False, 50, "pixel")
+
+
+def test_the_dry_run_takes_measured_speeds_only_from_runs_of_the_same_task(store):
+    """A 784-step run is 26 times slower per image than a 28-step run of the same shape: its speed must not stand
+    for the row task's (runs recorded before data.task existed count as rows)."""
+    from mlflow import MlflowClient
+
+    from rnnbench import names
+    from rnnbench.sweep import estimate
+
+    client = MlflowClient(store)
+    experiment = client.create_experiment("speeds")
+    for task, rate in (("pixel", 200.0), (None, 5000.0)):
+        run = client.create_run(experiment).info.run_id
+        params = {"train.batch_size": "50", "model.cell": "lstm", "model.hidden_units": "64", "model.unroll": "False"}
+        for key, value in {**params, **({"data.task": task} if task else {})}.items():
+            client.log_param(run, key, value)
+        for key, value in ((names.TRAIN_SAMPLES_PER_S, rate), (names.COMPILE_S, 1.0), (names.EVAL_SAMPLES_PER_S, 3 * rate)):
+            client.log_metric(run, key, value)
+        client.set_terminated(run, "FINISHED")
+    assert estimate.measured_speeds(50, "row")[("lstm", 64, False)].train_samples_per_second == 5000.0
+    assert estimate.measured_speeds(50, "pixel")[("lstm", 64, False)].train_samples_per_second == 200.0
+    assert estimate.measured_speeds(50, "permuted_pixel") == {}

@@ -11,6 +11,7 @@ from the FLOP model of `rnnbench.cost`.
 from __future__ import annotations
 
 import mlflow
+import pandas as pd
 
 from rnnbench import cost, tracking
 from rnnbench.config import ModelConfig, TrainConfig
@@ -30,8 +31,9 @@ def check_sweep_fits(definition: SweepDefinition, sweep_plan: Plan, train_images
         cost.check_fits(SEED_MODEL, SEED_TRAIN.batch_size, train_images, definition.data.task)
 
 
-def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:
-    """Median speeds of finished runs in the tracking store, by (cell, hidden units, unroll)."""
+def measured_speeds(batch_size: int, task: str = "row") -> dict[tuple[str, int, bool], Speed]:
+    """Median speeds of finished runs of `task` in the tracking store, by (cell, hidden units, unroll); runs
+    recorded before `data.task` existed read rows."""
     if not tracking.store_exists():
         return {}  # no store yet: nothing measured, and a dry run creates nothing
     tracking.open_store()
@@ -42,6 +44,8 @@ def measured_speeds(batch_size: int) -> dict[tuple[str, int, bool], Speed]:
     speed_columns = ["metrics.speed/train_samples_per_s", "metrics.speed/compile_s", "metrics.speed/eval_samples_per_s"]
     if runs.empty or not set(speed_columns) <= set(runs.columns):
         return {}
+    tasks = runs["params.data.task"] if "params.data.task" in runs else pd.Series("row", index=runs.index)
+    runs = runs[tasks.fillna("row") == task]
     keys = ["params.model.cell", "params.model.hidden_units", "params.model.unroll"]
     medians = runs.dropna(subset=speed_columns).groupby(keys)[speed_columns].median()
     return {
@@ -62,7 +66,7 @@ def run_seconds(speed: Speed, train: TrainConfig, valid_images: int) -> float:
 
 def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, workers: int) -> str:
     """The plan, study by study, with each stage's estimated time on one worker and on `workers`."""
-    speeds = measured_speeds(definition.train.batch_size)
+    speeds = measured_speeds(definition.train.batch_size, definition.data.task)
     search = definition.search
     lines = [
         f"sweep '{definition.sweep.name}' on {definition.data.source}: {definition.train.steps} steps of "
@@ -93,7 +97,7 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
     if sweep_plan.reference_seeds:
         key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
         same_batch = SEED_TRAIN.batch_size == definition.train.batch_size
-        seed_speeds = speeds if same_batch else measured_speeds(SEED_TRAIN.batch_size)
+        seed_speeds = speeds if same_batch else measured_speeds(SEED_TRAIN.batch_size, definition.data.task)
         speed = seed_speeds.get(key) or cost.modelled_speed(*key, SEED_TRAIN.batch_size, definition.data.task)
         seeds = len(sweep_plan.reference_seeds)
         reference = run_seconds(speed, SEED_TRAIN, valid_images) * seeds
