@@ -120,6 +120,22 @@ class RawText(str):
     """A value typed on the command line: converted to the field's type, not taken as YAML's guess."""
 
 
+def from_command_line(key: str, text: RawText, empty: Any = None) -> Any:
+    """A value typed as `key=text`, read as YAML (`[lstm, gru]`, `{low: 0, high: 0.5}`, `3e-3`); `empty` for no text.
+
+    Raises:
+        ConfigError: the text is not valid YAML (an unclosed bracket, say), naming the key.
+    """
+    if not text:
+        return empty
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+        raise ConfigError(f"{key}: received {str(text)!r}, not valid YAML ({problem}); close its brackets and "
+                          f"quote the whole key=value for the shell, e.g. '{key}=...'") from None
+
+
 def build(root: type, values: dict[str, Any]):
     """Builds the frozen dataclass `root` from dotted `section.key` values, checking every key and type."""
     section_types = typing.get_type_hints(root)
@@ -145,7 +161,7 @@ def convert(key: str, value: Any, expected: type) -> Any:
     if isinstance(value, RawText):
         if expected is str:
             return str(value)
-        value = yaml.safe_load(value) if value else None
+        value = from_command_line(key, value)
     if expected is float and isinstance(value, str):
         try:
             value = float(value)  # YAML 1.1 reads 3e-3 (no dot) as text, in files and on the command line; people mean a number
@@ -166,7 +182,7 @@ def convert(key: str, value: Any, expected: type) -> Any:
 def _convert_list(key: str, value: Any, item_type: type) -> tuple:
     """A YAML list, or on the command line `[lstm, gru]` or `lstm,gru`, as a tuple of `item_type`."""
     if isinstance(value, RawText):
-        parsed = yaml.safe_load(value) if value else []
+        parsed = from_command_line(key, value, empty=[])
         items = parsed if isinstance(parsed, list) else [RawText(part.strip()) for part in value.split(",")]
     elif isinstance(value, list):
         items = value

@@ -82,6 +82,8 @@ def test_overrides_of_shared_run_settings():
         (["train.learning_rate=0.01"], ["train.learning_rate is set by the sweep", "space.train.learning_rate"]),
         (["train.seed=3"], ["train.seed is set by the sweep", "final.seeds"]),
         (["sweep.name=a:b"], ["sweep.name", "without ':'"]),
+        (["grid.cells=[lstm"], ["grid.cells", "not valid YAML"]),
+        (["space.model.dropout={low: 0"], ["space.model.dropout", "not valid YAML"]),
     ],
 )
 def test_bad_sweep_settings_fail_with_the_key_and_the_fix(overrides, expected):

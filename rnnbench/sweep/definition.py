@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid
-from rnnbench.config_files import RawText, build, flat, read_values
+from rnnbench.config_files import RawText, build, flat, from_command_line, read_values
 from rnnbench.errors import ConfigError
 from rnnbench.tasks import LONGEST_UNROLL, TASKS
 from rnnbench.sweep import space
@@ -139,7 +139,8 @@ def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepD
         if old in values:
             raise ConfigError(f"{old} is now part of the search space: write 'space:' then "
                               "'  train.learning_rate: {low: 1.0e-4, high: 3.0e-2, log: true}' (see experiments/sweep.yaml)")
-    entries = {key.removeprefix("space."): _yaml(value) for key, value in values.items() if key.startswith("space.")}
+    entries = {key.removeprefix("space."): from_command_line(key, value) if isinstance(value, RawText) else value
+               for key, value in values.items() if key.startswith("space.")}
     dimensions = space.parse(entries)
     definition = build(SweepDefinition, {key: value for key, value in values.items() if not key.startswith("space.")})
     definition = dataclasses.replace(definition, space=dimensions)
@@ -161,13 +162,6 @@ def _check_unroll(definition: SweepDefinition) -> None:
     if definition.final.reference:
         raise ConfigError(f"final.reference: the seed tutorial is an unrolled SimpleRNN, which data.task={definition.data.task} "
                           f"({task.steps} steps) cannot unroll; set final.reference: false")
-
-
-def _yaml(value):
-    """A `space.KEY={low: 0, high: 0.5}` typed on the command line, read as YAML; a file's value as it is."""
-    import yaml
-
-    return yaml.safe_load(value) if isinstance(value, RawText) else value
 
 
 @dataclasses.dataclass(frozen=True, order=True)
