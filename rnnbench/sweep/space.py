@@ -84,19 +84,25 @@ def short(key: str) -> str:
     return key.partition(".")[2]
 
 
+def _searchable() -> dict[str, type]:
+    """The numeric `model.` and `train.` settings a sweep may search -> their types (int or float)."""
+    sections = typing.get_type_hints(Config)
+    return {
+        f"{section}.{name}": kind
+        for section in ("model", "train") for name, kind in typing.get_type_hints(sections[section]).items()
+        if kind in (int, float) and f"{section}.{name}" not in NOT_SEARCHABLE
+    }
+
+
 def _dimension(key: str, spec: Any) -> Dimension:
     if key in NOT_SEARCHABLE:
         raise ConfigError(f"space.{key}: {key} is set by the sweep through {NOT_SEARCHABLE[key]}; it cannot be searched")
-    section, _, name = key.partition(".")
-    fields = typing.get_type_hints(typing.get_type_hints(Config)[section]) if section in ("model", "train") else {}
-    if fields.get(name) not in (int, float):
-        numeric = [f"{part}.{field}" for part in ("model", "train")
-                   for field, kind in typing.get_type_hints(typing.get_type_hints(Config)[part]).items()
-                   if kind in (int, float) and f"{part}.{field}" not in NOT_SEARCHABLE]
-        raise ConfigError(f"space.{key}: not a numeric run setting; searchable keys: {', '.join(numeric)}")
+    searchable = _searchable()
+    if key not in searchable:
+        raise ConfigError(f"space.{key}: not a numeric run setting; searchable keys: {', '.join(searchable)}")
     if not isinstance(spec, Mapping) or not {"low", "high"} <= set(spec) or set(spec) - {"low", "high", "log"}:
         raise ConfigError(f"space.{key}: received {spec!r}, expected {{low: L, high: H}} with an optional log: true")
-    kind = fields[name]
+    kind = searchable[key]
     low, high = (convert(f"space.{key}.{bound}", spec[bound], kind) for bound in ("low", "high"))
     log = convert(f"space.{key}.log", spec.get("log", False), bool)
     if not (math.isfinite(low) and math.isfinite(high) and low < high) or (log and low <= 0):
