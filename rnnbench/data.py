@@ -101,22 +101,17 @@ KERAS_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}
 
 def split_sizes(config: DataConfig) -> dict[str, int]:
     """Images per split as `load_dataset` makes them, without loading TensorFlow: a Keras download is counted
-    from its published sizes; files on disk are read (so that a missing or damaged one is reported here).
+    from its published sizes (its test split is official, so only validation is held out); any other source is
+    loaded, which reports a missing or damaged file here.
 
     Raises:
         DataError: as `load_dataset`.
     """
     if config.source in KERAS_SIZES and not (config.source == "fashion_mnist" and FASHION_MNIST_DEBIAN.is_dir()):
         pool, test = KERAS_SIZES[config.source]
-    else:
-        _, train_pool, official_test = _read_source(config.source)
-        if train_pool is None:
-            load_dataset(config)  # raises the DataError that names the missing files
-        pool = len(train_pool)
-        test = len(official_test) if official_test is not None else math.ceil(config.test_size * pool)
-        pool -= 0 if official_test is not None else test
-    valid = math.ceil(config.valid_fraction * pool)  # scikit-learn's train_test_split rounds the held-out part up
-    return {"train": pool - valid, "valid": valid, "test": test}
+        valid = math.ceil(config.valid_fraction * pool)  # scikit-learn's train_test_split rounds the held-out part up
+        return {"train": pool - valid, "valid": valid, "test": test}
+    return load_dataset(config).sizes()
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:

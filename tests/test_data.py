@@ -183,3 +183,21 @@ def test_too_few_images_to_split_says_which_setting_to_change(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes([0, 1, 2]))
     with pytest.raises(DataError, match="data.valid_fraction / data.test_size"):
         load_dataset(DataConfig(source=f"idx:{tmp_path}"))
+
+
+@pytest.mark.parametrize("source", ["mnist5k", pytest.param("fashion_mnist", marks=needs_fashion_mnist)])
+def test_the_coordinators_split_sizes_are_those_of_the_loaded_dataset(source):
+    from rnnbench.data import split_sizes
+
+    assert split_sizes(DataConfig(source=source)) == load_dataset(DataConfig(source=source)).sizes()
+
+
+def test_the_split_sizes_of_a_keras_download_need_neither_the_download_nor_tensorflow():
+    """The sweep's coordinator never loads TensorFlow; the full MNIST's sizes are its published 60,000 and 10,000."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from rnnbench.config import DataConfig; from rnnbench.data import split_sizes; "
+            "print(split_sizes(DataConfig(source='mnist')), 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "{'train': 54000, 'valid': 6000, 'test': 10000} False", result.stderr[-2000:]

@@ -4,7 +4,7 @@
     rnnbench sweep experiments/sweep_tiny.yaml train.steps=200 --dry-run
 
 Stage 1 trials (and the seed tutorial's reference runs) are enqueued up front; when a study has
-finished all its trials, the coordinator closes its MLflow parent run with the best learning rate
+finished all its trials, the coordinator closes its MLflow parent run with the best tuned values
 and enqueues that study's final runs as Optuna trials with fixed parameters. In MLflow, one run of
 the sweep holds its settings; the study runs (with their trials) and the final runs nest under it.
 The workers (`rnnbench.sweep.worker`) do the training, in their own processes, so this process never
