@@ -167,7 +167,8 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
         message = f"FAILED: {type(error).__name__}: {error}"
     optuna_study.tell(trial, value, state=None if state == TrialState.COMPLETE else state)
     _tag_run(record["run_id"], state)
-    tuned = ", ".join(f"{short(key)} {value:.3g}" for key, value in trial.params.items() if key in searched(definition))
+    searched = {dimension.key for dimension in definition.space}
+    tuned = ", ".join(f"{short(key)} {value:.3g}" for key, value in trial.params.items() if key in searched)
     print(f"{label}: {message}  ({time.perf_counter() - started:.1f} s{', ' + tuned if tuned else ''})", flush=True)
 
 
@@ -226,7 +227,3 @@ def _tag_run(run_id: str | None, state: TrialState) -> None:
 
 
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-
-
-def searched(definition: SweepDefinition) -> set[str]:
-    return {dimension.key for dimension in definition.space}
