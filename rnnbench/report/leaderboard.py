@@ -15,7 +15,7 @@ import pandas as pd
 from rnnbench import names
 from rnnbench.report.tables import Recorded, settings
 from rnnbench.sweep.definition import REFERENCE_LABEL
-from rnnbench.sweep.space import short
+from rnnbench.sweep.space import described_as_log, short
 
 
 def searched(recorded: Recorded) -> dict[str, bool]:
@@ -23,7 +23,7 @@ def searched(recorded: Recorded) -> dict[str, bool]:
     recorded before the `space:` section, or an experiment of single runs)."""
     sweep = recorded.sweep_run
     declared = {} if sweep is None else {
-        column.removeprefix("params.space."): str(value).endswith("log-uniform")
+        column.removeprefix("params.space."): described_as_log(str(value))
         for column, value in sweep.items() if column.startswith("params.space.") and pd.notna(value)
     }
     order = str(sweep.get("params.space", "")).split(",") if sweep is not None else []

@@ -54,7 +54,16 @@ class Dimension:
         return {"low": self.low, "high": self.high, "log": self.log}
 
     def describe(self) -> str:
-        return f"{self.key} {self.low:g} to {self.high:g}{', log-uniform' if self.log else ''}"
+        """How the sweep's and the studies' MLflow runs record it, e.g. "train.learning_rate 0.0001 to 0.03, log-uniform"."""
+        return f"{self.key} {self.low:g} to {self.high:g}{LOG_UNIFORM if self.log else ''}"
+
+
+LOG_UNIFORM = ", log-uniform"
+
+
+def described_as_log(description: str) -> bool:
+    """Whether a recorded `describe()` is of a dimension searched on a log scale (what the report draws it on)."""
+    return description.endswith(LOG_UNIFORM)
 
 
 DEFAULT_SPACE = {"train.learning_rate": {"low": 1e-4, "high": 3e-2, "log": True}}
