@@ -55,6 +55,8 @@ class DataConfig:
             _invalid("data.source", self.source, "idx: followed by a folder, e.g. idx:/data/mnist")
         if self.task not in TASKS:
             _invalid("data.task", self.task, f"one of {', '.join(TASKS)}")
+        if self.permutation_seed < 0:
+            _invalid("data.permutation_seed", self.permutation_seed, "an integer >= 0")
         _check_fraction("data.valid_fraction", self.valid_fraction)
         _check_fraction("data.test_size", self.test_size)
 

@@ -68,6 +68,7 @@ def test_resolved_yaml_round_trips(tmp_path):
         ("data.valid_fraction=1.5", ["data.valid_fraction", "between 0 and 1"]),
         ("data.source=imagenet", ["data.source", "'imagenet'", "idx:PATH"]),
         ("lstm", ["'lstm' is not of the form key=value"]),
+        ("data.permutation_seed=-1", ["data.permutation_seed", "-1", "an integer >= 0"]),
         ("model.hidden_units=[1", ["model.hidden_units", "'[1'", "not valid YAML"]),
         ("train.learning_rate={a", ["train.learning_rate", "not valid YAML"]),
     ],
