@@ -19,7 +19,8 @@ DASHBOARD_PORT ?= 8080
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000 DASHBOARD_PORT=8080"
-	@echo "  layout (README, Layout): rnnbench/ the core of a run (cells.py and tasks.py: the cell and task tables),"
+	@echo "  layout (README, Layout): rnnbench/ the core of a run (cells.py and tasks.py: the cell and task tables;"
+	@echo "    published.csv: the published results the report draws),"
 	@echo "    rnnbench/sweep/ the two-stage sweep on Optuna (space.py: the searched settings), rnnbench/report/ the"
 	@echo "    HTML report, rnnbench/bench/ the benchmarks; experiments/ run and sweep files; tests/ the test suite"
 

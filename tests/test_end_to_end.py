@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -133,18 +134,24 @@ def test_evaluate_reproduces_the_logged_test_accuracy(smoke_run, workspace):
     assert scores["loss"] == pytest.approx(run.data.metrics[names.TEST_LOSS], rel=1e-5)
 
 
-def test_a_permuted_pixel_run_records_its_order_and_evaluate_applies_it(workspace):
-    """784 steps in the order data.permutation_seed draws: the run records the task and the order's digest, and
-    `rnnbench evaluate` scores the saved model on the same split exactly as the run did (the order is in the
-    saved model); gradients clipped to a global norm of 1 on the way."""
-    from rnnbench import tasks
-
+@pytest.fixture(scope="module")
+def permuted_run(workspace):
+    """A permuted-pixel LSTM run, 784 steps in the order data.permutation_seed=7 draws, gradients clipped."""
     folder, env, client = workspace
     result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "data.task=permuted_pixel", "data.permutation_seed=7",
-                      "model.unroll=false", "model.hidden_units=8", "train.steps=20", "train.eval_every_steps=10",
-                      "train.clip_norm=1.0", "tracking.experiment=permuted", cwd=folder, env=env)
+                      "model.cell=lstm", "model.unroll=false", "model.hidden_units=8", "train.steps=20",
+                      "train.eval_every_steps=10", "train.clip_norm=1.0", "tracking.experiment=permuted", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
-    run = client.get_run(result.stdout.strip().splitlines()[-1].split()[2])
+    return client.get_run(result.stdout.strip().splitlines()[-1].split()[2])
+
+
+def test_a_permuted_pixel_run_records_its_order_and_evaluate_applies_it(workspace, permuted_run):
+    """The run records the task and the order's digest, and `rnnbench evaluate` scores the saved model on the same
+    split exactly as the run did (the order is in the saved model)."""
+    from rnnbench import tasks
+
+    folder, env, _ = workspace
+    run = permuted_run
     assert (run.data.params["data.task"], run.data.params["data.permutation_seed"]) == ("permuted_pixel", "7")
     assert run.data.tags[names.PERMUTATION] == tasks.permutation_digest(7)
     evaluated = rnnbench("evaluate", run.info.run_id, "--data", "mnist5k", cwd=folder, env=env)
@@ -152,6 +159,23 @@ def test_a_permuted_pixel_run_records_its_order_and_evaluate_applies_it(workspac
     scores = json.loads(evaluated.stdout)
     assert scores["accuracy"] == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=1e-9)
     assert scores["loss"] == pytest.approx(run.data.metrics[names.TEST_LOSS], rel=1e-5)
+
+
+def test_the_report_of_permuted_runs_draws_the_published_figures_beside_them_with_their_sources(workspace, permuted_run):
+    """Figure 9: the run's LSTM beside the LSTM rows published for permuted MNIST, each source cited, and the caption
+    says the published runs had 60,000 training images where this one had mnist5k's 3,600."""
+    folder, env, _ = workspace
+    result = rnnbench("report", "--experiment", "permuted", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    report = folder / "reports" / "permuted"
+    page = html.unescape((report / "index.html").read_text())
+    assert "Figure 9. Beside the literature: published test accuracy for the same task and cell.</b>" in page
+    assert (report / "figures" / "published.png").stat().st_size > 10_000
+    drawn = pd.read_csv(report / "published.csv")
+    assert set(drawn.task) == {"permuted_pixel"} and set(drawn.cell) == {"lstm"}
+    for _, row in drawn.iterrows():
+        assert f"{row.authors} {row.year}, {row.table} (arXiv:{row.arxiv})" in page
+    assert "full MNIST training set of 60,000 images" in page and "these runs trained on 3,600 images" in page
 
 
 @needs_fashion_mnist

@@ -38,7 +38,8 @@ UNROLL_NAMES = {False: "looped", True: "unrolled"}
 UNROLL_SHADES = {"looped": "#a9b4c2", "unrolled": "#3d4a5c"}
 """Greys, so that bars of unroll settings are not mistaken for the colours of the cells."""
 STATES = {"COMPLETE": ("#1f77b4", "o"), "PRUNED": ("#999999", "v"), "FAIL": ("#d62728", "X"), "RUNNING": ("#ff7f0e", "s")}
-FILE_STEMS = ("curves", "size", "landscape", "speed", "pareto", "best_model_digits", "best_model_confusion_matrix")
+FILE_STEMS = ("curves", "size", "landscape", "speed", "pareto", "best_model_digits", "best_model_confusion_matrix",
+              "published")
 """The figures' file names (without .png) in the report's figures/ folder."""
 BAND = ("ci", 95)
 """Seaborn's 95% bootstrap confidence interval of the mean across seeds."""

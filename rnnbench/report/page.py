@@ -4,8 +4,8 @@
     rnnbench report --experiment rnnbench --out /tmp/single-runs/index.html
 
 Beside the page: `runs.csv` and `curves.csv` (the tidy tables every figure and table is made
-from), `leaderboard.csv`, `studies.csv` and `figures/*.png`. The page embeds its figures and
-styles, so it opens without a network and prints. A sweep's report is also logged as an
+from), `leaderboard.csv`, `studies.csv`, `published.csv` (the published rows Figure 9 draws) and
+`figures/*.png`. The page embeds its figures and styles, so it opens without a network and prints. A sweep's report is also logged as an
 artifact of the sweep's MLflow run, under `report/`.
 """
 
@@ -26,7 +26,7 @@ from rnnbench.links import Links
 from rnnbench.links import ui_url as default_ui_url
 from rnnbench.sweep.definition import REFERENCE_LABEL
 from rnnbench.errors import UserError
-from rnnbench.report import compare, export, figures, landscape, leaderboard, tables, uncertainty
+from rnnbench.report import compare, export, figures, landscape, leaderboard, literature, tables, uncertainty
 from rnnbench.report import notes as report_notes
 
 REPORTS = Path("reports")
@@ -80,6 +80,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     recorded.curves.to_csv(folder / "curves.csv", index=False)
     board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore").to_csv(folder / "leaderboard.csv", index=False)
     studies.to_csv(folder / "studies.csv", index=False)
+    literature.matching(compared)[0].to_csv(folder / "published.csv", index=False)
     export.write(folder, board, result)
 
     drawn = [
@@ -91,6 +92,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         _draw(figures.best_model, board, compared, figure_folder),
         _draw(uncertainty.forest, board, result, figure_folder),
         _draw(uncertainty.tuning_curves, scores, valid_images, figure_folder),
+        _draw(literature.published_beside_ours, board, compared, figure_folder),
     ]
     links = Links(ui_url or default_ui_url(), recorded.experiment_id)
     notes = report_notes.missing_notes(recorded, compared, studies)

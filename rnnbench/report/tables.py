@@ -37,6 +37,7 @@ COLUMNS = {
     "steps": ("params.train.steps", "Int64"),
     "batch_size": ("params.train.batch_size", "Int64"),
     "data_source": ("params.data.source", str),
+    "task": ("params.data.task", str),
     "backend": ("params.train.backend", str),
     "trial_number": (f"tags.{names.TRIAL_NUMBER}", "Int64"),
     "trial_state": (f"tags.{names.TRIAL_STATE}", str),
