@@ -52,7 +52,8 @@ def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, folder: P
     best = runs.assign(rank=runs.group.map(order.index)).sort_values("rank").groupby(["task", "cell"]).group.first()
     ours = runs[runs.group.isin(set(best))]
     tasks = [task for task in TASKS if task in set(rows.task)]
-    plot, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 4.6), sharey=True, squeeze=False)
+    width = 2.4 * ours.cell.nunique() + 1.6  # room for each mark's label before the next cell's
+    plot, axes = plt.subplots(1, len(tasks), figsize=(width * len(tasks), 4.8), sharey=True, squeeze=False)
     tables = list(dict.fromkeys(rows.apply(published.citation, axis=1)))
     for axis, task in zip(axes[0], tasks):
         _panel(axis, task, ours[ours.task == task], rows[rows.task == task], tables)
