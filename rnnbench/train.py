@@ -63,15 +63,7 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
         TrainingDiverged: the loss became NaN or infinite (checked after every `steps_per_execution` steps).
     """
     settings = config.train
-    keras.backend.clear_session()  # drop the graphs and layers of earlier runs in this process
-    keras.utils.set_random_seed(settings.seed)
-    model = build_model(config.model, config.data.task, config.data.permutation_seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, global_clipnorm=settings.clip_norm or None),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=settings.steps_per_execution,
-    )
+    model = _fresh_model(config)
     with signals.deferred() as stop:
         clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, stop)
         model.fit(
@@ -85,6 +77,44 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
             verbose=0,
         )
     return TrainResult(model, clock.evaluations, clock.speed())
+
+
+def _fresh_model(config: Config) -> keras.Model:
+    """A compiled model for `config` whose weights and optimizer state are those of a new one built with its seed.
+
+    The first run of a shape (everything but the seed and the learning rate) in this process builds and compiles
+    it; later runs of that shape reuse it, so Keras does not trace its training and prediction functions again:
+    they get the weights (and dropout's random-number state) a new model with their seed draws, an optimizer state
+    of zeros (Adam's initial one) and their learning rate. Bit for bit the same training as a new model (tests/test_train.py).
+    """
+    settings = config.train
+    shape = (config.model, config.data.task, config.data.permutation_seed, settings.batch_size,
+             settings.steps_per_execution, settings.clip_norm, keras.backend.backend())
+    compiled = _COMPILED.get(shape)
+    if not _COMPILED:
+        keras.backend.clear_session()  # a process's first model starts from a clean Keras state
+    keras.utils.set_random_seed(settings.seed)
+    model = build_model(config.model, config.data.task, config.data.permutation_seed)
+    if compiled is None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, global_clipnorm=settings.clip_norm or None),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=settings.steps_per_execution,
+        )
+        _COMPILED[shape] = model
+        return model
+    for cached, new in zip(compiled.layers, model.layers, strict=True):  # weights, and dropout's random-number state
+        for target, value in zip(cached.variables, new.variables, strict=True):
+            target.assign(value)
+    for variable in compiled.optimizer.variables:  # Adam starts from zeros: its step count and moment estimates
+        variable.assign(keras.ops.zeros_like(variable))
+    compiled.optimizer.learning_rate = settings.learning_rate
+    return compiled
+
+
+_COMPILED: dict[tuple, keras.Model] = {}
+"""This process's compiled models, one per shape it has trained (see `_fresh_model`)."""
 
 
 def evaluate(model: keras.Model, split: Split) -> Score:

@@ -128,3 +128,27 @@ def test_gradient_clipping_is_keras_global_norm_and_off_by_default(small):
     assert clipped.evaluations[-1].val_accuracy > 0.3  # still learns (chance is 0.1)
     plain = train(config("train.steps=50", "train.eval_every_steps=50"), small)
     assert plain.model.optimizer.global_clipnorm is None
+
+
+@pytest.mark.parametrize("overrides", [["model.cell=lstm"], ["model.cell=gru", "model.dropout=0.2", "train.clip_norm=1.0"],
+                                       ["model.cell=simple_rnn", "data.task=permuted_pixel", "model.unroll=false",
+                                        "train.steps=20", "train.eval_every_steps=10"]])
+def test_a_run_on_the_compiled_model_of_its_shape_trains_exactly_as_a_new_model(small, monkeypatch, overrides):
+    """Runs of one shape share a compiled model (no retracing); each still starts from the weights its seed draws and
+    from Adam's initial state, at its own learning rate: bit for bit the losses, accuracies and test predictions of a
+    model built and compiled for it alone."""
+    import rnnbench.train as training
+
+    shape = ["model.hidden_units=16", "train.steps=60", "train.eval_every_steps=30", *overrides]
+    later = config(*shape, "train.seed=1", "train.learning_rate=0.003")
+    monkeypatch.setattr(training, "_COMPILED", {})
+    alone = train(later, small)
+    alone_predictions = evaluate(alone.model, small.test).predictions
+    monkeypatch.setattr(training, "_COMPILED", {})
+    first = train(config(*shape, "train.seed=0", "train.learning_rate=0.001"), small)
+    reused = train(later, small)
+    assert reused.model is first.model, "the second run of the shape reuses the compiled model"
+    curve = lambda result: [(e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy) for e in result.evaluations]  # noqa: E731
+    assert curve(reused) == curve(alone)
+    assert (evaluate(reused.model, small.test).predictions == alone_predictions).all()
+    assert curve(first) != curve(reused)
