@@ -34,14 +34,21 @@ def tags() -> dict[str, str]:
 
 
 def gpus(backend: str) -> str:
-    """The GPUs the run's backend sees ("none" on the CPU)."""
+    """The GPUs the run's backend uses, by name, and which of the machine's they are when `CUDA_VISIBLE_DEVICES`
+    chose them (a sweep worker's share): "NVIDIA H200 (CUDA_VISIBLE_DEVICES=1)"; "none" on the CPU."""
     if backend == "jax":
         import jax
 
-        return ", ".join(device.device_kind for device in jax.devices() if device.platform == "gpu") or "none"
-    import tensorflow as tf
+        found = [device.device_kind for device in jax.devices() if device.platform == "gpu"]
+    else:
+        import tensorflow as tf
 
-    return ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "none"
+        found = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+                  for gpu in tf.config.list_physical_devices("GPU")]
+    if not found:
+        return "none"
+    chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return ", ".join(found) + (f" (CUDA_VISIBLE_DEVICES={chosen})" if chosen else "")
 
 
 def git_state() -> tuple[str | None, bool]:

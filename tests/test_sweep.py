@@ -175,6 +175,7 @@ def test_a_sweep_killed_with_sigkill_resumes_with_two_workers_and_closes_the_dea
     by_stage, _ = assert_complete(tmp_path)  # the same counts with two workers, and no duplicate
     second = tmp_path / "mlruns" / "logs" / f"{DEFINITION.sweep.name}-worker2.log"  # started by the resuming sweep only
     assert "trial" in second.read_text(), "both workers took work"
+    assert " on the CPU, threads: " in second.read_text().splitlines()[0], "a worker says which device it trains on"
     client = MlflowClient(environment(tmp_path)["MLFLOW_TRACKING_URI"])
     for victim in victims:
         run = client.get_run(victim.info.run_id)

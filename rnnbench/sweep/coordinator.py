@@ -25,7 +25,7 @@ from rnnbench import names, processes, signals, tracking
 from rnnbench.errors import UserError
 from rnnbench.links import Links, ui_url
 from rnnbench.report import summary
-from rnnbench.sweep import state, studies
+from rnnbench.sweep import devices, state, studies
 from rnnbench.sweep.definition import FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
 from rnnbench.sweep.space import values_of
@@ -251,11 +251,13 @@ def _final_params(final: FinalRun, tuned: dict) -> dict:
 
 
 def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> Workers:
-    """`count` worker processes, each with its share of the CPU threads, logging to mlruns/logs/."""
+    """`count` worker processes, each with its share of the CPU threads and of the GPUs (see `devices`), logging to
+    mlruns/logs/."""
     threads = max((os.cpu_count() or 1) // count, 1)
+    base = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    gpus = devices.visible_gpus(base)
     return Workers.start(
         [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name, "--storage", storage_url, "--threads", str(threads)],
-        count,
+        [devices.worker_environment(index, base, gpus) for index in range(count)],
         log_stem=tracking.DEFAULT_STORE / "logs" / definition.sweep.name,
-        environment={**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"},
     )

@@ -34,11 +34,11 @@ class Workers:
     logs: list[Path]
 
     @classmethod
-    def start(cls, command: list[str], count: int, log_stem: Path, environment: dict) -> Workers:
-        """`count` processes running `command`, logging to `<log_stem>-worker<N>.log`."""
+    def start(cls, command: list[str], environments: list[dict], log_stem: Path) -> Workers:
+        """One process running `command` per environment, logging to `<log_stem>-worker<N>.log`."""
         log_stem.parent.mkdir(parents=True, exist_ok=True)
         processes, logs = [], []
-        for index in range(count):
+        for index, environment in enumerate(environments):
             log = log_stem.with_name(f"{log_stem.name}-worker{index + 1}.log")
             with open(log, "a") as output:
                 processes.append(

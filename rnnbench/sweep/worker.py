@@ -19,7 +19,7 @@ import zlib
 import optuna
 from optuna.trial import TrialState
 
-from rnnbench import backend, names, signals, tracking
+from rnnbench import backend, names, processes, provenance, signals, tracking
 from rnnbench.config import Config
 from rnnbench.sweep import state, studies
 from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
@@ -107,6 +107,9 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
     definition = studies.load_definition(storage, sweep_name)
     tracking.open_store()  # a tracking server that does not answer stops the worker here, in one line
     backend.load(definition.train.backend, threads)  # before anything imports Keras
+    gpus = provenance.gpus(definition.train.backend)
+    where = f"on {gpus}" if gpus != "none" else f"on the CPU, threads: {threads or 'all'}"
+    print(f"worker {processes.this_process()} {where}", flush=True)  # the first line of its log
     from rnnbench.data import load_dataset
 
     sweep_plan = plan(definition)
