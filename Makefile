@@ -14,7 +14,7 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install run sweep sweep-plan report ui dashboard test bench bench-backends bench-overhead clean-venv
+.PHONY: help install run sweep sweep-plan report ui dashboard test bench bench-backends bench-overhead bench-budget clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); STORAGE=URL for another storage
 	$(BIN)/optuna-dashboard "$(if $(STORAGE),$(STORAGE),mlruns/optuna.journal)" --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
-test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 12 minutes on 2 cores)
+test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 14 minutes on 2 cores)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 12 minutes)
@@ -64,6 +64,9 @@ bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy an
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
 	$(BIN)/python -m rnnbench.bench.overhead --repeats 5
+
+bench-budget: $(STAMP) ## where a finished sweep's worker-seconds went (EXPERIMENT=name, default the latest sweep; seconds)
+	$(BIN)/python -m rnnbench.bench.budget $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)")
 
 clean-venv: ## remove .venv (the tracking store in mlruns/ is kept)
 	rm -rf $(VENV)

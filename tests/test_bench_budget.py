@@ -1,0 +1,54 @@
+"""The sweep time budget (`make bench-budget`): every worker-second of a sweep in exactly one part."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from rnnbench.bench import budget
+
+START = pd.Timestamp("2026-11-30 00:00:00", tz="UTC")
+
+
+def run(process: str, start: float, end: float, training=None, compile_s=None, eval_rate=None):
+    return {"process": process, "start_time": START + pd.Timedelta(seconds=start), "end_time": START + pd.Timedelta(seconds=end),
+            "training_s": training, "compile_s": compile_s, "eval_samples_per_s": eval_rate, "steps": 100,
+            "params.train.eval_every_steps": "50"}
+
+
+def test_each_worker_second_of_a_sweep_is_in_exactly_one_part():
+    """Two workers for 100 s: a finished run of 40 s (30 s in the loop: 2 s compiling, 2 evaluations of 400 images at
+    400 images/s), a pruned one of 25 s, and a finished one of 50 s on the other worker (45 s loop, 1 s compiling,
+    400 images/s)."""
+    runs = pd.DataFrame([run("a", 5, 45, 30.0, 2.0, 400.0), run("a", 50, 75), run("b", 10, 60, 45.0, 1.0, 400.0)])
+    table = budget.budget(runs, START, START + pd.Timedelta(seconds=100), valid_images=400)
+    assert list(table.index) == list(budget.PARTS)
+    assert table.seconds.to_dict() == pytest.approx({
+        "training": (30 - 2 - 2) + (45 - 1 - 2), "compilation": 3, "validation": 4, "outside the loop": 10 + 5,
+        "stopped runs": 25, "waiting": 200 - 115,
+    })
+    assert table.seconds.sum() == pytest.approx(200) and table.share.sum() == pytest.approx(1)
+
+
+@pytest.mark.slow
+def test_the_budget_of_a_real_sweep_adds_up_to_its_workers_time(tiny_sweep_store):
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    folder, env, _ = tiny_sweep_store
+    result = subprocess.run([sys.executable, "-m", "rnnbench.bench.budget", "--experiment", "sweep-tiny", "--out", "budget"],
+                            cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(folder / "budget" / "budget.csv", index_col="part")
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
+    sweep = client.search_runs([experiment], "tags.`rnnbench.stage` = 'sweep'")[0]
+    workers = len({run.data.tags["rnnbench.process"] for run in client.search_runs([experiment], max_results=1000)
+                   if run.data.tags.get("rnnbench.stage") in ("trial", "final", "reference")})
+    assert table.seconds.sum() == pytest.approx(workers * (sweep.info.end_time - sweep.info.start_time) / 1000, rel=1e-6)
+    assert (table.seconds[["training", "compilation", "validation", "outside the loop"]] > 0).all()
+    assert (folder / "budget" / "budget.png").stat().st_size > 5_000 and "| training |" in result.stdout
