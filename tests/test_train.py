@@ -152,3 +152,20 @@ def test_a_run_on_the_compiled_model_of_its_shape_trains_exactly_as_a_new_model(
     assert curve(reused) == curve(alone)
     assert (evaluate(reused.model, small.test).predictions == alone_predictions).all()
     assert curve(first) != curve(reused)
+
+
+def test_a_run_after_a_diverged_run_of_its_shape_trains_exactly_as_a_new_model(small, monkeypatch):
+    """A diverged trial leaves the shared compiled model with non-finite weights and optimizer state mid-training;
+    the next run of the shape starts clean all the same (a worker's next trial after a too-high learning rate)."""
+    import rnnbench.train as training
+
+    shape = ["model.hidden_units=16", "train.steps=60", "train.eval_every_steps=30"]
+    later = config(*shape, "train.seed=1")
+    monkeypatch.setattr(training, "_COMPILED", {})
+    alone = train(later, small)
+    monkeypatch.setattr(training, "_COMPILED", {})
+    with pytest.raises(TrainingDiverged):
+        train(config(*shape, "train.learning_rate=1e38"), small)
+    after = train(later, small)
+    curve = lambda result: [(e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy) for e in result.evaluations]  # noqa: E731
+    assert curve(after) == curve(alone)
