@@ -52,3 +52,30 @@ def test_the_budget_of_a_real_sweep_adds_up_to_its_workers_time(tiny_sweep_store
     assert table.seconds.sum() == pytest.approx(workers * (sweep.info.end_time - sweep.info.start_time) / 1000, rel=1e-6)
     assert (table.seconds[["training", "compilation", "validation", "outside the loop"]] > 0).all()
     assert (folder / "budget" / "budget.png").stat().st_size > 5_000 and "| training |" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arguments, message", [
+    (["--experiment", "sweep-tiyn"], "no experiment 'sweep-tiyn'"),
+    (["--experiment", "sweep-tiny", "--out", "/proc/no-such-folder"], "cannot write to /proc/no-such-folder"),
+])
+def test_a_bad_experiment_or_folder_is_one_line_and_exit_2(tiny_sweep_store, arguments, message):
+    import subprocess
+    import sys
+
+    folder, env, _ = tiny_sweep_store
+    result = subprocess.run([sys.executable, "-m", "rnnbench.bench.budget", *arguments], cwd=folder,
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"rnnbench: error: {message}") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_without_an_end_has_no_budget(monkeypatch):
+    """A sweep still running (or single runs, which have no sweep run): its budget would be of nothing yet."""
+    from rnnbench.errors import UserError
+    from rnnbench.report import tables
+
+    recorded = tables.Recorded("single-runs", "1", pd.DataFrame({"stage": ["run"]}), pd.DataFrame())
+    monkeypatch.setattr(tables, "read", lambda experiment, curves: recorded)
+    with pytest.raises(UserError, match="'single-runs' has no ended sweep run"):
+        budget._ended_sweep("single-runs")

@@ -11,9 +11,13 @@ Read from the sweep's MLflow runs alone. A worker-second is one second of one wo
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+from rnnbench.errors import UserError
+from rnnbench.report import tables
 
 PARTS = {
     "training": "the training loop's steps (finished runs)",
@@ -58,18 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", help="the sweep's MLflow experiment (default: the latest sweep)")
     parser.add_argument("--out", default="reports/bench/budget")
     args = parser.parse_args(argv)
-
-    from rnnbench.report import tables
-
-    experiment = args.experiment or tables.latest_sweep_experiment()
-    recorded = tables.read(experiment, curves=False)
-    sweep = recorded.sweep_run
-    if sweep is None or pd.isna(sweep.end_time):
-        raise SystemExit(f"rnnbench: error: '{experiment}' has no ended sweep run; run the sweep to its end first")
+    try:
+        experiment, recorded, sweep = _ended_sweep(args.experiment)
+        folder = Path(args.out)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot write to {folder}: {error.strerror}; choose another --out") from None
+    except UserError as error:
+        print(f"rnnbench: error: {error}", file=sys.stderr)
+        return 2
     runs = recorded.runs[recorded.runs.stage.isin(["trial", "final", "reference"])]
     table = budget(runs, sweep.start_time, sweep.end_time, tables.validation_images(recorded.runs))
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "budget.csv", index_label="part")
     workers = runs.process.nunique()
     wall = (sweep.end_time - sweep.start_time).total_seconds()
@@ -81,6 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     _figure(table, heading, folder / "budget.png")
     return 0
+
+
+def _ended_sweep(experiment: str | None) -> tuple[str, tables.Recorded, pd.Series]:
+    """(experiment, its tidy runs, its sweep run), for the named or the latest sweep.
+
+    Raises:
+        UserError: no such experiment, no runs, or no sweep run that has ended.
+    """
+    experiment = experiment or tables.latest_sweep_experiment()
+    recorded = tables.read(experiment, curves=False)
+    sweep = recorded.sweep_run
+    if sweep is None or pd.isna(sweep.end_time):
+        raise UserError(f"'{experiment}' has no ended sweep run; give --experiment a finished sweep's name, or let the "
+                        "sweep end first")
+    return experiment, recorded, sweep
 
 
 def _figure(table: pd.DataFrame, title: str, path: Path) -> None:
