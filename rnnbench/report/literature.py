@@ -15,6 +15,7 @@ import seaborn as sns
 
 from rnnbench import published
 from rnnbench.report.figures import BAND, Figure, band_note, cell_names, labelled, palette, save
+from rnnbench.report.tables import split_images
 from rnnbench.tasks import TASKS
 
 MARKERS = ("D", "s", "^", "P", "v", "X")
@@ -25,15 +26,15 @@ CHANCE = 0.1
 def matching(compared: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     """The published rows for the runs' tasks and cells, or why there are none (runs on another dataset, or no
     checked figure for their task and cells)."""
-    none = published.table().iloc[:0]
+    rows = published.table()
+    none = rows.iloc[:0]
     if compared.empty:
         return none, "no finished final run (or single run) with a test accuracy yet"
     sources = sorted(set(compared.data_source.dropna()))
     if not set(sources) <= set(published.MNIST_SOURCES):
         return none, (f"the published figures are for MNIST ({', '.join(published.MNIST_SOURCES)}); these runs read "
                       f"{', '.join(sources)}")
-    tasks = set(compared.task.fillna("row"))  # runs from before data.task read rows
-    rows = published.table()
+    tasks = set(_tasks(compared))
     matched = rows[rows.task.isin(tasks) & rows.cell.isin(set(compared.cell))]
     if matched.empty:
         return none, (f"rnnbench/published.csv has no checked figure for {', '.join(sorted(tasks))} with these cells "
@@ -41,13 +42,23 @@ def matching(compared: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     return matched, None
 
 
-def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, folder: Path) -> Figure:
-    """Per task, each cell's best variant (its runs' mean and interval) beside the published accuracy of that cell."""
+def _tasks(runs: pd.DataFrame) -> pd.Series:
+    """Each run's task; runs recorded before `data.task` existed read rows."""
+    return runs.task.fillna("row")
+
+
+def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, matched: tuple[pd.DataFrame, str | None],
+                          folder: Path) -> Figure:
+    """Per task, each cell's best variant (its runs' mean and interval) beside the published accuracy of that cell.
+
+    Args:
+        matched: what `matching(compared)` returned: the published rows to draw, or why there are none.
+    """
     figure = Figure("published", "Beside the literature: published test accuracy for the same task and cell")
-    rows, figure.missing = matching(compared)
+    rows, figure.missing = matched
     if figure.missing:
         return figure
-    runs = labelled(compared.assign(task=compared.task.fillna("row")))
+    runs = labelled(compared.assign(task=_tasks(compared)))
     order = list(dict.fromkeys(board.group))  # best first
     best = runs.assign(rank=runs.group.map(order.index)).sort_values("rank").groupby(["task", "cell"]).group.first()
     ours = runs[runs.group.isin(set(best))]
@@ -103,7 +114,7 @@ def _quoted(rows: pd.DataFrame) -> str:
 
 def training_note(ours: pd.DataFrame) -> str:
     """What the runs trained on, against the published runs' full MNIST training set."""
-    train = ours.data_splits.dropna().str.extract(r"train=(\d+)")[0].dropna().astype(int)
+    train = split_images(ours, "train")
     steps, batch = int(ours.steps.max()), int(ours.batch_size.max())
     if train.empty:
         return f"The published runs trained on the full MNIST training set of {published.FULL_TRAINING_SET:,} images."
@@ -117,4 +128,3 @@ def training_note(ours: pd.DataFrame) -> str:
             f"{images:,} images ({images / published.FULL_TRAINING_SET:.0%} of them) for {steps:,} steps of {batch} "
             f"({epochs:.1f} epochs), so a gap below the published figures shows that smaller budget (and each paper's own "
             "settings) before it says anything about the cell.")
-

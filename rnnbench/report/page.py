@@ -5,8 +5,8 @@
 
 Beside the page: `runs.csv` and `curves.csv` (the tidy tables every figure and table is made
 from), `leaderboard.csv`, `studies.csv`, `published.csv` (the published rows Figure 9 draws) and
-`figures/*.png`. The page embeds its figures and styles, so it opens without a network and prints. A sweep's report is also logged as an
-artifact of the sweep's MLflow run, under `report/`.
+`figures/*.png`. The page embeds its figures and styles, so it opens without a network and prints.
+A sweep's report is also logged as an artifact of the sweep's MLflow run, under `report/`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     recorded.curves.to_csv(folder / "curves.csv", index=False)
     board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore").to_csv(folder / "leaderboard.csv", index=False)
     studies.to_csv(folder / "studies.csv", index=False)
-    literature.matching(compared)[0].to_csv(folder / "published.csv", index=False)
+    published = literature.matching(compared)
+    published[0].to_csv(folder / "published.csv", index=False)
     export.write(folder, board, result)
 
     drawn = [
@@ -92,7 +93,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         _draw(figures.best_model, board, compared, figure_folder),
         _draw(uncertainty.forest, board, result, figure_folder),
         _draw(uncertainty.tuning_curves, scores, valid_images, figure_folder),
-        _draw(literature.published_beside_ours, board, compared, figure_folder),
+        _draw(literature.published_beside_ours, board, compared, published, figure_folder),
     ]
     links = Links(ui_url or default_ui_url(), recorded.experiment_id)
     notes = report_notes.missing_notes(recorded, compared, studies)

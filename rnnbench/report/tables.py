@@ -221,8 +221,13 @@ def trial_scores(trials: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def validation_images(runs: pd.DataFrame) -> int | None:
     """The size of the validation split, from the runs' `rnnbench.data_splits` tag (valid=400)."""
-    sizes = runs.data_splits.dropna().str.extract(r"valid=(\d+)")[0].dropna()
+    sizes = split_images(runs, "valid")
     return int(sizes.iloc[0]) if len(sizes) else None
+
+
+def split_images(runs: pd.DataFrame, split: str) -> pd.Series:
+    """Images in `split` (train, valid or test) of each run that recorded its `rnnbench.data_splits` tag."""
+    return runs.data_splits.dropna().str.extract(rf"{split}=(\d+)")[0].dropna().astype(int)
 
 
 def superseded(runs: pd.DataFrame) -> pd.Series:
