@@ -26,6 +26,7 @@ from rnnbench.errors import ConfigError
 from rnnbench.tasks import LONGEST_UNROLL, TASKS
 
 BACKENDS = ("tensorflow", "jax")
+XLA_ON_CPU = ("none", "looped", "all")
 """Keras backends a run can train on (see `rnnbench.backend`); jax needs the optional [jax] extra."""
 
 NAMED_SOURCES = ("mnist5k", "mnist", "fashion_mnist")
@@ -106,6 +107,12 @@ class TrainConfig:
     backend: str = "tensorflow"
     """Keras' backend: tensorflow, or jax (pip install -e '.[jax]'). Same model, same training;
     the weights start from a different random draw."""
+    xla_on_cpu: str = "none"
+    """Which models compile their training and evaluation steps with XLA on the CPU (Keras' jit_compile, which Keras
+    itself leaves to GPUs): none, looped (model.unroll=false), or all. The sweep files choose looped: a sweep's workers
+    train on one thread each, where XLA ran the looped cells 1.5 to 2.6x as fast, while unrolled models compiled for
+    7 to 9 s a shape and LSTM then ran slower (README, Sweep speed). The same computation to float rounding. On a
+    GPU, and on JAX, which always compiles with XLA, it changes nothing."""
 
     def __post_init__(self):
         _check_positive("train.batch_size", self.batch_size)
@@ -127,6 +134,8 @@ class TrainConfig:
             )
         if self.backend not in BACKENDS:
             _invalid("train.backend", self.backend, f"one of {', '.join(BACKENDS)}")
+        if self.xla_on_cpu not in XLA_ON_CPU:
+            _invalid("train.xla_on_cpu", self.xla_on_cpu, f"one of {', '.join(XLA_ON_CPU)}")
         if not 0 < self.learning_rate < float("inf"):
             _invalid("train.learning_rate", self.learning_rate, "a positive number")
         if self.seed < 0:
@@ -176,6 +185,11 @@ class Config:
         return dataclasses.replace(
             self, **{section: dataclasses.replace(getattr(self, section), **keys) for section, keys in sections.items()}
         )
+
+
+def xla_on_cpu_for(xla_on_cpu: str, unroll: bool) -> bool:
+    """Whether `train.xla_on_cpu` asks for XLA on the CPU for a model with `model.unroll=unroll`."""
+    return xla_on_cpu == "all" or (xla_on_cpu == "looped" and not unroll)
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Config:

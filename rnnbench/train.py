@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnnbench import signals
-from rnnbench.config import Config
+from rnnbench.config import Config, xla_on_cpu_for
 from rnnbench.data import CLASSES, Dataset, Split
 from rnnbench.model import build_model
 from rnnbench.results import Evaluation, Score, Speed, TrainResult
@@ -89,7 +89,7 @@ def _fresh_model(config: Config) -> keras.Model:
     """
     settings = config.train
     shape = (config.model, config.data.task, config.data.permutation_seed, settings.batch_size,
-             settings.steps_per_execution, settings.clip_norm, keras.backend.backend())
+             settings.steps_per_execution, settings.clip_norm, settings.xla_on_cpu, keras.backend.backend())
     compiled = _COMPILED.get(shape)
     if not _COMPILED:
         keras.backend.clear_session()  # a process's first model starts from a clean Keras state
@@ -101,6 +101,7 @@ def _fresh_model(config: Config) -> keras.Model:
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             steps_per_execution=settings.steps_per_execution,
+            jit_compile=_jit_compile(config),
         )
         _COMPILED[shape] = model
         return model
@@ -111,6 +112,13 @@ def _fresh_model(config: Config) -> keras.Model:
         variable.assign(keras.ops.zeros_like(variable))
     compiled.optimizer.learning_rate = settings.learning_rate
     return compiled
+
+
+def _jit_compile(config: Config) -> bool | str:
+    """Keras' `jit_compile` for `train.xla_on_cpu`: XLA on a CPU-only machine for the models it names, else Keras' own
+    "auto" (XLA on a GPU for models that allow it, where LSTM and GRU take cuDNN's kernel instead; always on JAX)."""
+    wanted = xla_on_cpu_for(config.train.xla_on_cpu, config.model.unroll)
+    return True if wanted and not tf.config.list_logical_devices("GPU") else "auto"
 
 
 _COMPILED: dict[tuple, keras.Model] = {}

@@ -36,8 +36,8 @@ def test_the_command_writes_one_record_per_shape(tmp_path):
 
     out = tmp_path / "speed.json"
     result = subprocess.run(
-        [sys.executable, "-m", "rnnbench.bench.grid", "--cells", "gru", "--hidden-units", "16", "--batch-sizes", "50",
-         "--seconds", "0.3", "--out", str(out)],
+        [sys.executable, "-m", "rnnbench.bench.grid", "--cells", "simple_rnn", "--hidden-units", "16", "--batch-sizes", "50",
+         "--seconds", "0.3", "--threads", "1", "--xla-on-cpu", "none", "all", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -45,8 +45,10 @@ def test_the_command_writes_one_record_per_shape(tmp_path):
     assert record["matmul_peak_gflop_per_s"] > 1
     # small chained products cannot beat the large product's rate (what the LSTM target's note rests on)
     assert 0 < record["lstm128_b50_products_gflop_per_s"] < 1.5 * record["matmul_peak_gflop_per_s"]
-    assert record["machine"] and record["tensorflow"] and record["date"]
-    assert [(row["cell"], row["unroll"]) for row in record["shapes"]] == [("gru", False), ("gru", True)]
+    assert record["machine"] and record["tensorflow"] and record["date"] and record["threads"] == 1
+    assert [(row["unroll"], row["xla"]) for row in record["shapes"]] == [
+        (False, False), (False, True), (True, False), (True, True)]  # each shape with and without XLA, side by side
     assert all(0 < row["fraction_of_peak"] < 2 for row in record["shapes"])
     section = (tmp_path / "speed.md").read_text()
-    assert record["machine"] in section and "| gru | 16 | looped | 50 |" in section and "| gru | 16 | unrolled | 50 |" in section
+    assert record["machine"] in section and "| simple_rnn | 16 | looped | 50 | no |" in section
+    assert "| simple_rnn | 16 | unrolled | 50 | yes |" in section

@@ -65,6 +65,8 @@ def test_resolved_yaml_round_trips(tmp_path):
         ("train.eval_every_steps=25",
          ["train.steps_per_execution", "received 10", "divisor of train.eval_every_steps=25 (e.g. 5)"]),
         ("train.backend=torch", ["train.backend", "'torch'", "tensorflow, jax"]),
+        ("train.xla_on_cpu=true", ["train.xla_on_cpu", "'true'", "none, looped, all"]),
+        ("train.xla_on_cpu=always", ["train.xla_on_cpu", "'always'", "none, looped, all"]),
         ("data.valid_fraction=1.5", ["data.valid_fraction", "between 0 and 1"]),
         ("data.source=imagenet", ["data.source", "'imagenet'", "idx:PATH"]),
         ("lstm", ["'lstm' is not of the form key=value"]),

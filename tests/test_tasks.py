@@ -88,9 +88,10 @@ def test_the_estimate_knows_that_784_steps_cost_far_more_than_28():
     assert cost.modelled_speed("irnn", 64, False, 50, "permuted_pixel") == cost.modelled_speed("irnn", 64, False, 50, "pixel")
 
 
-def test_the_dry_run_takes_measured_speeds_only_from_runs_of_the_same_task(store):
+def test_the_dry_run_takes_measured_speeds_only_from_runs_of_the_same_task_and_compiler(store):
     """A 784-step run is 26 times slower per image than a 28-step run of the same shape: its speed must not stand
-    for the row task's (runs recorded before data.task existed count as rows)."""
+    for the row task's (runs recorded before data.task existed count as rows); nor may a run compiled with XLA
+    stand for one without (runs recorded before train.xla_on_cpu had none)."""
     from mlflow import MlflowClient
 
     from rnnbench import names
@@ -98,14 +99,15 @@ def test_the_dry_run_takes_measured_speeds_only_from_runs_of_the_same_task(store
 
     client = MlflowClient(store)
     experiment = client.create_experiment("speeds")
-    for task, rate in (("pixel", 200.0), (None, 5000.0)):
+    for task, xla, rate in (("pixel", None, 200.0), (None, None, 5000.0), ("row", "looped", 9000.0), ("row", "none", 5200.0)):
         run = client.create_run(experiment).info.run_id
         params = {"train.batch_size": "50", "model.cell": "lstm", "model.hidden_units": "64", "model.unroll": "False"}
-        for key, value in {**params, **({"data.task": task} if task else {})}.items():
+        for key, value in {**params, **({"data.task": task} if task else {}), **({"train.xla_on_cpu": xla} if xla else {})}.items():
             client.log_param(run, key, value)
         for key, value in ((names.TRAIN_SAMPLES_PER_S, rate), (names.COMPILE_S, 1.0), (names.EVAL_SAMPLES_PER_S, 3 * rate)):
             client.log_metric(run, key, value)
         client.set_terminated(run, "FINISHED")
-    assert estimate.measured_speeds(50, "row")[("lstm", 64, False)].train_samples_per_second == 5000.0
-    assert estimate.measured_speeds(50, "pixel")[("lstm", 64, False)].train_samples_per_second == 200.0
+    assert estimate.measured_speeds(50, "row")[("lstm", 64, False, False)].train_samples_per_second == 5100.0  # median
+    assert estimate.measured_speeds(50, "row")[("lstm", 64, False, True)].train_samples_per_second == 9000.0
+    assert estimate.measured_speeds(50, "pixel")[("lstm", 64, False, False)].train_samples_per_second == 200.0
     assert estimate.measured_speeds(50, "permuted_pixel") == {}

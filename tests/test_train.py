@@ -131,6 +131,7 @@ def test_gradient_clipping_is_keras_global_norm_and_off_by_default(small):
 
 
 @pytest.mark.parametrize("overrides", [["model.cell=lstm"], ["model.cell=gru", "model.dropout=0.2", "train.clip_norm=1.0"],
+                                       ["model.cell=gru", "model.unroll=false", "model.dropout=0.2", "train.xla_on_cpu=looped"],
                                        ["model.cell=simple_rnn", "data.task=permuted_pixel", "model.unroll=false",
                                         "train.steps=20", "train.eval_every_steps=10"]])
 def test_a_run_on_the_compiled_model_of_its_shape_trains_exactly_as_a_new_model(small, monkeypatch, overrides):
@@ -169,3 +170,18 @@ def test_a_run_after_a_diverged_run_of_its_shape_trains_exactly_as_a_new_model(s
     after = train(later, small)
     curve = lambda result: [(e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy) for e in result.evaluations]  # noqa: E731
     assert curve(after) == curve(alone)
+
+
+def test_xla_trains_the_same_model_as_the_graph_to_float_precision(small):
+    """`train.xla_on_cpu` changes how the steps are compiled, not what they compute: the same run's curve as
+    TensorFlow's graph to float32 rounding (XLA fuses and reorders the arithmetic, so not bit for bit); `looped`
+    leaves unrolled models to the graph."""
+    shape = ["model.cell=lstm", "model.unroll=false", "model.hidden_units=16", "train.steps=60", "train.eval_every_steps=30"]
+    graph = train(config(*shape, "train.xla_on_cpu=none"), small)
+    xla = train(config(*shape, "train.xla_on_cpu=looped"), small)
+    assert xla.model.jit_compile is True and graph.model.jit_compile is False
+    unrolled = ["model.unroll=true", "train.steps=10", "train.eval_every_steps=10"]
+    assert train(config(*shape, *unrolled, "train.xla_on_cpu=looped"), small).model.jit_compile is False
+    assert train(config(*shape, *unrolled, "train.xla_on_cpu=all"), small).model.jit_compile is True
+    curve = lambda result: np.array([(e.train_loss, e.val_loss, e.val_accuracy) for e in result.evaluations])  # noqa: E731
+    np.testing.assert_allclose(curve(xla), curve(graph), rtol=1e-3, atol=1e-3)

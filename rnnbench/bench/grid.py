@@ -2,6 +2,7 @@
 
     make bench                                        # the whole grid, about 10 minutes on 2 cores
     python -m rnnbench.bench.grid --cells lstm --hidden-units 128 --batch-sizes 50 --seconds 2
+    python -m rnnbench.bench.grid --threads 1 --xla-on-cpu none all    # a sweep worker's share of 2 cores, XLA or not
 
 For each cell x hidden size x unroll x batch size: `train()` runs a short real training on
 mnist5k, exactly as `rnnbench run` does (same model, optimizer, data pipeline, callbacks and
@@ -16,12 +17,14 @@ BENCHMARKS.md quotes), and prints a table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import time
 from pathlib import Path
 
+from rnnbench.config import XLA_ON_CPU, xla_on_cpu_for
 from rnnbench.cost import flops_per_sample, modelled_speed
 
 OUT = Path("reports/bench/speed.json")
@@ -87,8 +90,9 @@ def memory_mib(field: str) -> float | None:
     return None
 
 
-def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds: float, dataset) -> dict:
-    """One shape: a real training of about `seconds` of steady steps, with two validations."""
+def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds: float, dataset,
+            xla_on_cpu: str = "none") -> dict:
+    """One shape: a real training of about `seconds` of steady steps, with two validations (`train.xla_on_cpu`)."""
     from rnnbench.config import TrainConfig, load_config
     from rnnbench.train import train
 
@@ -98,6 +102,7 @@ def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds
     config = load_config(None, [
         f"model.cell={cell}", f"model.hidden_units={hidden_units}", f"model.unroll={unroll}",
         f"train.batch_size={batch_size}", f"train.steps={2 * window}", f"train.eval_every_steps={window}",
+        f"train.xla_on_cpu={xla_on_cpu}",
     ])
     peak_memory_reset()
     before = memory_mib("VmRSS")
@@ -107,6 +112,7 @@ def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds
     return {
         "cell": cell, "hidden_units": hidden_units, "unroll": unroll, "batch_size": batch_size,
         "steps": 2 * window, "steps_per_execution": spe,
+        "xla": xla_on_cpu_for(xla_on_cpu, unroll),
         "train_samples_per_s": rate,
         "gflop_per_s": rate * flops_per_sample(cell, hidden_units) / 1e9,
         "compile_s": speed.compile_seconds,
@@ -130,13 +136,14 @@ def markdown(record: dict) -> str:
         f"{record.get('lstm128_b50_products_gflop_per_s', float('nan')):,.0f} GFLOP/s. "
         f"Command: `{record['command_line'].strip()}`.",
         "",
-        "| cell | hidden units | unroll | batch | samples/s | GFLOP/s | of peak | compile s | eval samples/s "
+        "| cell | hidden units | unroll | batch | XLA | samples/s | GFLOP/s | of peak | compile s | eval samples/s "
         "| memory growth MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in record["shapes"]:
         lines.append(
             f"| {row['cell']} | {row['hidden_units']} | {'unrolled' if row['unroll'] else 'looped'} | {row['batch_size']} "
+            f"| {'yes' if row.get('xla') else 'no'} "
             f"| {row['train_samples_per_s']:,.0f} | {row['gflop_per_s']:.1f} | {row['fraction_of_peak']:.1%} "
             f"| {row['compile_s']:.1f} | {row['eval_samples_per_s']:,.0f} | {max(row['memory_growth_mib'] or 0, 0):,.0f} |"
         )
@@ -149,12 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden-units", nargs="+", type=int, default=[32, 64, 128, 256])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[50, 250])
     parser.add_argument("--seconds", type=float, default=3.0, help="steady training time per shape")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: all; a sweep worker gets its share)")
+    parser.add_argument("--xla-on-cpu", nargs="+", choices=XLA_ON_CPU, default=["none"],
+                        help="train.xla_on_cpu values, each shape measured with each in turn (none all: both ways)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
     from rnnbench import backend
 
-    backend.load()
+    backend.load(threads=args.threads or None)
     import tensorflow as tf
 
     from rnnbench.config import DataConfig
@@ -167,17 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     lstm_products = recurrent_product_rate()
     print(f"LSTM-128 batch-50 step's products alone: {lstm_products / 1e9:,.0f} GFLOP/s", flush=True)
     rows = []
-    print(f"{'shape':<28}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'compile s':>10}{'eval/s':>10}{'+MiB':>8}")
+    print(f"{'shape':<32}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'compile s':>10}{'eval/s':>10}{'+MiB':>8}")
     for batch_size in args.batch_sizes:
         for cell in args.cells:
             for hidden_units in args.hidden_units:
-                for unroll in (False, True):
-                    row = measure(cell, hidden_units, unroll, batch_size, args.seconds, dataset)
+                for unroll, xla_on_cpu in itertools.product((False, True), args.xla_on_cpu):
+                    row = measure(cell, hidden_units, unroll, batch_size, args.seconds, dataset, xla_on_cpu)
                     row["fraction_of_peak"] = row["gflop_per_s"] * 1e9 / peak
                     rows.append(row)
-                    shape = f"{cell}-h{hidden_units}-{'unrolled' if unroll else 'looped'} b{batch_size}"
+                    shape = f"{cell}-h{hidden_units}-{'unrolled' if unroll else 'looped'} b{batch_size}{' XLA' * row['xla']}"
                     print(
-                        f"{shape:<28}{row['train_samples_per_s']:>11,.0f}{row['gflop_per_s']:>9.1f}"
+                        f"{shape:<32}{row['train_samples_per_s']:>11,.0f}{row['gflop_per_s']:>9.1f}"
                         f"{row['fraction_of_peak']:>9.1%}{row['compile_s']:>10.1f}{row['eval_samples_per_s']:>10,.0f}"
                         f"{max(row['memory_growth_mib'] or 0, 0):>8,.0f}",
                         flush=True,
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "benchmark": "speed", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
         "python": platform.python_version(), "tensorflow": tf.__version__,
-        "keras": __import__("keras").__version__, "threads": os.cpu_count(),
+        "keras": __import__("keras").__version__, "threads": args.threads or os.cpu_count(),
         "command_line": "python -m rnnbench.bench.grid " + " ".join(argv or []),
         "matmul_peak_gflop_per_s": peak / 1e9, "lstm128_b50_products_gflop_per_s": lstm_products / 1e9, "shapes": rows,
     }

@@ -4,8 +4,8 @@
 
 A run's cost is its compilation, its training steps, its validations and a fixed cost for
 building, recording and testing. Speeds come from runs already in the tracking store with the
-same cell, size, unroll and batch size (the median of their `speed/*` metrics); for the others,
-from the FLOP model of `rnnbench.cost`.
+same cell, size, unroll, batch size, task and XLA choice (the median of their `speed/*` metrics);
+for the others, from the FLOP model of `rnnbench.cost`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 
 from rnnbench import cost, tracking
-from rnnbench.config import ModelConfig, TrainConfig
+from rnnbench.config import ModelConfig, TrainConfig, xla_on_cpu_for
 from rnnbench.results import Speed
 from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
 
@@ -31,9 +31,9 @@ def check_sweep_fits(definition: SweepDefinition, sweep_plan: Plan, train_images
         cost.check_fits(SEED_MODEL, SEED_TRAIN.batch_size, train_images, definition.data.task)
 
 
-def measured_speeds(batch_size: int, task: str = "row") -> dict[tuple[str, int, bool], Speed]:
-    """Median speeds of finished runs of `task` in the tracking store, by (cell, hidden units, unroll); runs
-    recorded before `data.task` existed read rows."""
+def measured_speeds(batch_size: int, task: str = "row") -> dict[tuple[str, int, bool, bool], Speed]:
+    """Median speeds of finished runs of `task` in the tracking store, by (cell, hidden units, unroll, XLA on the
+    CPU); runs recorded before `data.task` existed read rows, those before `train.xla_on_cpu` had no XLA."""
     if not tracking.store_exists():
         return {}  # no store yet: nothing measured, and a dry run creates nothing
     tracking.open_store()
@@ -46,11 +46,13 @@ def measured_speeds(batch_size: int, task: str = "row") -> dict[tuple[str, int, 
         return {}
     tasks = runs["params.data.task"] if "params.data.task" in runs else pd.Series("row", index=runs.index)
     runs = runs[tasks.fillna("row") == task]
-    keys = ["params.model.cell", "params.model.hidden_units", "params.model.unroll"]
+    xla = runs.get("params.train.xla_on_cpu", pd.Series("none", index=runs.index)).fillna("none")
+    runs = runs.assign(xla=[xla_on_cpu_for(choice, unroll == "True") for choice, unroll in zip(xla, runs["params.model.unroll"])])
+    keys = ["params.model.cell", "params.model.hidden_units", "params.model.unroll", "xla"]
     medians = runs.dropna(subset=speed_columns).groupby(keys)[speed_columns].median()
     return {
-        (cell, int(units), unroll == "True"): Speed(*values)
-        for (cell, units, unroll), values in medians.iterrows()
+        (cell, int(units), unroll == "True", xla): Speed(*values)
+        for (cell, units, unroll, xla), values in medians.iterrows()
     }
 
 
@@ -85,20 +87,22 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
     for study in sweep_plan.studies:
         def speed_of(unroll: bool) -> Speed:
             key = (study.cell, study.hidden_units, unroll)
-            return speeds.get(key) or cost.modelled_speed(*key, definition.train.batch_size, definition.data.task)
+            measured = speeds.get((*key, xla_on_cpu_for(definition.train.xla_on_cpu, unroll)))
+            return measured or cost.modelled_speed(*key, definition.train.batch_size, definition.data.task)
 
         trial = run_seconds(speed_of(search.unroll), definition.train, valid_images)
         finals = sum(run_seconds(speed_of(run.unroll), definition.train, valid_images) for run in sweep_plan.finals_of(study))
         search_total += trial * search.trials
         final_total += finals
-        measured = (study.cell, study.hidden_units, search.unroll) in speeds
+        measured = (study.cell, study.hidden_units, search.unroll, xla_on_cpu_for(definition.train.xla_on_cpu, search.unroll)) in speeds
         source = "measured in this store" if measured else "FLOP model (~20%)"
         lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
     if sweep_plan.reference_seeds:
         key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
         same_batch = SEED_TRAIN.batch_size == definition.train.batch_size
         seed_speeds = speeds if same_batch else measured_speeds(SEED_TRAIN.batch_size, definition.data.task)
-        speed = seed_speeds.get(key) or cost.modelled_speed(*key, SEED_TRAIN.batch_size, definition.data.task)
+        measured = seed_speeds.get((*key, xla_on_cpu_for(SEED_TRAIN.xla_on_cpu, SEED_MODEL.unroll)))
+        speed = measured or cost.modelled_speed(*key, SEED_TRAIN.batch_size, definition.data.task)
         seeds = len(sweep_plan.reference_seeds)
         reference = run_seconds(speed, SEED_TRAIN, valid_images) * seeds
         final_total += reference
