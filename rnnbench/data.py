@@ -42,15 +42,21 @@ class Split:
     """(N, 28, 28) float32 in [0, 1]: N images (`rnnbench.tasks` says how a model reads them)."""
     labels: np.ndarray
     """(N,) int32 digit classes 0-9."""
+    _digest: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def digest(self) -> str:
-        """A content hash of the images and labels: equal digests mean equal data."""
-        hasher = hashlib.sha256(np.ascontiguousarray(self.images).data)
-        hasher.update(np.ascontiguousarray(self.labels).data)
-        return hasher.hexdigest()[:16]
+        """A content hash of the images and labels: equal digests mean equal data.
+
+        Hashed once per split (every run of a sweep's worker records the digests of the same three splits).
+        """
+        if self._digest is None:
+            hasher = hashlib.sha256(np.ascontiguousarray(self.images).data)
+            hasher.update(np.ascontiguousarray(self.labels).data)
+            object.__setattr__(self, "_digest", hasher.hexdigest()[:16])
+        return self._digest
 
 
 @dataclasses.dataclass(frozen=True)

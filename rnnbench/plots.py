@@ -39,7 +39,22 @@ def learning_curves(evaluations: Sequence[Evaluation], title: str, path: Path) -
 
 def digit_grid(split: Split, task: Task, path: Path, count: int = 10, columns: int = 5) -> Path:
     """The seed's picture: the first `count` training images with their labels, in one mosaic, captioned with
-    how the task reads them."""
+    how the task reads them.
+
+    Drawn once per process for each picture: every final run of a sweep has the same first training images.
+    """
+    key = (split.images[:count].tobytes(), split.labels[:count].tobytes(), task.description, columns)
+    if key not in _DRAWN_GRIDS:
+        _DRAWN_GRIDS[key] = _draw_digit_grid(split, task, path, count, columns).read_bytes()
+    path.write_bytes(_DRAWN_GRIDS[key])
+    return path
+
+
+_DRAWN_GRIDS: dict[tuple, bytes] = {}
+"""The digit grids this process has drawn, as PNG files' bytes, by what they show."""
+
+
+def _draw_digit_grid(split: Split, task: Task, path: Path, count: int, columns: int) -> Path:
     rows = -(-count // columns)
     size = split.images.shape[1]
     mosaic = np.zeros((rows * (size + 6), columns * (size + 2)), dtype=np.float32)
