@@ -79,3 +79,28 @@ def test_a_sweep_without_an_end_has_no_budget(monkeypatch):
     monkeypatch.setattr(tables, "read", lambda experiment, curves: recorded)
     with pytest.raises(UserError, match="'single-runs' has no ended sweep run"):
         budget._ended_sweep("single-runs")
+
+
+def test_budgets_measured_before_and_after_a_change_are_drawn_side_by_side(tmp_path, capsys):
+    """`--compare before=A after=B` reads what two earlier budgets wrote and puts each part's worker-seconds and share
+    side by side, in a table and one figure (e.g. a sweep measured on the old code and the new, in separate stores)."""
+    for label, training in (("old", 300.0), ("new", 100.0)):
+        runs = pd.DataFrame([run("a", 0, 100 + training, training, 2.0, 400.0)])
+        table = budget.budget(runs, START, START + pd.Timedelta(seconds=110 + training), valid_images=400)
+        (tmp_path / label).mkdir()
+        table.to_csv(tmp_path / label / "budget.csv", index_label="part")
+        (tmp_path / label / "budget.md").write_text(f"sweep-{label}: 1 run, 1 worker(s)\n\n| part |\n")
+    assert budget.main(["--compare", f"before={tmp_path / 'old'}", f"after={tmp_path / 'new'}", "--out", str(tmp_path / "both")]) == 0
+    written = (tmp_path / "both" / "budget-compare.md").read_text()
+    assert written == capsys.readouterr().out
+    assert "- before: sweep-old: 1 run" in written and "- after: sweep-new: 1 run" in written
+    # training: the loop less compilation less 2 evaluations of 400 images at 400 images/s
+    assert "| training | 296 | 72.2% | 96 | 45.7% |" in written and "| all | 410 | 100% | 210 | 100% |" in written
+    assert (tmp_path / "both" / "budget-compare.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("entry, message", [("before", "expected LABEL=FOLDER"), ("before=/no/such/folder", "no budget written")])
+def test_a_bad_comparison_entry_is_one_line_and_exit_2(tmp_path, capsys, entry, message):
+    assert budget.main(["--compare", entry, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rnnbench: error: --compare") and message in error and len(error.strip().splitlines()) == 1

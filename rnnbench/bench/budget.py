@@ -2,10 +2,13 @@
 
     make bench-budget                                     # the latest sweep in the store
     python -m rnnbench.bench.budget --experiment rnnbench-sweep --out reports/bench/budget
+    python -m rnnbench.bench.budget --compare before=reports/bench/old after=reports/bench/budget --out docs
 
 Read from the sweep's MLflow runs alone. A worker-second is one second of one worker process (each distinct
 `rnnbench.process` tag of the sweep's runs) between the start and the end of the sweep's run. Writes
-`budget.csv`, `budget.md` and `budget.png` into --out and prints the table.
+`budget.csv`, `budget.md` and `budget.png` into --out and prints the table. `--compare LABEL=FOLDER ...` reads
+budgets written so (by the same sweep measured before and after a change, in one store or several) and writes
+them side by side: `budget-compare.md` and `budget-compare.png`.
 """
 
 from __future__ import annotations
@@ -61,9 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", help="the sweep's MLflow experiment (default: the latest sweep)")
     parser.add_argument("--out", default="reports/bench/budget")
+    parser.add_argument("--compare", nargs="+", metavar="LABEL=FOLDER",
+                        help="budgets written earlier by this command, drawn side by side (no store is read)")
     args = parser.parse_args(argv)
     try:
-        experiment, recorded, sweep = _ended_sweep(args.experiment)
+        if args.compare:
+            budgets = _written_budgets(args.compare)
+        else:
+            experiment, recorded, sweep = _ended_sweep(args.experiment)
         folder = Path(args.out)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         return 2
+    if args.compare:
+        return _compare(budgets, folder)
     runs = recorded.runs[recorded.runs.stage.isin(["trial", "final", "reference"])]
     table = budget(runs, sweep.start_time, sweep.end_time, tables.validation_images(recorded.runs))
     table.to_csv(folder / "budget.csv", index_label="part")
@@ -102,17 +112,59 @@ def _ended_sweep(experiment: str | None) -> tuple[str, tables.Recorded, pd.Serie
     return experiment, recorded, sweep
 
 
-def _figure(table: pd.DataFrame, title: str, path: Path) -> None:
+def _written_budgets(compared: list[str]) -> dict[str, tuple[str, pd.DataFrame]]:
+    """{label: (the budget's heading, its table)} for `LABEL=FOLDER` entries, in order.
+
+    Raises:
+        UserError: an entry without `=`, or a folder without this command's budget.csv and budget.md.
+    """
+    budgets = {}
+    for entry in compared:
+        label, separator, folder = entry.partition("=")
+        if not separator or not label or not folder:
+            raise UserError(f"--compare: received {entry!r}, expected LABEL=FOLDER (e.g. before=reports/bench/old)")
+        try:
+            heading = (Path(folder) / "budget.md").read_text().splitlines()[0]
+            table = pd.read_csv(Path(folder) / "budget.csv", index_col="part")
+        except (OSError, IndexError, ValueError) as error:
+            raise UserError(f"--compare: {folder} has no budget written by this command ({error}); run it with --out {folder}") from None
+        budgets[label] = (heading, table)
+    return budgets
+
+
+def _compare(budgets: dict[str, tuple[str, pd.DataFrame]], folder: Path) -> int:
+    """Writes and prints the budgets side by side: worker-seconds and shares per part, and the figure."""
+    columns = " | ".join(f"{label}: worker-seconds | share" for label in budgets)
+    lines = [f"- {label}: {heading}" for label, (heading, _) in budgets.items()] + [""]
+    lines += [f"| part | {columns} |", "| --- |" + " --- | --- |" * len(budgets)]
+    for part in PARTS:
+        cells = " | ".join(f"{table.seconds[part]:,.0f} | {table.share[part]:.1%}" for _, table in budgets.values())
+        lines.append(f"| {part} | {cells} |")
+    totals = " | ".join(f"{table.seconds.sum():,.0f} | 100%" for _, table in budgets.values())
+    lines.append(f"| all | {totals} |")
+    (folder / "budget-compare.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    tidy = pd.concat({label: table for label, (_, table) in budgets.items()}, names=["sweep", "part"]).reset_index()
+    _figure(tidy, "Where the sweep's worker-seconds went: " + ", ".join(budgets), folder / "budget-compare.png", hue="sweep")
+    return 0
+
+
+def _figure(table: pd.DataFrame, title: str, path: Path, hue: str | None = None) -> None:
+    """Worker-seconds per part as horizontal bars, each labelled with its share; one bar per sweep with `hue`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    figure, axis = plt.subplots(figsize=(9, 3.2))
-    sns.barplot(x=table.seconds, y=table.index, hue=table.index, palette="muted", legend=False, ax=axis)
-    for position, (_, row) in enumerate(table.iterrows()):
-        axis.annotate(f"{row.share:.1%}", (row.seconds, position), xytext=(4, 0), textcoords="offset points", va="center")
+    if hue is None:
+        table = table.rename_axis("part").reset_index()
+    totals = table.groupby(hue, sort=False).seconds.sum() if hue else None  # seaborn's order: first appearance
+    figure, axis = plt.subplots(figsize=(9, 1.2 + 0.35 * len(PARTS) * (len(totals) if hue else 1)))
+    sns.barplot(table, x="seconds", y="part", hue=hue or "part", palette="muted", legend=bool(hue), ax=axis)
+    for index, container in enumerate(axis.containers):  # one per hue level: a sweep's bars, or one part's
+        total = totals.iloc[index] if hue else table.seconds.sum()
+        axis.bar_label(container, labels=[f"{bar.get_width() / total:.1%}" for bar in container], padding=4)
     axis.set(xlabel="worker-seconds", ylabel="", title=title)
     axis.title.set_fontsize(9)
     figure.tight_layout()
