@@ -110,8 +110,8 @@ class TrainConfig:
     xla_on_cpu: str = "none"
     """Which models compile their training and evaluation steps with XLA on the CPU (Keras' jit_compile, which Keras
     itself leaves to GPUs): none, looped (model.unroll=false), or all. The sweep files choose looped: a sweep's workers
-    train on one thread each, where XLA ran the looped cells 1.5 to 2.6x as fast, while unrolled models compiled for
-    7 to 9 s a shape and LSTM then ran slower (README, Sweep speed). The same computation to float rounding. On a
+    train on one thread each, where XLA ran the looped cells 1.2 to 4.1x as fast, while unrolled models compiled for
+    8 to 11 s a shape, in each worker, and cost the default sweep more than they saved (README, Sweep speed). The same computation to float rounding. On a
     GPU, and on JAX, which always compiles with XLA, it changes nothing."""
 
     def __post_init__(self):

@@ -51,4 +51,5 @@ def test_the_command_writes_one_record_per_shape(tmp_path):
     assert all(0 < row["fraction_of_peak"] < 2 for row in record["shapes"])
     section = (tmp_path / "speed.md").read_text()
     assert record["machine"] in section and "| simple_rnn | 16 | looped | 50 | no |" in section
+    assert "Command: `python -m rnnbench.bench.grid --cells simple_rnn --hidden-units 16" in section  # how to measure it again
     assert "| simple_rnn | 16 | unrolled | 50 | yes |" in section

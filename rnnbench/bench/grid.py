@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "speed", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
         "python": platform.python_version(), "tensorflow": tf.__version__,
         "keras": __import__("keras").__version__, "threads": args.threads or os.cpu_count(),
-        "command_line": "python -m rnnbench.bench.grid " + " ".join(argv or []),
+        "command_line": "python -m rnnbench.bench.grid " + " ".join(argv if argv is not None else sys.argv[1:]),
         "matmul_peak_gflop_per_s": peak / 1e9, "lstm128_b50_products_gflop_per_s": lstm_products / 1e9, "shapes": rows,
     }
     write(args.out, record, markdown(record))
