@@ -26,8 +26,10 @@ from rnnbench.errors import ConfigError
 from rnnbench.tasks import LONGEST_UNROLL, TASKS
 
 BACKENDS = ("tensorflow", "jax")
-XLA_ON_CPU = ("none", "looped", "all")
 """Keras backends a run can train on (see `rnnbench.backend`); jax needs the optional [jax] extra."""
+
+XLA_ON_CPU = ("none", "looped", "all")
+"""Values of `train.xla_on_cpu`: which models compile with XLA on a CPU-only machine (see `xla_on_cpu_for`)."""
 
 NAMED_SOURCES = ("mnist5k", "mnist", "fashion_mnist")
 """Data sources known by name; `idx:PATH` reads a folder of IDX files."""
@@ -111,8 +113,8 @@ class TrainConfig:
     """Which models compile their training and evaluation steps with XLA on the CPU (Keras' jit_compile, which Keras
     itself leaves to GPUs): none, looped (model.unroll=false), or all. The sweep files choose looped: a sweep's workers
     train on one thread each, where XLA ran the looped cells 1.2 to 4.1x as fast, while unrolled models compiled for
-    8 to 11 s a shape, in each worker, and cost the default sweep more than they saved (README, Sweep speed). The same computation to float rounding. On a
-    GPU, and on JAX, which always compiles with XLA, it changes nothing."""
+    8 to 11 s a shape, in each worker, and cost the default sweep more than they saved (README, Sweep speed). The
+    same computation to float rounding. On a GPU, and on JAX, which always compiles with XLA, it changes nothing."""
 
     def __post_init__(self):
         _check_positive("train.batch_size", self.batch_size)

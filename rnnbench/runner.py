@@ -24,7 +24,7 @@ from rnnbench.errors import UserError
 from rnnbench.model import summary_text
 from rnnbench.results import Evaluation, Score, TrainResult
 from rnnbench.tasks import TASKS
-from rnnbench.train import TrainingDiverged, evaluate, train
+from rnnbench.train import TrainingDiverged, evaluate, jit_compile, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,13 +190,17 @@ def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
         run = client.get_run(run_id)
     except MlflowException:
         raise UserError(f"no run '{run_id}' in the tracking store {tracking.tracking_uri()}; copy a run id from `make ui`") from None
-    # the run's own data and model settings (its task, its permutation, the model that reads them)
-    recorded = [f"{key}={value}" for key, value in run.data.params.items() if key.startswith(("data.", "model."))]
-    split = load_test_split(load_config(None, recorded + [f"data.source={source}"]).data)
+    # the run's own data and model settings (its task, its permutation, the model that reads them), and its compiler
+    recorded = [f"{key}={value}" for key, value in run.data.params.items()
+                if key.startswith(("data.", "model.")) or key == "train.xla_on_cpu"]
+    config = load_config(None, recorded + [f"data.source={source}"])
+    split = load_test_split(config.data)
     try:
         model = mlflow.keras.load_model(f"runs:/{run_id}/{names.MODEL_ARTIFACT}")
     except (MlflowException, OSError) as error:
         raise UserError(
             f"run {run_id} ({run.info.status}) has no loadable model '{names.MODEL_ARTIFACT}': {str(error).splitlines()[0]}"
         ) from None
+    if jit_compile(config) is True:  # tested with XLA, as it was trained: the same rounding, the same score
+        model.jit_compile = True
     return evaluate(model, split), len(split)

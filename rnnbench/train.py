@@ -101,7 +101,7 @@ def _fresh_model(config: Config) -> keras.Model:
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             steps_per_execution=settings.steps_per_execution,
-            jit_compile=_jit_compile(config),
+            jit_compile=jit_compile(config),
         )
         _COMPILED[shape] = model
         return model
@@ -114,7 +114,7 @@ def _fresh_model(config: Config) -> keras.Model:
     return compiled
 
 
-def _jit_compile(config: Config) -> bool | str:
+def jit_compile(config: Config) -> bool | str:
     """Keras' `jit_compile` for `train.xla_on_cpu`: XLA on a CPU-only machine for the models it names, else Keras' own
     "auto" (XLA on a GPU for models that allow it, where LSTM and GRU take cuDNN's kernel instead; always on JAX)."""
     wanted = xla_on_cpu_for(config.train.xla_on_cpu, config.model.unroll)

@@ -136,18 +136,20 @@ def test_evaluate_reproduces_the_logged_test_accuracy(smoke_run, workspace):
 
 @pytest.fixture(scope="module")
 def permuted_run(workspace):
-    """A permuted-pixel LSTM run, 784 steps in the order data.permutation_seed=7 draws, gradients clipped."""
+    """A permuted-pixel LSTM run, 784 steps in the order data.permutation_seed=7 draws, gradients clipped, compiled with
+    XLA (as sweep_permuted.yaml's are)."""
     folder, env, client = workspace
     result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "data.task=permuted_pixel", "data.permutation_seed=7",
                       "model.cell=lstm", "model.unroll=false", "model.hidden_units=8", "train.steps=20",
-                      "train.eval_every_steps=10", "train.clip_norm=1.0", "tracking.experiment=permuted", cwd=folder, env=env)
+                      "train.eval_every_steps=10", "train.clip_norm=1.0", "train.xla_on_cpu=looped", "tracking.experiment=permuted",
+                      cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     return client.get_run(result.stdout.strip().splitlines()[-1].split()[2])
 
 
 def test_a_permuted_pixel_run_records_its_order_and_evaluate_applies_it(workspace, permuted_run):
     """The run records the task and the order's digest, and `rnnbench evaluate` scores the saved model on the same
-    split exactly as the run did (the order is in the saved model)."""
+    split exactly as the run did (the order is in the saved model; XLA's rounding is the run's too)."""
     from rnnbench import tasks
 
     folder, env, _ = workspace

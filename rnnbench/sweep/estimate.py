@@ -85,17 +85,18 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
     ]
     search_total = final_total = 0.0
     for study in sweep_plan.studies:
+        def measured_key(unroll: bool) -> tuple[str, int, bool, bool]:
+            return study.cell, study.hidden_units, unroll, xla_on_cpu_for(definition.train.xla_on_cpu, unroll)
+
         def speed_of(unroll: bool) -> Speed:
-            key = (study.cell, study.hidden_units, unroll)
-            measured = speeds.get((*key, xla_on_cpu_for(definition.train.xla_on_cpu, unroll)))
-            return measured or cost.modelled_speed(*key, definition.train.batch_size, definition.data.task)
+            modelled = cost.modelled_speed(study.cell, study.hidden_units, unroll, definition.train.batch_size, definition.data.task)
+            return speeds.get(measured_key(unroll)) or modelled
 
         trial = run_seconds(speed_of(search.unroll), definition.train, valid_images)
         finals = sum(run_seconds(speed_of(run.unroll), definition.train, valid_images) for run in sweep_plan.finals_of(study))
         search_total += trial * search.trials
         final_total += finals
-        measured = (study.cell, study.hidden_units, search.unroll, xla_on_cpu_for(definition.train.xla_on_cpu, search.unroll)) in speeds
-        source = "measured in this store" if measured else "FLOP model (~20%)"
+        source = "measured in this store" if measured_key(search.unroll) in speeds else "FLOP model (~20%)"
         lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
     if sweep_plan.reference_seeds:
         key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
