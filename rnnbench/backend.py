@@ -26,8 +26,11 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
             gives each worker its share.
 
     Raises:
-        ConfigError: JAX is not installed, or Keras already runs on another backend in this process.
+        ConfigError: a negative thread count, JAX is not installed, or Keras already runs on another backend in
+            this process.
     """
+    if threads is not None and threads < 0:  # TensorFlow aborts the process on a negative count
+        raise ConfigError(f"threads: received {threads}, expected a number of CPU threads >= 1 (0: all cores)")
     if backend == "jax" and importlib.util.find_spec("jax") is None:
         raise ConfigError("train.backend=jax needs JAX, which is not installed: pip install -e '.[jax]' (make install has it)")
     if "keras" in sys.modules:

@@ -76,3 +76,12 @@ def test_a_run_on_jax_trains_and_records_its_backend(tmp_path):
     assert run.data.tags[names.JAX_VERSION]
     assert run.data.metrics[names.TEST_ACCURACY] > 0.3  # chance is 0.1: it learned
     assert [point.step for point in client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)] == [100, 200]
+
+
+def test_a_negative_thread_count_is_a_one_line_error_not_a_tensorflow_abort():
+    """TensorFlow aborts the process with a native stack dump on a negative thread count (`--threads -1`)."""
+    from rnnbench import backend
+    from rnnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"threads: received -1, expected a number of CPU threads >= 1 \(0: all cores\)"):
+        backend.load("tensorflow", -1)

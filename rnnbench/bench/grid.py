@@ -164,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from rnnbench import backend
+    from rnnbench.errors import UserError
 
-    backend.load(threads=args.threads or None)
+    try:
+        backend.load(threads=args.threads or None)
+    except UserError as error:
+        print(f"rnnbench: error: --{error}", file=sys.stderr)
+        return 2
     import tensorflow as tf
 
     from rnnbench.config import DataConfig
