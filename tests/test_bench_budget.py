@@ -12,10 +12,12 @@ from rnnbench.bench import budget
 START = pd.Timestamp("2026-11-30 00:00:00", tz="UTC")
 
 
-def run(process: str, start: float, end: float, training=None, compile_s=None, eval_rate=None):
+def run(process: str, start: float, end: float, training=None, compile_s=None, eval_rate=None, **shape):
     return {"process": process, "start_time": START + pd.Timedelta(seconds=start), "end_time": START + pd.Timedelta(seconds=end),
             "training_s": training, "compile_s": compile_s, "eval_samples_per_s": eval_rate, "steps": 100,
-            "params.train.eval_every_steps": "50"}
+            "params.train.eval_every_steps": "50", "run_id": f"{process}{start}", "batch_size": 50, "task": "row",
+            "xla_on_cpu": "looped", "gpu": "none", "cpu": "AMD EPYC (2 logical cores)",
+            **{"cell": "lstm", "hidden_units": 128, "unroll": False, **shape}}
 
 
 def test_each_worker_second_of_a_sweep_is_in_exactly_one_part():
@@ -52,6 +54,14 @@ def test_the_budget_of_a_real_sweep_adds_up_to_its_workers_time(tiny_sweep_store
     assert table.seconds.sum() == pytest.approx(workers * (sweep.info.end_time - sweep.info.start_time) / 1000, rel=1e-6)
     assert (table.seconds[["training", "compilation", "validation", "outside the loop"]] > 0).all()
     assert (folder / "budget" / "budget.png").stat().st_size > 5_000 and "| training |" in result.stdout
+    # against the peak: one row per shape of the finished runs, each below the cores' float32 peak
+    rows = [line.split("|") for line in result.stdout.split("## Training against the machine's peak")[1].splitlines()
+            if line.startswith("| ") and line.endswith("% |")]
+    finished = [run for run in client.search_runs([experiment], "attributes.status = 'FINISHED'", max_results=1000)
+                if run.data.tags.get("rnnbench.stage") in ("trial", "final", "reference")]
+    shapes = {(run.data.params["model.cell"], run.data.params["model.hidden_units"], run.data.params["model.unroll"]) for run in finished}
+    assert len(rows) == len(shapes) and all(0 < float(row[-2].strip(" %")) < 100 for row in rows)
+    assert sum(int(row[3]) for row in rows) == len(finished)
 
 
 @pytest.mark.slow
@@ -104,3 +114,33 @@ def test_a_bad_comparison_entry_is_one_line_and_exit_2(tmp_path, capsys, entry, 
     assert budget.main(["--compare", entry, "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("rnnbench: error: --compare") and message in error and len(error.strip().splitlines()) == 1
+
+
+def test_the_sweep_against_the_peak_counts_each_runs_flops_and_each_shapes_rate():
+    """A finished LSTM-128 run of 100 steps of 50 images, 20 s of it in training steps, and a GRU-32 trial pruned at
+    step 40: the sweep's FLOPs are both runs' images times their FLOPs per image; the LSTM's rate is its FLOPs over
+    its training steps' seconds, against a peak of 100 GFLOP/s; the pruned run has no rate."""
+    from rnnbench import cost
+
+    runs = pd.DataFrame([run("a", 0, 40, 30.0, 2.0, 400.0), run("b", 0, 10, cell="gru", hidden_units=32)])
+    trained_s = budget.training_s(runs, valid_images=400)
+    assert trained_s.tolist() == [30 - 2 - 2]
+    flops, shapes = budget.efficiency(runs, pd.Series({"a0": 100, "b0": 40}), trained_s, peak=100e9)
+    lstm, gru = cost.flops_per_sample("lstm", 128, "row"), cost.flops_per_sample("gru", 32, "row")
+    assert flops == pytest.approx(100 * 50 * lstm + 40 * 50 * gru)
+    assert shapes[["cell", "hidden_units", "unroll", "xla", "runs"]].values.tolist() == [["lstm", 128, False, True, 1]]
+    assert shapes.flops_per_s[0] == pytest.approx(100 * 50 * lstm / 26) and shapes.of_peak[0] == pytest.approx(shapes.flops_per_s[0] / 100e9)
+
+
+@pytest.mark.parametrize("where, message", [
+    ({"gpu": "NVIDIA H200 (CUDA_VISIBLE_DEVICES=0)"}, "trained on a GPU"),
+    ({"cpu": "Intel Xeon (64 logical cores)"}, "ran on Intel Xeon (64 logical cores), not on this one"),
+])
+def test_a_sweep_from_a_gpu_or_another_machine_is_not_compared_with_this_cpus_peak(monkeypatch, where, message):
+    from rnnbench import provenance
+
+    monkeypatch.setattr(provenance, "cpu_description", lambda: "AMD EPYC (2 logical cores)")
+    runs = pd.DataFrame([run("a", 0, 40, 30.0, 2.0, 400.0, **where)])
+    recorded = budget.tables.Recorded("sweep", "1", runs, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
+    explained = budget._against_peak(runs, recorded, budget.training_s(runs, 400), wall=40.0)
+    assert len(explained) == 1 and message in explained[0]

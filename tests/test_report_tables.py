@@ -55,6 +55,8 @@ def test_a_jax_run_is_its_own_group_and_runs_from_before_train_backend_count_as_
         {"cell": "lstm", "units": 32, "seed": 0, "accuracy": 0.91, "backend": "jax"},
     )
     assert made_up.runs.backend.tolist() == ["tensorflow", "tensorflow", "jax"]
+    # the same for the settings that came later: rows, and no XLA
+    assert made_up.runs.task.tolist() == ["row"] * 3 and made_up.runs.xla_on_cpu.tolist() == ["none"] * 3
     groups = tables.compared_runs(made_up).group.tolist()
     assert groups == ["lstm-h32-unrolled train.backend=tensorflow"] * 2 + ["lstm-h32-unrolled train.backend=jax"]
 

@@ -9,6 +9,11 @@ Read from the sweep's MLflow runs alone. A worker-second is one second of one wo
 `budget.csv`, `budget.md` and `budget.png` into --out and prints the table. `--compare LABEL=FOLDER ...` reads
 budgets written so (by the same sweep measured before and after a change, in one store or several) and writes
 them side by side: `budget-compare.md` and `budget-compare.png`.
+
+After the budget, the sweep's training against the machine: its FLOPs (`rnnbench.cost.flops_per_sample` times the
+images each run trained on, stopped runs up to their last recorded step), the float32 matrix-product peak of one
+worker's share of the cores (`rnnbench.bench.grid.matmul_peak`, measured then, on the sweep's machine only), the
+sweep's time at that peak, and each shape's training rate as a share of it.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnbench import cost, provenance
+from rnnbench.config import xla_on_cpu_for
 from rnnbench.errors import UserError
 from rnnbench.report import tables
+from rnnbench.sweep import devices
 
 PARTS = {
     "training": "the training loop's steps (finished runs)",
@@ -44,12 +52,10 @@ def budget(runs: pd.DataFrame, sweep_start: pd.Timestamp, sweep_end: pd.Timestam
     """
     lifetime = (runs.end_time - runs.start_time).dt.total_seconds()
     finished = runs.training_s.notna()
-    loop, compiled = runs.training_s[finished], runs.compile_s[finished].fillna(0)
-    evaluations = runs.steps[finished] // pd.to_numeric(runs["params.train.eval_every_steps"][finished])
-    validation = (evaluations * valid_images / runs.eval_samples_per_s[finished]).fillna(0)
+    loop, compiled, validation = runs.training_s[finished], runs.compile_s[finished].fillna(0), _validation_s(runs, valid_images)
     workers = runs.process.nunique()
     seconds = {
-        "training": (loop - compiled - validation).sum(),
+        "training": training_s(runs, valid_images).sum(),
         "compilation": compiled.sum(),
         "validation": validation.sum(),
         "outside the loop": (lifetime[finished] - loop).sum(),
@@ -58,6 +64,83 @@ def budget(runs: pd.DataFrame, sweep_start: pd.Timestamp, sweep_end: pd.Timestam
     }
     table = pd.DataFrame({"seconds": pd.Series(seconds)})
     return table.assign(share=table.seconds / table.seconds.sum())
+
+
+def training_s(runs: pd.DataFrame, valid_images: int) -> pd.Series:
+    """Seconds in training steps of each finished run: its loop less compilation and validation."""
+    finished = runs.training_s.notna()
+    return runs.training_s[finished] - runs.compile_s[finished].fillna(0) - _validation_s(runs, valid_images)
+
+
+def _validation_s(runs: pd.DataFrame, valid_images: int) -> pd.Series:
+    finished = runs.training_s.notna()
+    evaluations = runs.steps[finished] // pd.to_numeric(runs["params.train.eval_every_steps"][finished])
+    return (evaluations * valid_images / runs.eval_samples_per_s[finished]).fillna(0)
+
+
+def efficiency(runs: pd.DataFrame, last_steps: pd.Series, trained_s: pd.Series, peak: float) -> tuple[float, pd.DataFrame]:
+    """The sweep's training FLOPs, and each shape's training rate in the finished runs against `peak`.
+
+    Args:
+        runs: the sweep's trial, final and reference runs, tidy.
+        last_steps: each run's last recorded step (index: run_id); it counts for the runs that stopped early.
+        trained_s: `training_s` of the finished runs.
+        peak: float32 FLOP/s of one worker's share of the cores.
+
+    Returns:
+        (FLOPs of all runs, a table per shape: cell, hidden_units, unroll, xla, runs, training_s, flops_per_s, of_peak).
+    """
+    finished = runs.training_s.notna()
+    steps = runs.steps.where(finished, runs.run_id.map(last_steps)).fillna(0)
+    per_image = [cost.flops_per_sample(cell, units, task) for cell, units, task in zip(runs.cell, runs.hidden_units, runs.task)]
+    flops = steps * runs.batch_size * per_image
+    on_cpu = runs.gpu.fillna("none") == "none"
+    xla = [cpu and xla_on_cpu_for(mode, unroll) for cpu, mode, unroll in zip(on_cpu, runs.xla_on_cpu, runs.unroll)]
+    shapes = (
+        runs.assign(xla=xla, flops=flops, trained_s=trained_s)[finished]
+        .groupby(["cell", "hidden_units", "unroll", "xla"]).agg(runs=("run_id", "size"), training_s=("trained_s", "sum"),
+                                                              flops=("flops", "sum"))
+        .reset_index()
+    )
+    shapes["flops_per_s"] = shapes.pop("flops") / shapes.training_s
+    shapes["of_peak"] = shapes.flops_per_s / peak
+    return float(flops.sum()), shapes
+
+
+def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.Series, wall: float) -> list[str]:
+    """Markdown: the sweep's training FLOPs, the peak, the sweep's time at the peak, its training loops alone and
+    measured, and the shapes' rates, furthest from the peak first; or why there is nothing to compare with."""
+    machines, here = set(runs.cpu.dropna()), provenance.cpu_description()
+    if runs.gpu.fillna("none").ne("none").any():
+        return ["The sweep trained on a GPU: it is not compared with the CPU's peak."]
+    if machines != {here}:
+        return [f"The sweep ran on {', '.join(sorted(machines)) or 'a machine it did not record'}, not on this one ({here}): "
+                "run this there to compare it with its machine's peak."]
+    from rnnbench import backend
+
+    workers = runs.process.nunique()
+    threads = devices.cpu_threads(workers)
+    backend.load("tensorflow", threads)
+    from rnnbench.bench.grid import matmul_peak
+
+    peak = matmul_peak(repeats=3)
+    flops, shapes = efficiency(runs, recorded.curves.groupby("run_id").step.max(), trained_s, peak)
+    times = {"at that peak": flops / (peak * workers), "its training steps alone": trained_s.sum() / workers, "measured": wall}
+    rows = [
+        f"| {row.cell}-{row.hidden_units} {'unrolled' if row.unroll else 'looped'} | {'yes' if row.xla else 'no'} | {row.runs} "
+        f"| {row.training_s:,.0f} | {row.flops_per_s / 1e9:.1f} | {row.of_peak:.0%} |"
+        for row in shapes.sort_values("of_peak").itertuples()
+    ]
+    return [
+        "## Training against the machine's peak", "",
+        f"- Training FLOPs: {flops / 1e12:.1f} TFLOP (`rnnbench.cost.flops_per_sample` times the images each run trained "
+        "on; stopped runs up to their last recorded step).",
+        f"- Peak: {peak / 1e9:.1f} GFLOP/s per worker: float32 4096 x 4096 matrix products on {threads} thread(s), a "
+        f"worker's share of {here}, measured now.",
+        f"- The sweep on {workers} worker(s): " + "; ".join(f"{what} {seconds / 60:.1f} min" for what, seconds in times.items()) + ".",
+        "", "| model | XLA | finished runs | training seconds | GFLOP/s per worker | of peak |", "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         return _compare(budgets, folder)
     runs = recorded.runs[recorded.runs.stage.isin(["trial", "final", "reference"])]
-    table = budget(runs, sweep.start_time, sweep.end_time, tables.validation_images(recorded.runs))
+    valid_images = tables.validation_images(recorded.runs)
+    table = budget(runs, sweep.start_time, sweep.end_time, valid_images)
     table.to_csv(folder / "budget.csv", index_label="part")
     workers = runs.process.nunique()
     wall = (sweep.end_time - sweep.start_time).total_seconds()
@@ -91,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                f"worker-seconds ({runs.cpu.dropna().iloc[0] if runs.cpu.notna().any() else 'machine not recorded'})")
     lines = [heading, "", "| part | worker-seconds | share | what it counts |", "| --- | --- | --- | --- |"]
     lines += [f"| {part} | {row.seconds:,.0f} | {row.share:.1%} | {PARTS[part]} |" for part, row in table.iterrows()]
+    lines += ["", *_against_peak(runs, recorded, training_s(runs, valid_images), wall)]
     (folder / "budget.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _figure(table, heading, folder / "budget.png")
@@ -104,7 +189,7 @@ def _ended_sweep(experiment: str | None) -> tuple[str, tables.Recorded, pd.Serie
         UserError: no such experiment, no runs, or no sweep run that has ended.
     """
     experiment = experiment or tables.latest_sweep_experiment()
-    recorded = tables.read(experiment, curves=False)
+    recorded = tables.read(experiment, curves=True)
     sweep = recorded.sweep_run
     if sweep is None or pd.isna(sweep.end_time):
         raise UserError(f"'{experiment}' has no ended sweep run; give --experiment a finished sweep's name, or let the "

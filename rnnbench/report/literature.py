@@ -34,17 +34,12 @@ def matching(compared: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     if not set(sources) <= set(published.MNIST_SOURCES):
         return none, (f"the published figures are for MNIST ({', '.join(published.MNIST_SOURCES)}); these runs read "
                       f"{', '.join(sources)}")
-    tasks = set(_tasks(compared))
+    tasks = set(compared.task)
     matched = rows[rows.task.isin(tasks) & rows.cell.isin(set(compared.cell))]
     if matched.empty:
         return none, (f"rnnbench/published.csv has no checked figure for {', '.join(sorted(tasks))} with these cells "
                       f"(it covers {', '.join(sorted(set(rows.task)))})")
     return matched, None
-
-
-def _tasks(runs: pd.DataFrame) -> pd.Series:
-    """Each run's task; runs recorded before `data.task` existed read rows."""
-    return runs.task.fillna("row")
 
 
 def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, matched: tuple[pd.DataFrame, str | None],
@@ -58,7 +53,7 @@ def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, matched: 
     rows, figure.missing = matched
     if figure.missing:
         return figure
-    runs = labelled(compared.assign(task=_tasks(compared)))
+    runs = labelled(compared)
     order = list(dict.fromkeys(board.group))  # best first
     best = runs.assign(rank=runs.group.map(order.index)).sort_values("rank").groupby(["task", "cell"]).group.first()
     ours = runs[runs.group.isin(set(best))]

@@ -39,6 +39,7 @@ COLUMNS = {
     "data_source": ("params.data.source", str),
     "task": ("params.data.task", str),
     "backend": ("params.train.backend", str),
+    "xla_on_cpu": ("params.train.xla_on_cpu", str),
     "trial_number": (f"tags.{names.TRIAL_NUMBER}", "Int64"),
     "trial_state": (f"tags.{names.TRIAL_STATE}", str),
     "failure": (f"tags.{names.FAILURE}", str),
@@ -142,7 +143,9 @@ def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
             runs[name] = values.map({"True": True, "False": False}).astype("boolean")
         else:
             runs[name] = pd.to_numeric(values, errors="coerce").astype(kind)
-    runs.loc[runs.steps.notna() & runs.backend.isna(), "backend"] = "tensorflow"  # recorded before train.backend existed
+    trained = runs.steps.notna()  # runs recorded before a setting existed ran with what it now defaults to
+    for name, before in (("backend", "tensorflow"), ("task", "row"), ("xla_on_cpu", "none")):
+        runs.loc[trained & runs[name].isna(), name] = before
     used = {column for column, _ in COLUMNS.values()}
     rest = [column for column in raw.columns if column.startswith(("params.", "metrics.")) and column not in used]
     runs = pd.concat([runs, raw[sorted(rest)]], axis=1)

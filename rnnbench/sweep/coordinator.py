@@ -253,7 +253,7 @@ def _final_params(final: FinalRun, tuned: dict) -> dict:
 def _start_workers(definition: SweepDefinition, storage_url: str, count: int) -> Workers:
     """`count` worker processes, each with its share of the CPU threads and of the GPUs (see `devices`), logging to
     mlruns/logs/."""
-    threads = max((os.cpu_count() or 1) // count, 1)
+    threads = devices.cpu_threads(count)
     base = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"}
     gpus = devices.visible_gpus(base)
     return Workers.start(

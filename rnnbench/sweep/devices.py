@@ -20,6 +20,11 @@ GROW_MEMORY = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCA
 A value the user set in the environment is kept."""
 
 
+def cpu_threads(workers: int) -> int:
+    """Each of `workers` local workers' share of this machine's CPU threads (at least one)."""
+    return max((os.cpu_count() or 1) // workers, 1)
+
+
 def visible_gpus(environment: Mapping[str, str] | None = None) -> list[str]:
     """The GPUs this machine lets a process use, as `CUDA_VISIBLE_DEVICES` entries.
 
