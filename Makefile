@@ -65,7 +65,7 @@ bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy an
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
 	$(BIN)/python -m rnnbench.bench.overhead --repeats 5
 
-bench-budget: $(STAMP) ## where a finished sweep's worker-seconds went (EXPERIMENT=name, default the latest sweep; seconds)
+bench-budget: $(STAMP) ## where a finished sweep's worker-seconds went, and its training against the machine's peak (EXPERIMENT=name, default the latest sweep; seconds)
 	$(BIN)/python -m rnnbench.bench.budget $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)")
 
 clean-venv: ## remove .venv (the tracking store in mlruns/ is kept)
