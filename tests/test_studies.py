@@ -215,3 +215,29 @@ def test_workers_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("shared").experiment_id], max_results=100)
     assert len(runs) == 30
     assert all(len(run.inputs.dataset_inputs) == 3 for run in runs)
+
+
+def test_a_worker_keeps_to_its_study_and_a_free_worker_takes_a_study_nobody_runs():
+    """Two workers, three studies in the plan's order: the first worker takes the first study; the second, finding a
+    trial of it running, takes the second study; each then keeps to its own (its shape is compiled there); a worker
+    whose study has nothing left joins a running one rather than wait; final runs always come first."""
+    from rnnbench.sweep.definition import Study
+    from rnnbench.sweep.worker import _in_order
+
+    storage = optuna.storages.InMemoryStorage()
+    plan = [None, Study("lstm", 32), Study("gru", 32), Study("gru", 64)]
+    loaded = {study: optuna.create_study(study_name=str(study), storage=storage) for study in plan}
+    for study in plan[1:]:
+        studies.enqueue_search_trials(loaded[study], planned=2)
+
+    def takes(last):
+        for study, optuna_study in _in_order(loaded, last):
+            if studies.take(optuna_study, None) is not None:
+                return study
+
+    first = takes(None)
+    second = takes(None)
+    assert (first, second) == (plan[1], plan[2])
+    assert takes(first) == plan[1] and takes(second) == plan[2]  # each worker's second trial: its own study
+    assert takes(first) == plan[3]  # lstm-32 has nothing left: the study nobody runs
+    assert [study for study, _ in _in_order(loaded, plan[2])][:2] == [None, plan[2]]

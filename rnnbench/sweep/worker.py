@@ -123,20 +123,36 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
             sampler=TrialSampler(search.sampler_seed, name, search.startup_trials, tuple(d.key for d in definition.space)),
             pruner=PRUNERS[search.pruner](search, definition.train.eval_every_steps),
         )
-    ran = 0
+    ran, last_study = 0, None
     while True:
         signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
-        for study, optuna_study in loaded.items():  # final runs first: finished variants early
+        for study, optuna_study in _in_order(loaded, last_study):
             studies.fail_dead_trials(optuna_study, state.close_dead_trial)
             trial = studies.take(optuna_study, storage_url)
             if trial is not None:
                 _run_taken(definition, study, optuna_study, trial, dataset)
-                ran += 1
+                ran, last_study = ran + 1, study or last_study
                 break
         else:
             if state.sweep_complete(sweep_plan, loaded):
                 return ran
             time.sleep(POLL_SECONDS)
+
+
+def _in_order(loaded: dict, last_study: Study | None) -> list[tuple]:
+    """Where a worker looks for work: final runs first (finished variants early), then the study it last took a
+    trial from, then studies no worker is running, then the rest, each in the plan's order.
+
+    So a study's trials mostly run one after another in one worker: it compiles the study's shape once, not
+    once in every worker, and each trial's sampler and pruner see the trials before it finished, not running.
+    A worker with nothing else to do still joins another's study, so no worker waits while trials do.
+    """
+    finals, *searches = loaded.items()
+
+    def running(optuna_study) -> bool:
+        return bool(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    return [finals, *sorted(searches, key=lambda item: (item[0] != last_study, running(item[1])))]
 
 
 def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: optuna.Study, trial: optuna.Trial, dataset):
