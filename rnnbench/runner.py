@@ -93,7 +93,14 @@ def run_experiment(
         dataset = load_dataset(config.data)  # before the run exists: a data error leaves no record
     cost.check_fits(config.model, config.train.batch_size, len(dataset.train), config.data.task)
     client = tracking.open_store()
-    run_id = tracking.start_run(client, config, stage, parent_run_id, tags, run_name)
+    run_id = None
+    try:
+        with signals.deferred():  # a stop while the run is created is raised once its id is known, to close it
+            run_id = tracking.start_run(client, config, stage, parent_run_id, tags, run_name)
+    except KeyboardInterrupt as stop:
+        if run_id is not None:
+            _close_killed(client, run_id, stop)
+        raise
     try:
         if on_start:
             on_start(run_id, dataset)
@@ -115,7 +122,7 @@ def run_experiment(
         tracking.end_run(client, run_id, "FAILED", failure="diverged", reason=reason)
         raise RunFailed(run_id, reason) from None
     except KeyboardInterrupt as stop:
-        tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason=f"stopped by {signals.describe(stop)}")
+        _close_killed(client, run_id, stop)
         raise
     except BaseException as error:
         fault = faults.explain(error)
@@ -127,6 +134,10 @@ def run_experiment(
         raise RunFailed(run_id, fault.message + kept, why=fault.kind) from None
     tracking.end_run(client, run_id, "FINISHED")
     return RunOutcome(run_id, result, score, dataset)
+
+
+def _close_killed(client, run_id: str, stop: KeyboardInterrupt) -> None:
+    tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason=f"stopped by {signals.describe(stop)}")
 
 
 def _close_failed(client, run_id: str, failure: str, reason: str) -> bool:

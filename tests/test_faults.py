@@ -70,6 +70,30 @@ def test_sigterm_ends_a_run_killed_with_its_metrics_kept(tmp_path):
     assert len(client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)) >= 2
 
 
+def test_a_stop_while_the_run_is_created_closes_it_killed(store, monkeypatch):
+    """Ctrl-C or a scheduler's SIGTERM just after MLflow created the run, before its id reached the code that closes
+    runs (it happened to a sweep worker in 1 of 2 full test sessions): the run ends KILLED, never stays RUNNING."""
+    from rnnbench import runner
+    from rnnbench.config import load_config
+
+    log_batch = MlflowClient.log_batch
+
+    def stopped_while_logging_params(self, *args, **kwargs):  # the run exists; its params are being written
+        monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+        os.kill(os.getpid(), signal.SIGINT)
+        return log_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", stopped_while_logging_params)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, also where tests run in the background
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_experiment(load_config(SMOKE, ["tracking.experiment=creating"]))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    [run] = MlflowClient(store).search_runs([MlflowClient(store).get_experiment_by_name("creating").experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags[names.FAILURE_REASON] == "stopped by Ctrl-C"
+
+
 def test_sigterm_stops_a_joined_worker_and_then_the_sweep_with_nothing_left_running(tmp_path):
     env = store_of(tmp_path)
     coordinator = start(["sweep", TINY, "train.steps=2000", "train.eval_every_steps=50"], tmp_path, env)
