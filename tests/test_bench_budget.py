@@ -16,7 +16,7 @@ def run(process: str, start: float, end: float, training=None, compile_s=None, e
     return {"process": process, "start_time": START + pd.Timedelta(seconds=start), "end_time": START + pd.Timedelta(seconds=end),
             "training_s": training, "compile_s": compile_s, "eval_samples_per_s": eval_rate, "steps": 100,
             "params.train.eval_every_steps": "50", "run_id": f"{process}{start}", "batch_size": 50, "task": "row",
-            "xla_on_cpu": "looped", "gpu": "none", "cpu": "AMD EPYC (2 logical cores)",
+            "xla_on_cpu": "looped", "xla": True, "gpu": "none", "cpu": "AMD EPYC (2 logical cores)",
             **{"cell": "lstm", "hidden_units": 128, "unroll": False, **shape}}
 
 

@@ -22,8 +22,9 @@ def recorded(*runs: dict) -> tables.Recorded:
             "params.train.steps": str(run.get("steps", 5000)), "params.train.batch_size": "50",
             "params.data.source": "mnist5k", "metrics.test/accuracy": run["accuracy"],
             **({"params.train.backend": run["backend"]} if "backend" in run else {}),
+            **({"params.train.xla_on_cpu": run["xla_on_cpu"]} if "xla_on_cpu" in run else {}),
         })
-    runs_table = tables._tidy(pd.DataFrame(rows))
+    runs_table = tables.tidy(pd.DataFrame(rows))
     return tables.Recorded("made-up", "1", runs_table, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
 
 
@@ -57,8 +58,19 @@ def test_a_jax_run_is_its_own_group_and_runs_from_before_train_backend_count_as_
     assert made_up.runs.backend.tolist() == ["tensorflow", "tensorflow", "jax"]
     # the same for the settings that came later: rows, and no XLA
     assert made_up.runs.task.tolist() == ["row"] * 3 and made_up.runs.xla_on_cpu.tolist() == ["none"] * 3
+    assert made_up.runs.xla.tolist() == [False] * 3
     groups = tables.compared_runs(made_up).group.tolist()
     assert groups == ["lstm-h32-unrolled train.backend=tensorflow"] * 2 + ["lstm-h32-unrolled train.backend=jax"]
+
+
+def test_xla_says_whether_train_xla_on_cpu_asked_it_for_the_runs_model():
+    made_up = recorded(
+        {"cell": "gru", "units": 32, "unroll": False, "xla_on_cpu": "looped", "accuracy": 0.9},
+        {"cell": "gru", "units": 32, "unroll": True, "xla_on_cpu": "looped", "accuracy": 0.9},
+        {"cell": "gru", "units": 32, "unroll": True, "xla_on_cpu": "all", "accuracy": 0.9},
+        {"cell": "gru", "units": 32, "unroll": False, "xla_on_cpu": "none", "accuracy": 0.9},
+    )
+    assert made_up.runs.xla.tolist() == [True, False, True, False]
 
 
 def test_the_leaderboard_ranks_by_mean_accuracy_and_measures_gaps_in_fractions():

@@ -25,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 
 from rnnbench import cost, provenance
-from rnnbench.config import xla_on_cpu_for
 from rnnbench.errors import UserError
 from rnnbench.report import tables
 from rnnbench.sweep import devices
@@ -98,9 +97,8 @@ def efficiency(runs: pd.DataFrame, last_steps: pd.Series, trained_s: pd.Series, 
     per_image = [cost.flops_per_sample(cell, units, task) for cell, units, task in zip(runs.cell, runs.hidden_units, runs.task)]
     flops = steps * runs.batch_size * per_image
     on_cpu = runs.gpu.fillna("none") == "none"
-    xla = [cpu and xla_on_cpu_for(mode, unroll) for cpu, mode, unroll in zip(on_cpu, runs.xla_on_cpu, runs.unroll)]
     shapes = (
-        runs.assign(xla=xla, flops=flops, trained_s=trained_s)[finished]
+        runs.assign(xla=runs.xla & on_cpu, flops=flops, trained_s=trained_s)[finished]
         .groupby(["cell", "hidden_units", "unroll", "xla"]).agg(runs=("run_id", "size"), training_s=("trained_s", "sum"),
                                                               flops=("flops", "sum"))
         .reset_index()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnbench import names, tracking
-from rnnbench.config import ModelConfig
+from rnnbench.config import ModelConfig, xla_on_cpu_for
 from rnnbench.errors import UserError
 from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN
 
@@ -118,7 +118,7 @@ def read(experiment: str, curves: bool = True) -> Recorded:
     if raw.empty:
         raise UserError(f"experiment '{experiment}' in {tracking.tracking_uri()} has no runs; experiments with runs: "
                         f"{_listing(client)}")
-    runs = _tidy(raw)
+    runs = tidy(raw)
     history = _curves(client, runs if curves else runs.iloc[:0])
     best = history[history.metric == names.VAL_ACCURACY].groupby("run_id").value.max()
     runs.insert(runs.columns.get_loc("last_val_accuracy") + 1, "best_val_accuracy", runs.run_id.map(best))
@@ -133,7 +133,10 @@ def _listing(client) -> str:
     return ", ".join(existing) if existing else "none yet (`make sweep` or `make run` records some)"
 
 
-def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
+def tidy(raw: pd.DataFrame) -> pd.DataFrame:
+    """MLflow's runs as `mlflow.search_runs` returns them, typed under the COLUMNS' names, with `xla`: whether the
+    run's `train.xla_on_cpu` asked XLA for its model (which it takes on a CPU-only machine). Runs recorded before a
+    setting existed read what it now defaults to."""
     runs = raw[["run_id", "status", "start_time", "end_time"]].copy()
     for name, (column, kind) in COLUMNS.items():
         values = raw[column] if column in raw else pd.Series(np.nan, index=raw.index)
@@ -146,6 +149,7 @@ def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
     trained = runs.steps.notna()  # runs recorded before a setting existed ran with what it now defaults to
     for name, before in (("backend", "tensorflow"), ("task", "row"), ("xla_on_cpu", "none")):
         runs.loc[trained & runs[name].isna(), name] = before
+    runs["xla"] = [bool(ran and xla_on_cpu_for(mode, unroll)) for ran, mode, unroll in zip(trained, runs.xla_on_cpu, runs.unroll)]
     used = {column for column, _ in COLUMNS.values()}
     rest = [column for column in raw.columns if column.startswith(("params.", "metrics.")) and column not in used]
     runs = pd.concat([runs, raw[sorted(rest)]], axis=1)

@@ -11,10 +11,10 @@ for the others, from the FLOP model of `rnnbench.cost`.
 from __future__ import annotations
 
 import mlflow
-import pandas as pd
 
 from rnnbench import cost, tracking
 from rnnbench.config import ModelConfig, TrainConfig, xla_on_cpu_for
+from rnnbench.report import tables
 from rnnbench.results import Speed
 from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
 
@@ -37,21 +37,17 @@ def measured_speeds(batch_size: int, task: str = "row") -> dict[tuple[str, int, 
     if not tracking.store_exists():
         return {}  # no store yet: nothing measured, and a dry run creates nothing
     tracking.open_store()
-    runs = mlflow.search_runs(
+    raw = mlflow.search_runs(
         search_all_experiments=True,
         filter_string=f"attributes.status = 'FINISHED' and params.`train.batch_size` = '{batch_size}'",
     )
-    speed_columns = ["metrics.speed/train_samples_per_s", "metrics.speed/compile_s", "metrics.speed/eval_samples_per_s"]
-    if runs.empty or not set(speed_columns) <= set(runs.columns):
+    if raw.empty:
         return {}
-    tasks = runs["params.data.task"] if "params.data.task" in runs else pd.Series("row", index=runs.index)
-    runs = runs[tasks.fillna("row") == task]
-    xla = runs.get("params.train.xla_on_cpu", pd.Series("none", index=runs.index)).fillna("none")
-    runs = runs.assign(xla=[xla_on_cpu_for(choice, unroll == "True") for choice, unroll in zip(xla, runs["params.model.unroll"])])
-    keys = ["params.model.cell", "params.model.hidden_units", "params.model.unroll", "xla"]
-    medians = runs.dropna(subset=speed_columns).groupby(keys)[speed_columns].median()
+    speed_columns = ["train_samples_per_s", "compile_s", "eval_samples_per_s"]
+    runs = tables.tidy(raw).dropna(subset=speed_columns)
+    medians = runs[runs.task == task].groupby(["cell", "hidden_units", "unroll", "xla"])[speed_columns].median()
     return {
-        (cell, int(units), unroll == "True", xla): Speed(*values)
+        (cell, int(units), bool(unroll), bool(xla)): Speed(*values)
         for (cell, units, unroll, xla), values in medians.iterrows()
     }
 
