@@ -69,8 +69,9 @@ def test_xla_says_whether_train_xla_on_cpu_asked_it_for_the_runs_model():
         {"cell": "gru", "units": 32, "unroll": True, "xla_on_cpu": "looped", "accuracy": 0.9},
         {"cell": "gru", "units": 32, "unroll": True, "xla_on_cpu": "all", "accuracy": 0.9},
         {"cell": "gru", "units": 32, "unroll": False, "xla_on_cpu": "none", "accuracy": 0.9},
+        {"cell": "gru", "units": 32, "unroll": None, "xla_on_cpu": "looped", "accuracy": 0.9, "stage": "sweep"},  # no model
     )
-    assert made_up.runs.xla.tolist() == [True, False, True, False]
+    assert made_up.runs.xla.tolist() == [True, False, True, False, False]
 
 
 def test_the_leaderboard_ranks_by_mean_accuracy_and_measures_gaps_in_fractions():

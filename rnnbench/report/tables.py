@@ -149,7 +149,8 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     trained = runs.steps.notna()  # runs recorded before a setting existed ran with what it now defaults to
     for name, before in (("backend", "tensorflow"), ("task", "row"), ("xla_on_cpu", "none")):
         runs.loc[trained & runs[name].isna(), name] = before
-    runs["xla"] = [bool(ran and xla_on_cpu_for(mode, unroll)) for ran, mode, unroll in zip(trained, runs.xla_on_cpu, runs.unroll)]
+    model = trained & runs.unroll.notna()  # a sweep's and its studies' runs record train settings, but no model
+    runs["xla"] = [bool(known and xla_on_cpu_for(mode, unroll)) for known, mode, unroll in zip(model, runs.xla_on_cpu, runs.unroll)]
     used = {column for column, _ in COLUMNS.values()}
     rest = [column for column in raw.columns if column.startswith(("params.", "metrics.")) and column not in used]
     runs = pd.concat([runs, raw[sorted(rest)]], axis=1)
