@@ -12,6 +12,9 @@ ARGS ?=
 EXPERIMENT ?=
 UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
+BENCH_SIZE ?= full
+BENCH_OUT ?= reports/bench
+QUICK := $(if $(filter quick,$(BENCH_SIZE)),--quick)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run sweep sweep-plan report ui dashboard test bench bench-backends bench-overhead bench-budget clean-venv
@@ -19,6 +22,7 @@ DASHBOARD_PORT ?= 8080
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000 DASHBOARD_PORT=8080"
+	@echo "    BENCH_SIZE=quick (every make bench* target at a tiny size, seconds: checks it runs) BENCH_OUT=reports/bench"
 	@echo "  layout (README, Layout): rnnbench/ the core of a run (cells.py and tasks.py: the cell and task tables;"
 	@echo "    published.csv: the published results the report draws),"
 	@echo "    rnnbench/sweep/ the two-stage sweep on Optuna (space.py: the searched settings), rnnbench/report/ the"
@@ -56,17 +60,17 @@ test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 14 m
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 12 minutes)
-	$(BIN)/python -m rnnbench.bench.grid
-	$(BIN)/python -m rnnbench.bench.baselines
+	$(BIN)/python -m rnnbench.bench.grid $(QUICK) --out $(BENCH_OUT)/speed.json
+	$(BIN)/python -m rnnbench.bench.baselines $(QUICK) --out $(BENCH_OUT)/baselines.json
 
 bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy and speed, 3 seeds (about 10 minutes)
-	$(BIN)/python -m rnnbench.bench.baselines --parts backends --out reports/bench/backends.json
+	$(BIN)/python -m rnnbench.bench.baselines --parts backends $(QUICK) --out $(BENCH_OUT)/backends.json
 
 bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
-	$(BIN)/python -m rnnbench.bench.overhead --repeats 5
+	$(BIN)/python -m rnnbench.bench.overhead --repeats 5 $(QUICK) --out $(BENCH_OUT)/overhead.json
 
 bench-budget: $(STAMP) ## where a finished sweep's worker-seconds went, and its training against the machine's peak (EXPERIMENT=name, default the latest sweep; seconds)
-	$(BIN)/python -m rnnbench.bench.budget $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)")
+	$(BIN)/python -m rnnbench.bench.budget $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)") --out $(BENCH_OUT)/budget
 
 clean-venv: ## remove .venv (the tracking store in mlruns/ is kept)
 	rm -rf $(VENV)

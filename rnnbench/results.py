@@ -38,6 +38,9 @@ class Speed:
     """Validation throughput, the first (compiling) evaluation excluded when there are others."""
     wall_seconds: float = float("nan")
     """The whole training loop: compilation, steps and validation (NaN for a speed not measured on a run)."""
+    peak_memory_bytes: int | None = None
+    """The most memory training held: the GPU's on a GPU, else the process's resident set (runtime and data included);
+    None where it cannot be read."""
 
 
 @dataclasses.dataclass
@@ -46,6 +49,11 @@ class TrainResult:
     """The trained Keras model."""
     evaluations: list[Evaluation]
     speed: Speed
+    early_loss: tuple[int, float] | None = None
+    """(steps, mean training loss over them) of the run's first few steps, where runs of one seed in two unroll settings
+    must agree (rnnbench.sweep.unroll)."""
+    initial_loss: float | None = None
+    """The untrained model's loss on the first validation images, in inference mode (`train.initial_loss`)."""
 
 
 @dataclasses.dataclass(frozen=True)

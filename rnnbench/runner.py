@@ -162,6 +162,8 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
         names.WALL_S: speed.wall_seconds,
         names.PARAMETERS: result.model.count_params(),
     }
+    if speed.peak_memory_bytes is not None:
+        metrics[names.PEAK_MEMORY_MB] = speed.peak_memory_bytes / 2**20
     if test is not None:
         metrics.update({names.TEST_LOSS: test.loss, names.TEST_ACCURACY: test.accuracy})
         client.set_tag(run_id, names.TEST_SPLIT, dataset.test.digest())

@@ -10,8 +10,12 @@ of MLflow or Optuna; callers watch progress through `on_evaluation`, which may r
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import re
 import time
+from pathlib import Path
 from typing import Callable
 
 import keras
@@ -27,6 +31,9 @@ from rnnbench.results import Evaluation, Score, Speed, TrainResult
 EVAL_BATCH_SIZE = 1000
 """Images per forward pass when evaluating: large batches, the result does not depend on it."""
 
+
+EARLY_STEPS = 10
+"""`TrainResult.early_loss` covers the first executions up to this many steps (within the first evaluation window)."""
 
 DIVERGED_LOSS = 10 * math.log(CLASSES)
 """Training loss (nats, a window's running mean) above which a run counts as diverged: ten times that of
@@ -64,8 +71,10 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
     """
     settings = config.train
     model = _fresh_model(config)
+    start = initial_loss(model, dataset.valid)
+    memory = _PeakMemory()
     with signals.deferred() as stop:
-        clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, stop)
+        clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, stop, min(EARLY_STEPS, settings.eval_every_steps))
         model.fit(
             _training_batches(dataset.train, settings.batch_size, settings.seed),
             epochs=settings.steps // settings.eval_every_steps,
@@ -76,20 +85,30 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
             shuffle=False,  # the batches are already shuffled, per pass, by _training_batches
             verbose=0,
         )
-    return TrainResult(model, clock.evaluations, clock.speed())
+    return TrainResult(model, clock.evaluations, dataclasses.replace(clock.speed(), peak_memory_bytes=memory.peak()),
+                       clock.early_loss, start)
+
+
+def initial_loss(model: keras.Model, split: Split) -> float:
+    """The untrained model's mean loss on the first EVAL_BATCH_SIZE images of `split`, in inference mode (no dropout)
+    and eagerly (no compiler): what a model computes, before any training, whatever its unroll setting or compiler."""
+    images, labels = split.images[:EVAL_BATCH_SIZE], split.labels[:EVAL_BATCH_SIZE]
+    probabilities = keras.ops.convert_to_numpy(model(images, training=False))
+    chosen = np.clip(probabilities[np.arange(len(labels)), labels], keras.config.epsilon(), 1 - keras.config.epsilon())
+    return float(-np.log(chosen).mean())
 
 
 def _fresh_model(config: Config) -> keras.Model:
     """A compiled model for `config` whose weights and optimizer state are those of a new one built with its seed.
 
-    The first run of a shape (everything but the seed and the learning rate) in this process builds and compiles
+    The first run of a shape (`compiled_key`: every setting but those a run sets on the compiled model) in this process
+    builds and compiles
     it; later runs of that shape reuse it, so Keras does not trace its training and prediction functions again:
     they get the weights (and dropout's random-number state) a new model with their seed draws, an optimizer state
     of zeros (Adam's initial one) and their learning rate. Bit for bit the same training as a new model (tests/test_train.py).
     """
     settings = config.train
-    shape = (config.model, config.data.task, config.data.permutation_seed, settings.batch_size,
-             settings.steps_per_execution, settings.clip_norm, settings.xla_on_cpu, keras.backend.backend())
+    shape = compiled_key(config)
     compiled = _COMPILED.get(shape)
     if not _COMPILED:
         keras.backend.clear_session()  # a process's first model starts from a clean Keras state
@@ -114,6 +133,17 @@ def _fresh_model(config: Config) -> keras.Model:
     return compiled
 
 
+NOT_COMPILED = frozenset({"train.seed", "train.learning_rate", "train.steps", "train.eval_every_steps", "tracking.experiment"})
+"""Settings that do not change the compiled model: a run sets the seed's weights and the learning rate on it, and the
+steps and the evaluation period only drive the loop around it. Every other setting, a new one too, keys the cache."""
+
+
+def compiled_key(config: Config) -> str:
+    """The key of the compiled model a run of `config` can reuse: every setting but NOT_COMPILED, and Keras' backend."""
+    kept = {key: value for key, value in config.flat().items() if key not in NOT_COMPILED}
+    return json.dumps([kept, keras.backend.backend()], sort_keys=True, default=repr)
+
+
 def jit_compile(config: Config) -> bool | str:
     """Keras' `jit_compile` for `train.xla_on_cpu`: XLA on a CPU-only machine for the models it names, else Keras' own
     "auto" (XLA on a GPU for models that allow it, where LSTM and GRU take cuDNN's kernel instead; always on JAX)."""
@@ -121,7 +151,7 @@ def jit_compile(config: Config) -> bool | str:
     return True if wanted and not tf.config.list_logical_devices("GPU") else "auto"
 
 
-_COMPILED: dict[tuple, keras.Model] = {}
+_COMPILED: dict[str, keras.Model] = {}
 """This process's compiled models, one per shape it has trained (see `_fresh_model`)."""
 
 
@@ -155,6 +185,29 @@ def _training_batches(split: Split, batch_size: int, seed: int) -> tf.data.Datas
     return batches.with_options(options)
 
 
+class _PeakMemory:
+    """The most memory training holds: the GPU's (TensorFlow), else the process's resident set (Linux), whose high-water
+    mark is reset when training starts; None where neither can be read."""
+
+    def __init__(self):
+        self.gpu = "GPU:0" if keras.backend.backend() == "tensorflow" and tf.config.list_logical_devices("GPU") else None
+        if self.gpu:
+            tf.config.experimental.reset_memory_stats(self.gpu)
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak resident set size (VmHWM)
+        except OSError:
+            self.gpu = False
+
+    def peak(self) -> int | None:
+        if self.gpu:
+            return int(tf.config.experimental.get_memory_info(self.gpu)["peak"])
+        if self.gpu is False:
+            return None
+        found = re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+        return int(found.group(1)) * 1024 if found else None
+
+
 class _Clock(keras.callbacks.Callback):
     """Times steps and evaluations, stops at a non-finite loss, and reports each evaluation.
 
@@ -162,8 +215,9 @@ class _Clock(keras.callbacks.Callback):
     indices of its first and last step in the epoch.
     """
 
-    def __init__(self, batch_size: int, valid_samples: int, on_evaluation, stop: signals.Pending):
+    def __init__(self, batch_size: int, valid_samples: int, on_evaluation, stop: signals.Pending, early_steps: int):
         super().__init__()
+        self.early_steps = early_steps
         self.stop = stop
         self.batch_size = batch_size
         self.valid_samples = valid_samples
@@ -172,6 +226,8 @@ class _Clock(keras.callbacks.Callback):
         self.steps_done = 0
         self.first_steps = 0
         """Steps in the first execution, which also compiles: left out of the steady rate."""
+        self.early_loss: tuple[int, float] | None = None
+        """(steps, mean training loss over them): the first executions up to EARLY_STEPS, within the first window."""
         self.first_step_seconds = 0.0
         self.steady_seconds = 0.0
         self.eval_seconds: list[float] = []
@@ -202,6 +258,8 @@ class _Clock(keras.callbacks.Callback):
         loss = logs["loss"]  # the window's running mean: non-finite as soon as one step is
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             raise TrainingDiverged(self.steps_done, loss, first_step=self.steps_done - executed + 1)
+        if self.early_loss is None and self.steps_done >= self.early_steps:
+            self.early_loss = (self.steps_done, float(loss))
 
     def on_test_begin(self, logs=None):
         self.eval_started = time.perf_counter()

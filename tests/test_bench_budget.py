@@ -37,31 +37,35 @@ def test_each_worker_second_of_a_sweep_is_in_exactly_one_part():
 @pytest.mark.slow
 def test_the_budget_of_a_real_sweep_adds_up_to_its_workers_time(tiny_sweep_store):
     import subprocess
-    import sys
 
+    from conftest import ROOT
     from mlflow import MlflowClient
 
     folder, env, _ = tiny_sweep_store
-    result = subprocess.run([sys.executable, "-m", "rnnbench.bench.budget", "--experiment", "sweep-tiny", "--out", "budget"],
-                            cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("the make targets run from the project's .venv: make install")
+    result = subprocess.run(["make", "--no-print-directory", "bench-budget", "EXPERIMENT=sweep-tiny", f"BENCH_OUT={folder}"],
+                            cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(folder / "budget" / "budget.csv", index_col="part")
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("sweep-tiny").experiment_id
     sweep = client.search_runs([experiment], "tags.`rnnbench.stage` = 'sweep'")[0]
     workers = len({run.data.tags["rnnbench.process"] for run in client.search_runs([experiment], max_results=1000)
-                   if run.data.tags.get("rnnbench.stage") in ("trial", "final", "reference")})
+                   if run.data.tags.get("rnnbench.stage") in budget.SWEEP_RUN_STAGES})
     assert table.seconds.sum() == pytest.approx(workers * (sweep.info.end_time - sweep.info.start_time) / 1000, rel=1e-6)
     assert (table.seconds[["training", "compilation", "validation", "outside the loop"]] > 0).all()
     assert (folder / "budget" / "budget.png").stat().st_size > 5_000 and "| training |" in result.stdout
-    # against the peak: one row per shape of the finished runs, each below the cores' float32 peak
-    rows = [line.split("|") for line in result.stdout.split("## Training against the machine's peak")[1].splitlines()
+    # against the peak: one row per shape of the finished runs, each training at a rate above 0 and below the cores'
+    # float32 peak (read at full precision: a small shape's share prints as 0.4% on a machine with a high peak)
+    rows = [line for line in result.stdout.split("## Training against the machine's peak")[1].splitlines()
             if line.startswith("| ") and line.endswith("% |")]
+    peak = pd.read_csv(folder / "budget" / "peak.csv")
     finished = [run for run in client.search_runs([experiment], "attributes.status = 'FINISHED'", max_results=1000)
-                if run.data.tags.get("rnnbench.stage") in ("trial", "final", "reference")]
+                if run.data.tags.get("rnnbench.stage") in budget.SWEEP_RUN_STAGES]
     shapes = {(run.data.params["model.cell"], run.data.params["model.hidden_units"], run.data.params["model.unroll"]) for run in finished}
-    assert len(rows) == len(shapes) and all(0 < float(row[-2].strip(" %")) < 100 for row in rows)
-    assert sum(int(row[3]) for row in rows) == len(finished)
+    assert len(rows) == len(peak) == len(shapes) and ((peak.of_peak > 0) & (peak.of_peak < 1)).all()
+    assert peak.runs.sum() == len(finished)
 
 
 @pytest.mark.slow
@@ -136,11 +140,11 @@ def test_the_sweep_against_the_peak_counts_each_runs_flops_and_each_shapes_rate(
     ({"gpu": "NVIDIA H200 (CUDA_VISIBLE_DEVICES=0)"}, "trained on a GPU"),
     ({"cpu": "Intel Xeon (64 logical cores)"}, "ran on Intel Xeon (64 logical cores), not on this one"),
 ])
-def test_a_sweep_from_a_gpu_or_another_machine_is_not_compared_with_this_cpus_peak(monkeypatch, where, message):
+def test_a_sweep_from_a_gpu_or_another_machine_is_not_compared_with_this_cpus_peak(monkeypatch, tmp_path, where, message):
     from rnnbench import provenance
 
     monkeypatch.setattr(provenance, "cpu_description", lambda: "AMD EPYC (2 logical cores)")
     runs = pd.DataFrame([run("a", 0, 40, 30.0, 2.0, 400.0, **where)])
     recorded = budget.tables.Recorded("sweep", "1", runs, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
-    explained = budget._against_peak(runs, recorded, budget.training_s(runs, 400), wall=40.0)
+    explained = budget._against_peak(runs, recorded, budget.training_s(runs, 400), wall=40.0, folder=tmp_path)
     assert len(explained) == 1 and message in explained[0]

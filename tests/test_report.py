@@ -16,15 +16,17 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import EXPERIMENTS, free_port, rnnbench, wait_until_serving
+from conftest import EXPERIMENTS, WITH_REFERENCE, free_port, rnnbench, wait_until_serving
 from mlflow import MlflowClient
 
 from rnnbench import names
 from rnnbench.config import load_config
+from rnnbench.sweep.definition import load_sweep, plan
 
 pytestmark = pytest.mark.slow
 
 TINY = str(EXPERIMENTS / "sweep_tiny.yaml")
+SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
 FIGURE_FILES = ["curves.png", "size.png", "landscape.png", "landscape-dropout.png", "speed.png", "pareto.png",
                 "best_model_digits.png", "best_model_confusion_matrix.png", "forest.png", "tuning.png"]
 """The shared tiny sweep searches two keys: Figure 3 is one grid per key."""
@@ -92,7 +94,7 @@ def test_tables_have_one_row_per_run_and_the_documented_columns(workspace):
     for column in ["run_id", "status", "stage", "variant", "cell", "hidden_units", "unroll", "learning_rate", "seed",
                    "test_accuracy", "best_val_accuracy", "train_samples_per_s", "compile_s", "parameters", "trial_state"]:
         assert column in runs.columns
-    assert set(runs.stage) == {"sweep", "study", "trial", "final", "reference"}
+    assert set(runs.stage) == {"sweep", "study", "trial", "final", "timing", "reference"}
 
     curves = pd.read_csv(folder / "reports" / "sweep-tiny" / "curves.csv")
     assert list(curves.columns) == ["run_id", "metric", "step", "value"]
@@ -132,28 +134,53 @@ def test_the_headline_names_the_best_variant_and_claims_only_what_the_comparison
     accuracy: dict[str, list[float]] = {}
     reference = []
     for run in client.search_runs([experiment], "attributes.status = 'FINISHED'", max_results=1000):
-        if run.data.tags[names.STAGE] == "final":
-            accuracy.setdefault(run.data.tags[names.VARIANT], []).append(run.data.metrics[names.TEST_ACCURACY])
+        if run.data.tags[names.STAGE] == "final":  # ranked by model (cell and size), whatever the unroll setting
+            accuracy.setdefault(run.data.tags[names.STUDY], []).append(run.data.metrics[names.TEST_ACCURACY])
         if run.data.tags[names.STAGE] == "reference":
             reference.append(run.data.metrics[names.TEST_ACCURACY])
     best = max(accuracy, key=lambda variant: statistics.mean(accuracy[variant]))
     mean = statistics.mean(accuracy[best])
     page = page_of(folder, "sweep-tiny")
     board = pd.read_csv(folder / "reports" / "sweep-tiny" / "leaderboard.md", sep="|", skiprows=[1]).rename(columns=str.strip)
-    tied = [variant.strip() for variant, mark in zip(board.Variant, board.Tied) if mark.strip() == "yes"]
+    tied = [model.strip() for model, mark in zip(board.Model, board.Tied) if mark.strip() == "yes"]
     assert tied[0] == best  # the leaderboard's first row is the best mean, and it is in its own tied group
     if len(tied) == 1:
-        assert f"Best: {best}, test accuracy {mean:.2%}" in page and "ahead of every other variant beyond noise" in page
+        assert f"Best: {best}, test accuracy {mean:.2%}" in page and "ahead of every other model beyond noise" in page
     else:
-        assert f"No single best: {len(tied)} of {len(accuracy)} variants are statistically tied at the top, led by {best} " \
+        assert f"No single best: {len(tied)} of {len(accuracy)} models are statistically tied at the top, led by {best} " \
                f"(test accuracy {mean:.2%}" in page
-        behind = [variant.strip() for variant, mark in zip(board.Variant, board.Tied)
+        behind = [variant.strip() for variant, mark in zip(board.Model, board.Tied)
                   if mark.strip() != "yes" and not variant.strip().startswith("reference")]
         assert "tied with it: " + ", ".join(tied[1:]) in page or "behind it beyond noise: " + ", ".join(behind) in page
     assert "(1 seed: its spread over seeds cannot be estimated)" in page  # the tiny sweep trains one seed
     seed = f"the seed tutorial ({statistics.mean(reference):.2%}; 95% CI"
     assert f"above {seed}" in page or f"below {seed}" in page or f"not distinguishable from {seed}" in page
-    assert "samples/s" in page
+    speeds = pd.read_csv(folder / "reports" / "sweep-tiny" / "speed.csv")
+    best_row = speeds[(speeds.model == best) & speeds.faster].iloc[0]
+    setting = "unrolled" if best_row.unroll else "looped"
+    assert f"Train it {setting}: {best_row.train_samples_per_s:,.0f} samples/s" in page  # the setting to train it in
+
+
+def test_the_exported_tables_hold_plain_values_and_the_speed_of_every_setting(workspace):
+    """leaderboard.csv and studies.csv: one numeric column per tuned key; speed.csv: each model in each unroll setting,
+    one trained in full and one timed, with their ratio and the check that they agree."""
+    folder, _, _, _ = workspace
+    report = folder / "reports" / "sweep-tiny"
+    board = pd.read_csv(report / "leaderboard.csv")
+    searched = ["train.learning_rate", "model.dropout"]
+    assert all(pd.api.types.is_float_dtype(board[key]) for key in searched) and "tuned" not in board
+    studies_table = pd.read_csv(report / "studies.csv")
+    assert all(pd.api.types.is_float_dtype(studies_table[key]) for key in searched) and "chosen" not in studies_table
+    for table in (board, studies_table):
+        assert not table.astype(str).apply(lambda column: column.str.contains("{|np.float64", regex=True)).any().any()
+    speeds = pd.read_csv(report / "speed.csv")
+    models = sorted(board.group[~board.is_reference])
+    assert sorted(speeds.model.unique()) == models and len(speeds) == 2 * len(models)
+    assert (speeds.groupby("model").trained.sum() == 1).all() and (speeds.unroll_check == "agree").all()
+    assert (speeds.train_samples_per_s > 0).all() and (speeds.peak_memory_mb > 100).all()  # the process, TensorFlow included
+    assert (speeds.groupby("model").faster.sum() == 1).all() and speeds.unrolled_over_looped.notna().all()
+    page = page_of(folder, "sweep-tiny")
+    assert "Speed: each model in each unroll setting" in page and "row by row: 28 steps of a 28-pixel row" in page
 
 
 def test_tables_for_a_paper_are_written_in_latex_and_markdown(workspace):
@@ -257,6 +284,12 @@ def test_the_page_renders_in_a_real_browser(workspace, tmp_path):
         page.goto(page_path.as_uri(), wait_until="load")
         images = page.evaluate("Array.from(document.images).map(image => [image.complete, image.naturalWidth])")
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        # the leaderboard (models and the seed tutorial) and the speed table (each model in each setting), as seen
+        page.set_viewport_size({"width": 1400, "height": 900})
+        tables = page.evaluate("""Array.from(document.querySelectorAll('div.table')).map(box => ({
+            heading: box.previousElementSibling.textContent, rows: box.querySelectorAll('tbody tr').length,
+            scrolls: box.scrollWidth - box.clientWidth}))""")
+        page.locator("div.table").first.screenshot(path=str(tmp_path / "leaderboard.png"))
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         page.emulate_media(media="print")
         page.screenshot(path=str(tmp_path / "print.png"), full_page=True)
@@ -266,6 +299,10 @@ def test_the_page_renders_in_a_real_browser(workspace, tmp_path):
     assert requests == [page_path.as_uri()]  # nothing fetched beyond the file itself
     assert overflow <= 0, "the page scrolls sideways on a laptop screen"
     assert (tmp_path / "report.png").stat().st_size > 100_000
+    models = len(SHARED_PLAN.studies)
+    by_heading = {table["heading"]: table for table in tables}
+    assert by_heading["Leaderboard"]["rows"] == models + 1 and by_heading["Leaderboard"]["scrolls"] <= 0
+    assert by_heading["Speed: each model in each unroll setting"]["rows"] == 2 * models
 
 
 def test_a_store_of_single_runs_gets_a_page_that_says_what_it_lacks(workspace):

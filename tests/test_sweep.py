@@ -16,7 +16,7 @@ from conftest import TINY, WITH_REFERENCE, answers_ctrl_c, rnnbench
 from mlflow import MlflowClient
 
 from rnnbench import names
-from rnnbench.sweep import studies
+from rnnbench.sweep import studies, unroll
 from rnnbench.sweep.definition import load_sweep, plan
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
     parents = {run.info.run_id: run for run in by_stage["study"]}
     assert len(parents) == len(sweep_plan.studies)
     assert all(run.info.status == "FINISHED" for run in parents.values())
-    nested = by_stage["study"] + by_stage["final"] + by_stage["reference"]
+    nested = by_stage["study"] + by_stage["final"] + by_stage["timing"] + by_stage["reference"]
     assert {run.data.tags["mlflow.parentRunId"] for run in nested} == {sweep_run.info.run_id}
     assert len(by_stage["reference"]) == len(sweep_plan.reference_seeds)
     trials = [run for run in by_stage["trial"] if run.data.tags.get(names.FAILURE) not in names.RETRIED_FAILURES]
@@ -68,21 +68,31 @@ def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
     assert all("test/accuracy" not in run.data.metrics for run in by_stage["trial"])  # no search on test data
 
     finished_finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
+    timing = [run for run in by_stage["timing"] if run.info.status == "FINISHED"]
     keys = [(run.data.tags[names.VARIANT], run.data.params["train.seed"]) for run in finished_finals]
-    assert len(keys) == len(set(keys)) == len(sweep_plan.final_runs)
+    assert len(keys) == len(set(keys)) == len(sweep_plan.final_runs) - len(timing)
+    assert len(timing) == sum(run.timing for run in sweep_plan.final_runs)
     best = {}
     for parent in parents.values():
         study = parent.data.tags[names.STUDY]
+        # each model trained in full in one setting, timed in the other, and the two checked against each other
+        trained = parent.data.tags[names.TRAINED_UNROLL] == "true"
+        assert {run.data.params["model.unroll"] for run in finished_finals if run.data.tags[names.STUDY] == study} == {str(trained)}
+        [timed] = [run for run in timing if run.data.tags[names.STUDY] == study]
+        assert timed.data.params["model.unroll"] == str(not trained) and "test/accuracy" not in timed.data.metrics
+        assert timed.data.params["train.steps"] == timed.data.params["train.eval_every_steps"]
+        assert parent.data.tags[names.UNROLL_CHECK] == timed.data.tags[names.UNROLL_CHECK] == "agree"
+        assert parent.data.metrics[names.UNROLL_DIFFERENCE] <= unroll.RELATIVE_TOLERANCE
         best[study] = {key: parent.data.metrics[names.best_value(key)] for key in searched}
         optuna_study = next(s for key, s in loaded.items() if key is not None and key.key == study)
         assert optuna_study.best_trial.params == pytest.approx(best[study])
         counts = studies.count(optuna_study.get_trials())
         assert counts.finished == sweep_plan.trials_per_study
         assert parent.data.metrics[names.TRIALS_PRUNED] == counts.pruned
-    for run in finished_finals:
+    for run in finished_finals + timing:
         tuned = {key: float(run.data.params[key]) for key in searched}
         assert tuned == pytest.approx(best[run.data.tags[names.STUDY]])
-        assert "test/accuracy" in run.data.metrics
+        assert "test/accuracy" in run.data.metrics or run in timing
 
     # either side leads to the other: each Optuna trial names its MLflow run, with the same state
     runs_by_id = {run.info.run_id: run for run in everything}
@@ -122,11 +132,14 @@ def test_pruned_trials_show_as_pruned_in_optuna_and_mlflow(tiny_sweep):
         assert "pruned at step" in run.data.tags[names.FAILURE_REASON]
 
 
-def test_summary_table_lists_every_variant(tiny_sweep):
+def test_summary_table_lists_every_model_and_the_setting_to_train_it_in(tiny_sweep):
     _, result = tiny_sweep
-    for run in SHARED_PLAN.final_runs:
-        assert run.variant in result.stdout
-    assert "test_accuracy" in result.stdout and "learning_rate" in result.stdout and "dropout" in result.stdout
+    summary = result.stdout.split("final runs of 'sweep-tiny'")[1]
+    for study in SHARED_PLAN.studies:
+        [row] = [line for line in summary.splitlines() if line.startswith(study.key + " ")]
+        assert "unrolled" in row or "looped" in row
+    assert "-unrolled" not in summary and "-looped" not in summary  # models, not settings
+    assert "test_accuracy" in summary and "learning_rate" in summary and "dropout" in summary and "train_it" in summary
 
 
 def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
@@ -216,7 +229,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     by_stage, _ = assert_complete(tmp_path)
-    after = [run for stage in ("trial", "final") for run in by_stage[stage] if run.info.status == "FINISHED"]
+    after = [run for stage in ("trial", "final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
     assert done_before <= {run.info.run_id for run in after}
 
 
@@ -256,7 +269,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     for study in rerun_plan.studies:
         counts = studies.count(loaded[study].get_trials())
         assert (counts.finished, counts.lost) == (2, 0)
-    finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
+    finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
     assert len(finals) == len(rerun_plan.final_runs)
 
 

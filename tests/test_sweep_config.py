@@ -25,7 +25,7 @@ def test_default_sweep_is_the_documented_grid():
     sweep_plan = plan(definition)
     assert len(sweep_plan.studies) == 9
     assert sweep_plan.trials == 9 * definition.search.trials
-    assert len(sweep_plan.final_runs) == 9 * 2 * definition.final.seeds
+    assert len(sweep_plan.final_runs) == 9 * (definition.final.seeds + 1)  # each model trained once, timed in the other
     assert definition.final.seeds >= 3  # the report needs a spread over seeds to test differences
     assert sweep_plan.reference_seeds == tuple(range(definition.final.seeds))
     assert sweep_plan.runs == sweep_plan.trials + len(sweep_plan.final_runs) + definition.final.seeds
@@ -46,7 +46,7 @@ def test_tiny_sweep_is_the_toy_scale_shape():
     assert definition.train.steps <= 500
 
 
-def test_every_variant_is_trained_in_the_final_stage_and_only_there_tested():
+def test_every_variant_is_trained_or_timed_in_the_final_stage_and_only_there_tested():
     sweep_plan = plan(load_sweep(EXPERIMENTS / "sweep.yaml"))
     variants = {(run.cell, run.hidden_units, run.unroll) for run in sweep_plan.final_runs}
     assert len(variants) == 3 * 3 * 2
@@ -115,6 +115,12 @@ def test_dry_run_prints_the_plan_and_cost_and_runs_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "9 studies x 8 trials = 72 trials" in out
-    assert "54 final runs" in out  # 9 studies x 2 unroll settings x 3 seeds
-    assert "lstm-h128" in out and "estimate on one worker" in out and "with 2 workers" in out
+    assert "27 final runs = 3 seeds per model in its faster unroll setting" in out  # 9 models x 3 seeds
+    assert "9 timing runs of the other setting (250 steps each" in out
+    [row] = [line for line in out.splitlines() if line.startswith("lstm-h128 ")]
+    assert row.split()[5] in ("looped", "unrolled")  # the setting its final runs train in
+    assert "estimate on one worker" in out and "with 2 workers" in out
+    every = rnnbench("sweep", str(EXPERIMENTS / "sweep.yaml"), "final.train_every_unroll=true", "--dry-run", cwd=tmp_path,
+                     env={"MLFLOW_TRACKING_URI": ""})
+    assert "54 final runs = 2 unroll setting(s) x 3 seeds per model" in every.stdout
     assert not (tmp_path / "mlruns").exists()

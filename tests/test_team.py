@@ -63,7 +63,7 @@ def running_run_of(client: MlflowClient, experiment: str, pid: int, timeout: flo
         if found:
             for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'"):
                 owner = run.data.tags.get(names.PROCESS, "")
-                if f":{pid}@" in owner + "@" and run.data.tags[names.STAGE] in ("trial", "final"):
+                if f":{pid}@" in owner + "@" and run.data.tags[names.STAGE] in ("trial", "final", "timing"):
                     return run
         time.sleep(0.3)
     raise AssertionError(f"process {pid} never had a run in progress")
@@ -108,15 +108,18 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
         by_stage[run.data.tags[names.STAGE]].append(run)
     assert [run.info.run_name for run in runs if run.info.status == "RUNNING"] == []
 
-    finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
-    planned = sorted((final.variant, str(final.seed)) for final in sweep_plan.final_runs)
-    assert sorted((run.data.tags[names.VARIANT], run.data.params["train.seed"]) for run in finals) == planned
+    finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
+    trained = {run.data.tags[names.STUDY]: run.data.tags[names.TRAINED_UNROLL] == "true" for run in by_stage["study"]}
+    planned = sorted((final.variant, str(final.seed), final.timing)
+                     for study in sweep_plan.studies for final in sweep_plan.finals_of(study, trained[study.key]))
+    assert sorted((run.data.tags[names.VARIANT], run.data.params["train.seed"], run.data.tags[names.STAGE] == "timing")
+                  for run in finals) == planned
 
     [sweep_run] = by_stage["sweep"]
     assert sweep_run.info.status == "FINISHED"
     study_runs = {run.info.run_id for run in by_stage["study"]}
     assert len(study_runs) == len(sweep_plan.studies)
-    assert {run.data.tags["mlflow.parentRunId"] for run in by_stage["study"] + by_stage["final"]} == {sweep_run.info.run_id}
+    assert {run.data.tags["mlflow.parentRunId"] for run in by_stage["study"] + finals} == {sweep_run.info.run_id}
     assert all(run.data.tags["mlflow.parentRunId"] in study_runs for run in by_stage["trial"])
 
     killed = client.get_run(victim.info.run_id)

@@ -185,3 +185,57 @@ def test_xla_trains_the_same_model_as_the_graph_to_float_precision(small):
     assert train(config(*shape, *unrolled, "train.xla_on_cpu=all"), small).model.jit_compile is True
     curve = lambda result: np.array([(e.train_loss, e.val_loss, e.val_accuracy) for e in result.evaluations])  # noqa: E731
     np.testing.assert_allclose(curve(xla), curve(graph), rtol=1e-3, atol=1e-3)
+
+
+def test_every_setting_but_those_a_run_sets_keys_the_compiled_model():
+    """A run reuses the compiled model of an earlier run only where nothing but its seed, learning rate, length,
+    evaluation period or experiment differs; any other setting, one added later included, gets its own."""
+    from rnnbench.config import TrainConfig
+    from rnnbench.train import compiled_key
+
+    base = config()
+    for override in ("train.seed=3", "train.learning_rate=0.01", "train.steps=600", "train.eval_every_steps=50",
+                     "tracking.experiment=elsewhere"):
+        assert compiled_key(config(override)) == compiled_key(base), override
+    for override in ("model.unroll=false", "model.dropout=0.1", "train.batch_size=25", "train.clip_norm=1.0",
+                     "train.steps_per_execution=5", "train.xla_on_cpu=all", "data.task=permuted_pixel"):
+        changed = config(override, "model.unroll=false") if "task" in override else config(override)
+        assert compiled_key(changed) != compiled_key(base), override
+    # a setting that does not exist yet: added here, it is part of the key without any change to the cache
+    extended = dataclasses.make_dataclass("Extended", [("recurrent_precision", str, dataclasses.field(default="float32"))],
+                                          bases=(TrainConfig,), frozen=True)
+    one = dataclasses.replace(base, train=extended(**dataclasses.asdict(base.train)))
+    other = dataclasses.replace(base, train=extended(**dataclasses.asdict(base.train), recurrent_precision="bfloat16"))
+    assert compiled_key(one) != compiled_key(other)
+
+
+class _ReversedWhenUnrolled:
+    """A cell whose unrolled path computes another function (it reads the rows bottom to top): what the sweep's
+    unroll check must catch in a future cell."""
+
+    def __new__(cls, units, unroll=False, **options):
+        import keras
+
+        return keras.layers.SimpleRNN(units, unroll=unroll, go_backwards=unroll, **options)
+
+
+@pytest.mark.parametrize("cell, dropout, agree", [("gru", 0.0, True), ("lstm", 0.0, True), ("gru", 0.3, True),
+                                                  ("reversed_when_unrolled", 0.0, False)])
+def test_the_unroll_check_tells_a_speed_setting_from_a_different_function(small, monkeypatch, cell, dropout, agree):
+    """The sweep's check on real training: a model's initial loss and first steps from one seed, looped (with XLA, as
+    sweeps train it) and unrolled (on the graph), agree within the tolerance, at a learning rate high enough that a few
+    hundred steps would not, and with dropout (whose masks XLA draws differently); a cell whose unrolled path differs
+    does not."""
+    import keras
+
+    from rnnbench import cells
+    from rnnbench.sweep import unroll
+
+    monkeypatch.setitem(cells.CELLS, "reversed_when_unrolled", cells.Cell("Reversed", "ReversedWhenUnrolled", 1, "#000000"))
+    monkeypatch.setattr(keras.layers, "ReversedWhenUnrolled", _ReversedWhenUnrolled, raising=False)
+    window = [f"model.cell={cell}", "model.hidden_units=32", "train.steps=20", "train.eval_every_steps=20",
+              "train.learning_rate=0.03", "train.xla_on_cpu=looped", f"model.dropout={dropout}"]
+    firsts = [unroll.early_loss(train(config(*window, f"model.unroll={setting}"), small), dropout)
+              for setting in ("false", "true")]
+    assert firsts[0]["steps"] == 10
+    assert (unroll.difference(*firsts) <= unroll.RELATIVE_TOLERANCE) == agree, unroll.difference(*firsts)

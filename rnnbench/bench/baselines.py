@@ -1,7 +1,8 @@
 """rnnbench against baselines, measured side by side: the whole command, sweep workers, peer stacks.
 
-    make bench                                        # after the speed grid; about 6 minutes
+    make bench                                        # after the speed grid
     python -m rnnbench.bench.baselines --parts command sweep peers --rounds 3 --sweep-rounds 1 --peer-rounds 1
+    python -m rnnbench.bench.baselines --quick        # every part once at a tiny size (make bench BENCH_SIZE=quick)
 
 command  `rnnbench run experiments/seed_simple_rnn.yaml` (a fresh store each time: start-up, data,
          store set-up, artifacts and model included) against `python -m rnnbench.bench.plain_keras`,
@@ -33,8 +34,17 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository: its experiments/ folder holds the run and sweep files the benchmarks time."""
 OUT = Path("reports/bench/baselines.json")
+QUICK = {
+    "run": ["train.steps=100", "train.eval_every_steps=50"], "plain": ["--steps", "100", "--eval-every", "50"],
+    "sweep": ["grid.cells=[simple_rnn]", "search.trials=1", "train.steps=20", "train.eval_every_steps=10"],
+    "grid": ["--seconds", "0.3"],
+}
+"""--quick: every part at a size that checks the benchmark end to end in seconds (its figures mean nothing)."""
+SIZE: dict[str, list[str]] = {"run": [], "plain": [], "sweep": [], "grid": ["--seconds", "4"]}
+"""The overrides each part passes on: empty at full size, QUICK with --quick."""
 PEER_SHAPES = [("lstm", 128, False), ("simple_rnn", 50, True)]
 BACKEND_RUNS = {
     "simple_rnn-h50-unrolled (the seed)": ["experiments/seed_simple_rnn.yaml"],
@@ -59,9 +69,9 @@ def command_part(rounds: int) -> dict:
     for round_number in range(rounds):
         with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
             store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
-            run_s, _ = timed([sys.executable, "-m", "rnnbench", "run", str(ROOT / "experiments/seed_simple_rnn.yaml")],
-                             Path(folder), store)
-            plain_s, output = timed([sys.executable, "-m", "rnnbench.bench.plain_keras"], Path(folder))
+            run_s, _ = timed([sys.executable, "-m", "rnnbench", "run", str(ROOT / "experiments/seed_simple_rnn.yaml"),
+                              *SIZE["run"]], Path(folder), store)
+            plain_s, output = timed([sys.executable, "-m", "rnnbench.bench.plain_keras", *SIZE["plain"]], Path(folder))
         rows.append({"round": round_number + 1, "rnnbench_run_s": run_s, "plain_keras_s": plain_s,
                      "ratio": run_s / plain_s, "plain_test_accuracy": json.loads(output)["test_accuracy"]})
         print(f"command round {round_number + 1}: rnnbench run {run_s:.1f} s, plain Keras {plain_s:.1f} s, "
@@ -77,11 +87,11 @@ def sweep_part(rounds: int) -> dict:
             with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                 store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
                 seconds, _ = timed([sys.executable, "-m", "rnnbench", "sweep", str(ROOT / "experiments/sweep_tiny.yaml"),
-                                    "--workers", str(workers)], Path(folder), store)
+                                    *SIZE["sweep"], "--workers", str(workers)], Path(folder), store)
             minutes[workers] = seconds / 60
         from rnnbench.sweep.definition import load_sweep, plan
 
-        runs = plan(load_sweep(ROOT / "experiments/sweep_tiny.yaml")).runs
+        runs = plan(load_sweep(ROOT / "experiments/sweep_tiny.yaml", SIZE["sweep"])).runs
         row = {"round": round_number + 1, "runs": runs, "one_worker_runs_per_min": runs / minutes[1],
                "two_workers_runs_per_min": runs / minutes[2], "speedup": minutes[1] / minutes[2]}
         rows.append(row)
@@ -98,13 +108,13 @@ def peers_part(rounds: int) -> dict:
             with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                 out = Path(folder) / "speed.json"
                 timed([sys.executable, "-m", "rnnbench.bench.grid", "--cells", cell, "--hidden-units", str(units),
-                       "--batch-sizes", "50", "--seconds", "4", "--out", str(out)], Path(folder))
+                       "--batch-sizes", "50", *SIZE["grid"], "--out", str(out)], Path(folder))
                 ours = next(row for row in json.loads(out.read_text())["shapes"] if row["unroll"] == unroll)
             row = {"shape": f"{cell}-h{units}-{'unrolled' if unroll else 'looped'}", "round": round_number + 1,
                    "rnnbench_samples_per_s": ours["train_samples_per_s"]}
             for backend in backends:
                 command = [sys.executable, "-m", "rnnbench.bench.plain_keras", "--cell", cell, "--units", str(units),
-                           "--steps", "1500", "--eval-every", "500"] + ([] if unroll else ["--looped"])
+                           *(SIZE["plain"] or ["--steps", "1500", "--eval-every", "500"])] + ([] if unroll else ["--looped"])
                 _, output = timed(command, ROOT, {"KERAS_BACKEND": backend})
                 peer = json.loads(output)["train_samples_per_s"]
                 row[f"plain_keras_{backend}_samples_per_s"] = peer
@@ -126,7 +136,7 @@ def backends_part(rounds: int) -> dict:
                 with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
                     command = [sys.executable, "-m", "rnnbench", "run", str(ROOT / arguments[0]), *arguments[1:],
-                               f"train.backend={backend}", f"train.seed={seed}"]
+                               f"train.backend={backend}", f"train.seed={seed}", *SIZE["run"]]
                     seconds, output = timed(command, Path(folder), store)
                 summary = RUN_SUMMARY.search(output)
                 row[backend] = {"test_accuracy": float(summary["accuracy"]), "command_s": seconds,
@@ -212,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-rounds", type=int, default=1, help="rounds of the peer comparison")
     parser.add_argument("--backend-seeds", type=int, default=3, help="seeds (rounds) of the backend comparison")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--quick", action="store_true", help="one round of each part at a tiny size: checks it runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        SIZE.update(QUICK)
+        args.rounds = args.sweep_rounds = args.peer_rounds = args.backend_seeds = 1
     from rnnbench.bench.grid import write
     from rnnbench.provenance import cpu_description
 

@@ -38,6 +38,8 @@ PARTS = {
     "waiting": "worker time outside any run: taking trials, waiting for a study to finish, starting and stopping",
 }
 """The budget's parts, in order, with what each counts."""
+SWEEP_RUN_STAGES = ("trial", "final", "timing", "reference")
+"""The runs that take a worker's time (the sweep's and its studies' own runs only hold records)."""
 PEAK_MATRIX_SIZE = 2048
 """The peak's matrices: on the 2-core AMD EPYC, one thread, 109.4 GFLOP/s in 1.1 s against 110.2 and 111.0 at
 4096 (`make bench`'s size) in 5.5 s, measured side by side."""
@@ -108,9 +110,10 @@ def efficiency(runs: pd.DataFrame, last_steps: pd.Series, trained_s: pd.Series, 
     return float(flops.sum()), shapes
 
 
-def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.Series, wall: float) -> list[str]:
+def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.Series, wall: float, folder: Path) -> list[str]:
     """Markdown: the sweep's training FLOPs, the peak, the sweep's time at the peak, its training loops alone and
-    measured, and the shapes' rates, furthest from the peak first; or why there is nothing to compare with."""
+    measured, and the shapes' rates, furthest from the peak first (also as `folder`/peak.csv); or why there is nothing
+    to compare with."""
     machines, here = set(runs.cpu.dropna()), provenance.cpu_description()
     if runs.gpu.fillna("none").ne("none").any():
         return ["The sweep trained on a GPU: it is not compared with the CPU's peak."]
@@ -129,9 +132,10 @@ def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.S
     times = {"at that peak": flops / (peak * workers), "its training steps alone": trained_s.sum() / workers, "measured": wall}
     rows = [
         f"| {row.cell}-{row.hidden_units} {'unrolled' if row.unroll else 'looped'} | {'yes' if row.xla else 'no'} | {row.runs} "
-        f"| {row.training_s:,.0f} | {row.flops_per_s / 1e9:.1f} | {row.of_peak:.0%} |"
+        f"| {row.training_s:,.0f} | {row.flops_per_s / 1e9:.1f} | {row.of_peak:.1%} |"
         for row in shapes.sort_values("of_peak").itertuples()
     ]
+    shapes.to_csv(folder / "peak.csv", index=False)
     return [
         "## Training against the machine's peak", "",
         f"- Training FLOPs: {flops / 1e12:.1f} TFLOP (`rnnbench.cost.flops_per_sample` times the images each run trained "
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.compare:
         return _compare(budgets, folder)
-    runs = recorded.runs[recorded.runs.stage.isin(["trial", "final", "reference"])]
+    runs = recorded.runs[recorded.runs.stage.isin(SWEEP_RUN_STAGES)]
     valid_images = tables.validation_images(recorded.runs)
     table = budget(runs, sweep.start_time, sweep.end_time, valid_images)
     table.to_csv(folder / "budget.csv", index_label="part")
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                f"worker-seconds ({runs.cpu.dropna().iloc[0] if runs.cpu.notna().any() else 'machine not recorded'})")
     lines = [heading, "", "| part | worker-seconds | share | what it counts |", "| --- | --- | --- | --- |"]
     lines += [f"| {part} | {row.seconds:,.0f} | {row.share:.1%} | {PARTS[part]} |" for part, row in table.iterrows()]
-    lines += ["", *_against_peak(runs, recorded, training_s(runs, valid_images), wall)]
+    lines += ["", *_against_peak(runs, recorded, training_s(runs, valid_images), wall, folder)]
     (folder / "budget.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _figure(table, heading, folder / "budget.png")

@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xla-on-cpu", nargs="+", choices=XLA_ON_CPU, default=["none"],
                         help="train.xla_on_cpu values, each shape measured with each in turn (none all: both ways)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--quick", action="store_true", help="one tiny shape (SimpleRNN-16, batch 50, 0.3 s): checks it runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.cells, args.hidden_units, args.batch_sizes, args.seconds = ["simple_rnn"], [16], [50], 0.3
 
     from rnnbench import backend
     from rnnbench.errors import UserError

@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="reports/bench/overhead.json")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
+    parser.add_argument("--quick", action="store_true", help="one round of 100 steps: checks it runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.overrides = 1, ["train.steps=100", "train.eval_every_steps=50", *args.overrides]
 
     from rnnbench import backend
     from rnnbench.config import load_config

@@ -22,7 +22,7 @@ def write(folder: Path, board: pd.DataFrame, result: compare.Verdict | None) -> 
     if not board.empty:
         seeds = int(board.seeds.max())
         tables["leaderboard"] = (leaderboard(board, result), (
-            f"Test accuracy (\\%) of each variant, mean {PLUS_MINUS} standard deviation over up to {seeds} seeds; differences "
+            f"Test accuracy (\\%) of each model, mean {PLUS_MINUS} standard deviation over up to {seeds} seeds; differences "
             "in percentage points with 95\\% intervals from a paired two-level bootstrap over test images and seeds; "
             "tied: not significantly below the best after Holm's correction."
         ))
@@ -30,7 +30,7 @@ def write(folder: Path, board: pd.DataFrame, result: compare.Verdict | None) -> 
         tables["comparisons"] = (comparisons(result), (
             "Paired comparisons: difference in mean test accuracy (percentage points) with its 95\\% bootstrap interval, "
             "the two-sided p-value Holm-corrected within each family (against the best, against the seed tutorial), "
-            "and the probability that a run of the variant scores higher than a run of the other."
+            "and the probability that a run of the model scores higher than a run of the other."
         ))
     written = []
     for name, (table, caption) in tables.items():
@@ -50,7 +50,7 @@ def leaderboard(board: pd.DataFrame, result: compare.Verdict | None) -> pd.DataF
         versus_reference = result.vs_reference.get(row.group) if result else None
         spread = "" if pd.isna(row.test_accuracy_sd) else f" {PLUS_MINUS} {row.test_accuracy_sd * 100:.2f}"
         rows.append({
-            "Variant": row.group,
+            "Model": row.group,
             "Test accuracy (%)": f"{row.test_accuracy * 100:.2f}{spread}",
             "Seeds": str(row.seeds),
             "vs best": "best" if row.group == (result.best if result else None) else _difference(versus_best),
@@ -65,7 +65,7 @@ def leaderboard(board: pd.DataFrame, result: compare.Verdict | None) -> pd.DataF
 def comparisons(result: compare.Verdict) -> pd.DataFrame:
     rows = [
         {
-            "Variant": row.variant, "Compared with": "best" if row.other == result.best else row.other,
+            "Model": row.variant, "Compared with": "best" if row.other == result.best else row.other,
             "Difference (points)": f"{row.difference * 100:+.2f}",
             "95% CI": f"[{row.low * 100:+.2f}, {row.high * 100:+.2f}]",
             "p (Holm)": f"{row.adjusted_p:.3f}", "P(beats)": f"{row.beats:.2f}",
@@ -77,7 +77,7 @@ def comparisons(result: compare.Verdict) -> pd.DataFrame:
 
 def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs table: text columns left, numbers right, LaTeX's special characters escaped."""
-    columns = "".join("l" if name in ("Variant", "Compared with") else "r" for name in table.columns)
+    columns = "".join("l" if name in ("Model", "Compared with") else "r" for name in table.columns)
     styled = table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
     text = styled.to_latex(hrules=True, column_format=columns, position="htbp", position_float="centering",
                            caption=caption, label=label)

@@ -23,6 +23,7 @@ import seaborn as sns
 
 from rnnbench import names
 from rnnbench.cells import CELLS
+from rnnbench.tasks import TASKS
 
 
 
@@ -76,8 +77,8 @@ def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) 
     if points.empty:
         figure.missing = "no finished final run (or single run) with a validation curve yet"
         return figure
-    seeds = int(compared.groupby("group").size().max())
-    by_cell = compared.group.nunique() == compared.groupby(["cell", "hidden_units", "unroll"]).ngroups
+    seeds = int(compared.groupby("group").seed.nunique().max())
+    by_cell = compared.group.nunique() == compared.groupby(["cell", "hidden_units"]).ngroups
     grid = sns.relplot(
         points, kind="line", x="step", y="value", col="hidden_units", style="unroll_name",
         hue="cell_name" if by_cell else "group", palette=palette() if by_cell else None,
@@ -88,9 +89,9 @@ def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) 
     grid.set_titles("{col_name} hidden units")
     _legend_titles(grid.legend, {"cell_name": "cell", "unroll_name": "unroll", "group": "runs"})
     figure.caption = (
-        f"Mean validation accuracy of each variant at every evaluation, one panel per hidden size (bands: {band_note(seeds)}). "
-        "Read which cell learns fastest and ends highest at each size; solid (looped) and dashed (unrolled) lines of a "
-        "colour compute the same function and should overlap within the band."
+        f"Mean validation accuracy of each model at every evaluation, one panel per hidden size (bands: {band_note(seeds)}). "
+        "Read which cell learns fastest and ends highest at each size. The line's style is the unroll setting the runs "
+        "trained in (solid looped, dashed unrolled): a speed setting, not a different model."
     )
     return save(figure, grid, folder)
 
@@ -102,13 +103,11 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
         return figure
     runs = labelled(compared)
     grid = sns.catplot(
-        runs, kind="point", x="hidden_units", y="test_accuracy", hue="cell_name", col="unroll_name",
-        col_order=[name for name in UNROLL_NAMES.values() if name in set(runs.unroll_name)],
-        palette=palette(), errorbar=BAND, n_boot=1000, seed=0, capsize=0.08, height=3.8, aspect=1.15,
+        runs, kind="point", x="hidden_units", y="test_accuracy", hue="cell_name",
+        palette=palette(), errorbar=BAND, n_boot=1000, seed=0, capsize=0.08, height=3.8, aspect=1.6,
         dodge=0.3 if runs.cell.nunique() > 1 else False,  # seaborn divides by (cells - 1)
     )
     grid.set_axis_labels("hidden units", "test accuracy (fraction correct)")
-    grid.set_titles("{col_name}")
     _legend_titles(grid.legend, {"cell_name": "cell"})
     seed_note = "no reference: the experiment has no finished run of the seed tutorial (`make run` records one)"
     if not reference.empty:
@@ -123,7 +122,7 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
             )
         spread = ", grey: its range" if len(reference) > 1 else ""
         seed_note = f"dotted: the seed tutorial's SimpleRNN-50, mean of {len(reference)} run(s){spread}"
-    seeds = int(compared.groupby("group").size().max())
+    seeds = int(compared.groupby("group").seed.nunique().max())
     figure.caption = (
         f"Mean test accuracy per cell and size ({band_note(seeds)}); {seed_note}. "
         "Read how much each cell gains from more units, and which beat the seed tutorial."
@@ -131,38 +130,34 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
     return save(figure, grid, folder)
 
 
-def speed(compared: pd.DataFrame, folder: Path) -> Figure:
-    figure = Figure("speed", "What unrolling costs and buys")
-    if compared.empty:
-        figure.missing = "no finished final run (or single run) with speed measurements yet"
+def speed(runs: pd.DataFrame, speeds: pd.DataFrame, folder: Path) -> Figure:
+    """Each model's speed in each unroll setting, from its final and timing runs (or single runs): `tables.speeds`."""
+    figure = Figure("speed", "Speed in each unroll setting")
+    measured = runs[runs.stage.isin(["final", "timing", "run"]) & (runs.status == "FINISHED")].dropna(
+        subset=["cell", "hidden_units", "unroll", "train_samples_per_s"])
+    if measured.empty:
+        figure.missing = "no finished final, timing or single run with speed measurements yet"
         return figure
-    runs = labelled(compared).sort_values(["cell", "hidden_units"])
-    plot, axes = plt.subplots(1, 3, figsize=(13, 0.42 * runs.model.nunique() + 1.9), sharey=True)
-    common = dict(
-        y="model", hue="unroll_name", hue_order=["looped", "unrolled"], palette=UNROLL_SHADES, orient="h", errorbar="sd",
-        err_kws={"color": "#c44e52", "linewidth": 1.5},
-    )
-    sns.barplot(runs, x="train_samples_per_s", ax=axes[0], **common)
-    sns.barplot(runs, x="compile_s", ax=axes[1], legend=False, **common)
-    axes[0].set(xlabel="training samples per second (steady state)", ylabel="")
-    axes[1].set(xlabel="compile and warm-up time (s)", ylabel="")
-    axes[0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="upper right")
-    pairs = runs.pivot_table(index=["model", "seed"], columns="unroll", values="test_accuracy").dropna()
-    if {True, False} <= set(pairs.columns):
-        differences = ((pairs[True] - pairs[False]) * 100).rename("difference").reset_index()
-        sns.pointplot(differences, x="difference", y="model", order=list(dict.fromkeys(runs.model)), errorbar=BAND,
-                      n_boot=1000, seed=0, linestyle="none", color="black", capsize=0.2, ax=axes[2])
-        axes[2].axvline(0, color="grey", linewidth=1)
-        axes[2].set(xlabel="test accuracy, unrolled minus looped (percentage points)", ylabel="")
-        seeds = int(differences.groupby("model").size().max())
-        accuracy_note = f"right: the test-accuracy difference between the two at the same seed ({band_note(seeds)})"
-    else:
-        axes[2].set_axis_off()
-        accuracy_note = "right panel empty: only one unroll setting was trained"
+    measured = labelled(measured).sort_values(["cell", "hidden_units"])
+    panels = [("train_samples_per_s", "training samples per second (steady state)"),
+              ("compile_s", "compile and warm-up time (s)"), ("peak_memory_mb", "peak memory while training (MB)")]
+    panels = [(column, label) for column, label in panels if measured[column].notna().any()]
+    plot, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 0.42 * measured.model.nunique() + 1.9), sharey=True,
+                              squeeze=False)
+    for index, (axis, (column, label)) in enumerate(zip(axes[0], panels)):
+        sns.barplot(measured, x=column, y="model", hue="unroll_name", hue_order=["looped", "unrolled"], palette=UNROLL_SHADES,
+                    orient="h", errorbar="sd", err_kws={"color": "#c44e52", "linewidth": 1.5}, ax=axis, legend=index == 0)
+        axis.set(xlabel=label, ylabel="")
+    axes[0][0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="upper right")
+    ratios = speeds.dropna(subset=["unrolled_over_looped"]).drop_duplicates(["cell", "hidden_units"])
+    ratio_note = (f"unrolled trains at {ratios.unrolled_over_looped.min():.2f}x to {ratios.unrolled_over_looped.max():.2f}x "
+                  "the looped setting's samples/s (the speed table gives each model's)" if len(ratios) else
+                  "only one unroll setting was measured")
     figure.caption = (
-        "Speed of each variant as measured in its runs (mean, bars: sd over seeds; runs sharing the machine with other "
-        f"workers, so compare variants with each other); {accuracy_note}. Read what unrolling saves per step, what it "
-        "costs in compilation, and that accuracy does not depend on it (the difference should straddle 0)."
+        "Speed of each model in each unroll setting, as measured in its runs (mean, bars: sd over runs): the setting it "
+        "was trained in by its final runs, the other by its timing run (one evaluation window). The runs shared the "
+        f"machine with the sweep's other workers, so compare models and settings with each other. Here {ratio_note}. "
+        "Peak memory is the GPU's on a GPU, else the worker process's resident memory (its runtime and data included)."
     )
     return save(figure, plot, folder)
 
@@ -216,8 +211,9 @@ def best_model(board: pd.DataFrame, compared: pd.DataFrame, folder: Path) -> Fig
             figure.missing = f"run {run.run_name} has no {artifact} ({type(error).__name__})"
             return figure
         figure.paths.append(local.rename(folder / f"best_model_{artifact}"))
+    reading = TASKS[run.task].description if pd.notna(run.task) and run.task in TASKS else TASKS["row"].description
     figure.caption = (
-        f"Left: the first ten training images with their labels, each read by the network one row (time step) at a time. "
+        f"Left: the first ten training images with their labels, each read by the network {reading}. "
         f"Right: test-split predictions of the best model, {run.run_name} (seed {run.seed}, test accuracy "
         f"{run.test_accuracy:.2%}). Read which digits it confuses: off-diagonal cells."
     )

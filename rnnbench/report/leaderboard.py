@@ -1,4 +1,4 @@
-"""The leaderboard: one row per compared variant, best first, from the tidy tables. The one ranking rnnbench
+"""The leaderboard: one row per compared model (or variant), best first, from the tidy tables. The one ranking rnnbench
 makes: the HTML report, its LaTeX/Markdown export and the sweep's terminal summary all read it.
 
     python -c "from rnnbench.report import leaderboard; help(leaderboard.leaderboard)"
@@ -41,8 +41,10 @@ def format_tuned(tuned: dict) -> str:
     return ", ".join(parts)
 
 
-def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence[str] = ("train.learning_rate",)) -> pd.DataFrame:
-    """One row per group (variant), best first: test accuracy over seeds, its `tuned` settings, speed, size, runs.
+def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence[str] = ("train.learning_rate",),
+                speeds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per group (a sweep's model, or a variant), best first: test accuracy over seeds, its `tuned` settings,
+    speed, size, runs, and (from `speeds`, `tables.speeds`) the unroll setting it trains fastest in, `train_unrolled`.
 
     Seeds are the distinct `train.seed` values; runs of one seed are repeats, averaged first. So
     `test_accuracy` is the mean over seeds of each seed's mean, `test_accuracy_sd` its standard
@@ -79,7 +81,18 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence
     board["behind_best"] = best - board.test_accuracy
     reference_accuracy = board.loc[board.is_reference, "test_accuracy"]
     board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
+    faster = {} if speeds is None or speeds.empty else {
+        (row.cell, row.hidden_units): row.unroll for row in speeds[speeds.faster].itertuples()}
+    board["train_unrolled"] = [
+        faster.get((cell, units), unroll) if not reference else unroll
+        for cell, units, unroll, reference in zip(board.cell, board.hidden_units, board.unroll, board.is_reference)]
     return board
+
+
+def tuned_columns(board: pd.DataFrame, column: str = "tuned") -> pd.DataFrame:
+    """The table with its dict column of tuned values (`tuned`, a study's `chosen`) as one plain column per key."""
+    values = pd.DataFrame(board[column].tolist(), index=board.index)
+    return pd.concat([board.drop(columns=[column]), values.apply(pd.to_numeric, errors="coerce")], axis=1)
 
 
 def correctness(runs: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -43,16 +43,16 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
                 "re-run the same `make sweep` to do only the rest, then `make report`."
             )
         seeds = int(sweep.get("params.final.seeds", 0) or 0)
-        short = compared.groupby("group").size()
+        short = compared.groupby("group").seed.nunique()
         short = short[short < seeds]
         if len(short):
-            notes.append(f"{len(short)} variant(s) have fewer than {seeds} finished seeds: " + ", ".join(
+            notes.append(f"{len(short)} model(s) have fewer than {seeds} finished seeds: " + ", ".join(
                 f"{group} ({count})" for group, count in short.items()))
     for _, study in studies.iterrows():
         if study.complete == 0 and study.status != "RUNNING":
             notes.append(
-                f"Study {study.study}: no trial completed ({study.fail} failed, {study.pruned} pruned), so its variants "
-                "have no final runs. Widen or lower the ranges of the sweep file's space: section."
+                f"Study {study.study}: no trial completed ({study.fail} failed, {study.pruned} pruned), so its model "
+                "has no final runs. Widen or lower the ranges of the sweep file's space: section."
             )
     notes += orphan_notes(recorded.runs)
     failed = finished[(finished.status == "FAILED") & ~retried]

@@ -24,6 +24,7 @@ import pandas as pd
 from rnnbench import tracking
 from rnnbench.links import Links
 from rnnbench.links import ui_url as default_ui_url
+from rnnbench.sweep import unroll
 from rnnbench.sweep.definition import REFERENCE_LABEL
 from rnnbench.errors import UserError
 from rnnbench.report import compare, export, figures, landscape, leaderboard, literature, tables, uncertainty
@@ -69,7 +70,9 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     compared = tables.compared_runs(recorded)
     reference = tables.reference_runs(recorded, compared)
     searched = leaderboard.searched(recorded)
-    board = leaderboard.leaderboard(compared, reference, tuned=list(searched))
+    speeds = tables.speeds(recorded)
+    checks = tables.unroll_checks(recorded)
+    board = leaderboard.leaderboard(compared, reference, tuned=list(searched), speeds=speeds)
     contenders = board[~board.is_reference].group.tolist() if not board.empty else []
     result = compare.verdict(
         contenders, REFERENCE_LABEL, leaderboard.correctness(pd.concat([compared, reference.assign(group=REFERENCE_LABEL)]))
@@ -78,8 +81,12 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     scores, valid_images = tables.trial_scores(recorded.stage("trial")), tables.validation_images(recorded.runs)
     recorded.runs.to_csv(folder / "runs.csv", index=False)
     recorded.curves.to_csv(folder / "curves.csv", index=False)
-    board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore").to_csv(folder / "leaderboard.csv", index=False)
-    studies.to_csv(folder / "studies.csv", index=False)
+    plain = board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore")
+    (leaderboard.tuned_columns(plain) if not plain.empty else plain).to_csv(folder / "leaderboard.csv", index=False)
+    (leaderboard.tuned_columns(studies, "chosen") if not studies.empty else studies).to_csv(folder / "studies.csv", index=False)
+    models = [tables.model_name(cell, units) for cell, units in zip(speeds.cell, speeds.hidden_units)]
+    checked = checks.drop(columns=["trained"]).rename(columns={"verdict": "unroll_check", "difference": "unroll_difference"})
+    speeds.assign(model=models).join(checked, on="model").to_csv(folder / "speed.csv", index=False)
     published = literature.matching(compared)
     published[0].to_csv(folder / "published.csv", index=False)
     export.write(folder, board, result)
@@ -88,7 +95,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         _draw(figures.accuracy_curves, compared, recorded.curves, figure_folder),
         _draw(figures.accuracy_by_size, compared, reference, figure_folder),
         _draw(landscape.landscape, recorded.stage("trial"), studies, searched, figure_folder),
-        _draw(figures.speed, compared, figure_folder),
+        _draw(figures.speed, recorded.runs, speeds, figure_folder),
         _draw(figures.pareto, board, figure_folder),
         _draw(figures.best_model, board, compared, figure_folder),
         _draw(uncertainty.forest, board, result, figure_folder),
@@ -100,10 +107,12 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     html = _template().render(
         experiment=experiment,
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        headline=headline(board, result),
+        headline=headline(board, result, speeds),
         notes=notes,
         header=header(recorded, compared),
         leaderboard=leaderboard_rows(board, links, result),
+        speeds=speed_rows(speeds, checks),
+        tolerance=unroll.RELATIVE_TOLERANCE,
         studies=study_rows(studies, links, scores, valid_images),
         method=None if result is None else {
             "resamples": f"{compare.RESAMPLES:,}", "images": f"{result.images:,}", "comparisons": len(result.vs_best),
@@ -134,10 +143,10 @@ def _draw(function, *arguments) -> figures.Figure:
         return figures.Figure(function.__name__, name, missing=f"an error in drawing it: {type(error).__name__}: {error}")
 
 
-def headline(board: pd.DataFrame, result: compare.Verdict | None) -> str | None:
-    """The answer in one sentence, claiming only what the paired comparisons support: a single best variant only
+def headline(board: pd.DataFrame, result: compare.Verdict | None, speeds: pd.DataFrame | None = None) -> str | None:
+    """The answer in one sentence, claiming only what the paired comparisons support: a single best model only
     when every other is behind it beyond noise, else the group tied at the top; the margin over the seed tutorial
-    only when its interval excludes zero."""
+    only when its interval excludes zero; and the unroll setting to train the best model in (`tables.speeds`)."""
     contenders = board[~board.is_reference] if not board.empty else board
     if contenders.empty or contenders.test_accuracy.isna().all():
         return None
@@ -150,12 +159,12 @@ def headline(board: pd.DataFrame, result: compare.Verdict | None) -> str | None:
         margin = (f"a lead of {points(-lead.difference)} over the runner-up {second.group} (95% CI {-lead.high * 100:+.2f} "
                   f"to {-lead.low * 100:+.2f}; P(a run of {best.group} beats one of {second.group}) = {1 - lead.beats:.2f})")
         if len(result.tied) == 1:
-            parts.append(f"ahead of every other variant beyond noise, with {margin}")
+            parts.append(f"ahead of every other {_kind(contenders)[:-1]} beyond noise, with {margin}")
         else:
             behind = [group for group in contenders.group if group not in result.tied]
             who = (f"tied with it: {', '.join(result.tied[1:])}" if len(result.tied) <= len(behind) + 2 else
                    f"behind it beyond noise: {', '.join(behind)}" if behind else "none is behind it beyond noise")
-            parts = [f"No single best: {len(result.tied)} of {len(contenders)} variants are statistically tied at the top, "
+            parts = [f"No single best: {len(result.tied)} of {len(contenders)} {_kind(contenders)} are statistically tied at the top, "
                      f"led by {best.group} ({accuracy}); {who}; {margin}"]
     elif len(contenders) > 1:
         second = contenders.iloc[1]
@@ -174,12 +183,32 @@ def headline(board: pd.DataFrame, result: compare.Verdict | None) -> str | None:
             parts.append(f"{points(versus.difference)} {verb} the seed tutorial ({percent(seed.test_accuracy)}; {interval})"
                          if versus.significant else
                          f"not distinguishable from the seed tutorial ({percent(seed.test_accuracy)}; {interval})")
-    speed = f"It trains at {best.train_samples_per_s:,.0f} samples/s"
+    return "; ".join(parts) + f". {_speed_sentence(best, contenders, speeds)}"
+
+
+def _speed_sentence(best: pd.Series, contenders: pd.DataFrame, speeds: pd.DataFrame | None) -> str:
+    """How to train the best model: the unroll setting it trains fastest in (its measured speeds in both settings), and
+    how it compares in speed with the fastest model."""
+    shape = pd.DataFrame() if speeds is None or speeds.empty else speeds[
+        (speeds.cell == best.cell) & (speeds.hidden_units == best.hidden_units)]
+    if len(shape) > 1 and not best.is_reference:
+        chosen = shape[shape.faster].iloc[0]
+        other = shape[~shape.faster].iloc[0]
+        setting, other_setting = ("unrolled", "looped") if chosen.unroll else ("looped", "unrolled")
+        sentence = (f"Train it {setting}: {chosen.train_samples_per_s:,.0f} samples/s and {chosen.compile_s:.1f} s to "
+                    f"compile, against {other.train_samples_per_s:,.0f} and {other.compile_s:.1f} s {other_setting}")
+        rate = chosen.train_samples_per_s
+    else:
+        sentence, rate = f"It trains at {best.train_samples_per_s:,.0f} samples/s", best.train_samples_per_s
     fastest = contenders.sort_values("train_samples_per_s", ascending=False).iloc[0]
-    if fastest.group != best.group:
-        ratio = fastest.train_samples_per_s / best.train_samples_per_s
-        speed += f", {ratio:.1f}x slower than the fastest variant, {fastest.group}"
-    return "; ".join(parts) + f". {speed} (a run of {best.steps:,} steps took {best.training_s:.0f} s)."
+    if fastest.group != best.group and fastest.train_samples_per_s > rate:
+        sentence += f"; {fastest.train_samples_per_s / rate:.1f}x slower than the fastest {_kind(contenders)[:-1]}, {fastest.group}"
+    return sentence + f" (a run of {best.steps:,} steps took {best.training_s:.0f} s)."
+
+
+def _kind(contenders: pd.DataFrame) -> str:
+    """What the rows are: models (a sweep's, whatever their unroll setting), or variants."""
+    return "variants" if contenders.group.str.endswith(("-unrolled", "-looped")).any() else "models"
 
 
 def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
@@ -228,6 +257,7 @@ def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict 
         rows.append({
             "rank": "" if row.is_reference else int(row["rank"]),
             "variant": row.group, "reference": row.is_reference, "tied": row.group in tied,
+            "setting": "unrolled" if row.train_unrolled else "looped",
             "accuracy": percent(row.test_accuracy),
             "seeds": f"{row.seeds}" + (f" ({row.runs} runs)" if row.runs > row.seeds else ""),
             "spread": "-" if pd.isna(row.test_accuracy_sd) else f"± {row.test_accuracy_sd * 100:.2f}",
@@ -237,6 +267,27 @@ def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict 
             "tuned": leaderboard.format_tuned(row.tuned), "parameters": f"{row.parameters:,}",
             "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
             "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
+        })
+    return rows
+
+
+def speed_rows(speeds: pd.DataFrame, checks: pd.DataFrame) -> list[dict]:
+    """The speed table: one row per model and unroll setting, with the model's unroll check."""
+    rows = []
+    for row in speeds.itertuples():
+        model = tables.model_name(row.cell, row.hidden_units)
+        check = checks.loc[model] if model in checks.index else None
+        verdict = "-" if check is None or pd.isna(check.verdict) else check.verdict
+        if check is not None and pd.notna(check.difference):
+            verdict += f" ({check.difference:.1e})"
+        rows.append({
+            "model": model, "setting": "unrolled" if row.unroll else "looped",
+            "runs": f"{row.runs} {'trained' if row.trained else 'timing'}", "faster": bool(row.faster),
+            "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}",
+            "memory": "-" if pd.isna(row.peak_memory_mb) else f"{row.peak_memory_mb:,.0f}",
+            "run": f"{row.run_s:.0f}",
+            "ratio": "-" if pd.isna(row.unrolled_over_looped) else f"{row.unrolled_over_looped:.2f}x",
+            "check": verdict,
         })
     return rows
 

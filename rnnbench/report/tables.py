@@ -53,8 +53,12 @@ COLUMNS = {
     "train_samples_per_s": (f"metrics.{names.TRAIN_SAMPLES_PER_S}", float),
     "eval_samples_per_s": (f"metrics.{names.EVAL_SAMPLES_PER_S}", float),
     "compile_s": (f"metrics.{names.COMPILE_S}", float),
+    "peak_memory_mb": (f"metrics.{names.PEAK_MEMORY_MB}", float),
     "training_s": (f"metrics.{names.WALL_S}", float),
     "study_best_val_accuracy": (f"metrics.{names.BEST_VAL_ACCURACY}", float),
+    "trained_unroll": (f"tags.{names.TRAINED_UNROLL}", str),
+    "unroll_check": (f"tags.{names.UNROLL_CHECK}", str),
+    "unroll_difference": (f"metrics.{names.UNROLL_DIFFERENCE}", float),
     "data_splits": (f"tags.{names.DATA_SPLITS}", str),
     "test_split": (f"tags.{names.TEST_SPLIT}", str),
     "git_commit": (f"tags.{names.GIT_COMMIT}", str),
@@ -171,19 +175,24 @@ def _curves(client, runs: pd.DataFrame) -> pd.DataFrame:
 def compared_runs(recorded: Recorded) -> pd.DataFrame:
     """The runs the report compares, with a `group` column: runs that differ only by seed share it.
 
-    A sweep's final runs (grouped by variant); in an experiment without them, its single runs, with
-    whatever else varies within a variant (e.g. the learning rate) added to the group's name.
+    A sweep's final runs, grouped by model (cell and size, e.g. gru-h128): `model.unroll` changes speed, not the
+    function, so runs of one seed in either setting are repeats of one model; where the sweep's check found a model's
+    settings to differ (or could not check them), by variant (gru-h128-unrolled). In an experiment without final runs,
+    its single runs by variant, with whatever else varies within a variant (e.g. the learning rate) added to the name.
     """
     runs = recorded.stage("final")
-    if runs.empty:
+    sweep = not runs.empty
+    if not sweep:
         runs = recorded.stage("run")
     runs = runs[runs.status == "FINISHED"].copy()
     if runs.empty:
         runs["group"] = pd.Series(dtype="string")
         return runs
+    apart = set(unroll_checks(recorded).query("verdict in ['differ', 'unchecked']").index)
     shapes = zip(runs.cell, runs.hidden_units, runs.unroll)
     variant = pd.Series(
-        [ModelConfig(cell, int(units), bool(unroll)).variant for cell, units, unroll in shapes], index=runs.index, dtype="string"
+        [ModelConfig(cell, int(units), bool(unroll)).variant if not sweep or model_name(cell, units) in apart
+         else model_name(cell, units) for cell, units, unroll in shapes], index=runs.index, dtype="string"
     )
     labels = variant.copy()
     for _, members in settings(runs).groupby(variant):
@@ -192,6 +201,49 @@ def compared_runs(recorded: Recorded) -> pd.DataFrame:
             labels[index] += "".join(f" {key}={row[key]}" for key in varying)
     runs["group"] = labels.astype("string")
     return runs
+
+
+def model_name(cell: str, hidden_units: int) -> str:
+    """e.g. gru-h128: a model whatever its unroll setting (the sweep's study of it has the same name)."""
+    return f"{cell}-h{int(hidden_units)}"
+
+
+def unroll_checks(recorded: Recorded) -> pd.DataFrame:
+    """Per model of a sweep (index: its study's name): the unroll setting it was trained in, and the verdict and
+    relative loss difference of the check that the settings agree (rnnbench.sweep.unroll); empty for other experiments."""
+    studies = recorded.stage("study")
+    table = pd.DataFrame({
+        "trained": studies.trained_unroll.map({"true": True, "false": False}).astype("boolean"),
+        "verdict": studies.unroll_check, "difference": studies.unroll_difference,
+    })
+    return table.set_axis(studies.study.astype(str)).rename_axis("model")
+
+
+def speeds(recorded: Recorded, steps: int | None = None) -> pd.DataFrame:
+    """One row per (cell, hidden_units, unroll) that finished runs measured (final, timing and single runs): mean
+    samples/s, compile seconds and peak memory, how many runs, whether the model was trained in full in that setting
+    ("trained") or only timed, the seconds a run of `steps` steps takes at that speed (compilation and steps), and per
+    model the unrolled setting's samples/s over the looped one's (`unrolled_over_looped`) and the faster setting."""
+    runs = recorded.runs[recorded.runs.stage.isin(["final", "timing", "run"]) & (recorded.runs.status == "FINISHED")]
+    runs = runs.dropna(subset=["cell", "hidden_units", "unroll", "train_samples_per_s"])
+    columns = ["cell", "hidden_units", "unroll", "train_samples_per_s", "compile_s", "peak_memory_mb", "runs", "trained",
+               "run_s", "unrolled_over_looped", "faster"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    table = runs.groupby(["cell", "hidden_units", "unroll"]).agg(
+        train_samples_per_s=("train_samples_per_s", "mean"), compile_s=("compile_s", "mean"),
+        peak_memory_mb=("peak_memory_mb", "mean"), runs=("run_id", "size"),
+        trained=("stage", lambda stages: bool((stages != "timing").any())), batch_size=("batch_size", "first"),
+        full_steps=("steps", "max"),
+    ).reset_index()
+    steps = steps or int(table.full_steps.max())  # the full runs' length, for every setting alike
+    table["run_s"] = table.compile_s.fillna(0) + steps * table.batch_size / table.train_samples_per_s
+    by_model = table.pivot_table(index=["cell", "hidden_units"], columns="unroll", values="train_samples_per_s")
+    ratio = (by_model[True] / by_model[False]) if {True, False} <= set(by_model.columns) else pd.Series(dtype=float)
+    table["unrolled_over_looped"] = [ratio.get((cell, units), np.nan) for cell, units in zip(table.cell, table.hidden_units)]
+    fastest = table.loc[table.groupby(["cell", "hidden_units"]).run_s.idxmin()].set_index(["cell", "hidden_units"]).unroll
+    table["faster"] = [fastest[(cell, units)] == unroll for cell, units, unroll in zip(table.cell, table.hidden_units, table.unroll)]
+    return table.sort_values(["cell", "hidden_units", "unroll"], ignore_index=True)[columns]
 
 
 def settings(runs: pd.DataFrame) -> pd.DataFrame:

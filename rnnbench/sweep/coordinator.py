@@ -25,7 +25,8 @@ from rnnbench import names, processes, signals, tracking
 from rnnbench.errors import UserError
 from rnnbench.links import Links, ui_url
 from rnnbench.report import summary
-from rnnbench.sweep import devices, state, studies
+from rnnbench.data import split_sizes
+from rnnbench.sweep import devices, estimate, state, studies, unroll
 from rnnbench.sweep.definition import FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
 from rnnbench.sweep.space import values_of
@@ -51,15 +52,17 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         _prepare(client, definition, sweep_plan, loaded, parents)
         print(
             f"sweep '{definition.sweep.name}': {len(sweep_plan.studies)} studies x {sweep_plan.trials_per_study} trials, "
-            f"{len(sweep_plan.final_runs)} final runs; {workers} worker(s); MLflow experiment '{definition.sweep.name}'",
+            f"{_final_stage(sweep_plan)}; {workers} worker(s); MLflow experiment '{definition.sweep.name}'",
             flush=True,
         )
         pool = _start_workers(definition, storage_url, workers)
         bar = Progress(sweep_plan.runs)
-        recorded: set[Study] = set()
+        recorded: dict[Study, dict | None] = {}
+        checked: set[Study] = set()
         while True:
             signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
             _follow(client, definition, sweep_plan, loaded, parents, recorded)
+            _check_unroll(client, definition, sweep_plan, loaded, parents, recorded, checked, bar.note)
             bar.show(state.totals(sweep_plan, loaded))
             if state.sweep_complete(sweep_plan, loaded):
                 break
@@ -99,6 +102,12 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     return _close_sweep(client, definition, sweep_plan, loaded, parents[None])
 
 
+def _final_stage(sweep_plan: Plan) -> str:
+    timing = sum(run.timing for run in sweep_plan.final_runs)
+    full = len(sweep_plan.final_runs) - timing
+    return f"{full} final runs" + (f" and {timing} timing runs" if timing else "")
+
+
 def _close_sweep(client, definition: SweepDefinition, sweep_plan: Plan, loaded, run_id: str) -> int:
     """The sweep's run FINISHED, or FAILED with the count of lost runs and the first of each study; the exit code."""
     lost = {study: studies.lost_trials(optuna_study.get_trials(deepcopy=False)) for study, optuna_study in loaded.items()}
@@ -134,6 +143,7 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
             "space": ",".join(dimension.key for dimension in definition.space),  # the declared order
             "plan.studies": len(sweep_plan.studies), "plan.trials": sweep_plan.trials,
             "plan.final_runs": len(sweep_plan.final_runs), "plan.reference_runs": len(sweep_plan.reference_seeds),
+            "plan.timing_runs": sum(run.timing for run in sweep_plan.final_runs),
         },
         tags={names.SWEEP: definition.sweep.name},
     )
@@ -186,10 +196,13 @@ def _reopen(client, optuna_study: optuna.Study) -> str | None:
     return run_id
 
 
-def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str], recorded: set[Study]) -> None:
-    """Fails trials of dead workers; for each study that has just finished, records it and enqueues its finals."""
+def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str],
+            recorded: dict[Study, dict | None]) -> None:
+    """Fails trials of dead workers; for each study that has just finished, records it, chooses the unroll setting its
+    model trains in and enqueues its finals; `recorded` keeps each recorded study's tuned values (None: none)."""
     for optuna_study in loaded.values():
         studies.fail_dead_trials(optuna_study, state.close_dead_trial)
+    speeds = None
     for study in sweep_plan.studies:
         if study in recorded:
             continue
@@ -199,12 +212,49 @@ def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, paren
         if counts.finished < sweep_plan.trials_per_study:
             continue
         best = _best(optuna_study) if counts.decided else None
+        recorded[study] = None if best is None else values_of(definition.space, best.params)
         if best is not None:
-            for final in sweep_plan.finals_of(study):
-                studies.enqueue(loaded[None], _final_params(final, values_of(definition.space, best.params)), skip_if_exists=True)
+            trained = state.trained_unroll(optuna_study)
+            if trained is None:  # chosen once, and kept with the study: a resumed sweep trains the same setting
+                if speeds is None:
+                    speeds = estimate.measured_speeds(definition.train.batch_size, definition.data.task)
+                trained = unroll.trained_setting(definition, study, speeds, split_sizes(definition.data)["valid"])
+                optuna_study.set_user_attr(names.TRAINED_UNROLL, trained)
+            client.set_tag(parents[study], names.TRAINED_UNROLL, str(trained).lower())
+            for final in sweep_plan.finals_of(study, trained):
+                studies.enqueue(loaded[None], _final_params(definition, final, recorded[study]), skip_if_exists=True)
         if client.get_run(parents[study]).info.status == "RUNNING":  # a finished sweep's re-run leaves it as it was
             _close_study(client, definition, parents[study], counts, best)
-        recorded.add(study)
+
+
+def _check_unroll(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str],
+                  recorded: dict[Study, dict | None], checked: set[Study], say) -> None:
+    """Each decided study's unroll check, once both of its runs have ended: recorded on the study's run and its timing
+    runs; where the settings differ (or could not be checked), its model's full runs in every setting enqueued, and
+    one line said."""
+    final_trials = None
+    for study, tuned in recorded.items():
+        if tuned is None or study in checked:
+            continue
+        final_trials = final_trials or studies.live_trials(loaded[None].get_trials(deepcopy=False))
+        trained = state.trained_unroll(loaded[study])
+        verdict = unroll.check(sweep_plan, study, trained, final_trials)
+        if verdict.verdict == unroll.PENDING:
+            continue
+        checked.add(study)
+        if verdict.other is None:
+            continue
+        client.set_tag(parents[study], names.UNROLL_CHECK, verdict.verdict)
+        if verdict.difference is not None:
+            tracking.log_metrics(client, parents[study], {names.UNROLL_DIFFERENCE: verdict.difference}, step=0)
+        for trial in final_trials:
+            if trial.params.get("timing") and (trial.params.get("cell"), trial.params.get("hidden_units")) == (
+                    study.cell, study.hidden_units) and trial.user_attrs.get(names.MLFLOW_RUN):
+                client.set_tag(trial.user_attrs[names.MLFLOW_RUN], names.UNROLL_CHECK, verdict.verdict)
+        if verdict.trains_every_setting:
+            say(f"rnnbench: {verdict.describe(study)}")
+            for final in sweep_plan.finals_of(study, trained, differ=True):
+                studies.enqueue(loaded[None], _final_params(definition, final, tuned), skip_if_exists=True)
 
 
 def _close_study(client, definition: SweepDefinition, run_id: str, counts: studies.Counts, best) -> None:
@@ -242,11 +292,13 @@ def _best(optuna_study: optuna.Study):
     return optuna_study.best_trial
 
 
-def _final_params(final: FinalRun, tuned: dict) -> dict:
-    """A final run's fixed parameters: its variant and seed, and every tuned value of its study's best trial."""
+def _final_params(definition: SweepDefinition, final: FinalRun, tuned: dict) -> dict:
+    """A final run's fixed parameters: its variant and seed, every tuned value of its study's best trial, and whether
+    it is a timing run (a parameter only where the sweep has timing runs; see `worker.is_timing`)."""
+    timing = {} if definition.final.train_every_unroll else {"timing": final.timing}
     return {
         "reference": False, **tuned, "cell": final.cell, "hidden_units": final.hidden_units,
-        "unroll": final.unroll, "seed": final.seed,
+        "unroll": final.unroll, "seed": final.seed, **timing,
     }
 
 

@@ -9,10 +9,12 @@ the defaults below. The method, in two stages:
 1. search: one Optuna study per (cell, hidden size) tunes the searched settings (`space:`, by
    default the learning rate; see `rnnbench.sweep.space`) on the validation split. `unroll` changes speed and memory, not the function computed, so it is not searched:
    trials train with `search.unroll`.
-2. final: every (cell, hidden size, unroll) variant of the grid is trained with every tuned value of
-   its study's best trial, with each of `final.seeds` seeds and tested on the test split, the only stage
-   that touches it. With `final.reference`, the seed tutorial itself (SimpleRNN-50, Adam 1e-3,
-   5,000 steps) is trained and tested with the same seeds on the same data: the yardstick.
+2. final: every model of the grid (cell, hidden size) is trained with every tuned value of its study's
+   best trial, with each of `final.seeds` seeds, and tested on the test split, the only stage that touches
+   it. It is trained in one `grid.unroll` setting, the faster one; each other setting gets one timing run,
+   which also checks that the settings compute the same function (`rnnbench.sweep.unroll`). With
+   `final.reference`, the seed tutorial itself (SimpleRNN-50, Adam 1e-3, 5,000 steps) is trained and
+   tested with the same seeds on the same data: the yardstick.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class GridConfig:
     hidden_units: tuple[int, ...] = (32, 64, 128)
     """Sizes of the recurrent layer compared."""
     unroll: tuple[bool, ...] = (False, True)
-    """Unroll settings compared in the final stage (speed and memory; the same function)."""
+    """Unroll settings timed in the final stage (speed and memory; the same function, which the sweep checks)."""
 
     def __post_init__(self):
         for key, values in (("cells", self.cells), ("hidden_units", self.hidden_units), ("unroll", self.unroll)):
@@ -99,6 +101,9 @@ class FinalConfig:
     report can estimate a spread over seeds and test differences between variants."""
     reference: bool = True
     """Also train the seed tutorial's run (experiments/seed_simple_rnn.yaml) with each seed, as the reference."""
+    train_every_unroll: bool = False
+    """Train every grid.unroll setting in full with every seed. By default a model is trained in full only in its faster
+    setting, and each other setting gets one timing run of train.eval_every_steps steps (rnnbench.sweep.unroll)."""
 
     def __post_init__(self):
         if self.seeds <= 0:
@@ -178,12 +183,14 @@ class Study:
 
 @dataclasses.dataclass(frozen=True, order=True)
 class FinalRun:
-    """One run of the final stage: a variant of the grid with one seed."""
+    """One run of the final stage: a variant of the grid with one seed, trained in full and tested, or (`timing`) only
+    timed over its first evaluation window."""
 
     cell: str
     hidden_units: int
     unroll: bool
     seed: int
+    timing: bool = False
 
     @property
     def study(self) -> Study:
@@ -198,7 +205,11 @@ class FinalRun:
 class Plan:
     studies: tuple[Study, ...]
     trials_per_study: int
-    final_runs: tuple[FinalRun, ...]
+    unroll: tuple[bool, ...]
+    """The grid's unroll settings, in its order."""
+    seeds: int
+    every_unroll: bool = False
+    """final.train_every_unroll: every setting trained in full, no timing runs."""
     reference_seeds: tuple[int, ...] = ()
     """Seeds of the seed tutorial's reference runs (none without `final.reference`)."""
 
@@ -207,25 +218,42 @@ class Plan:
         return len(self.studies) * self.trials_per_study
 
     @property
+    def final_runs(self) -> tuple[FinalRun, ...]:
+        """The final stage as planned, before any study has chosen its setting (as if each trained the grid's first) or
+        found its settings to differ: the count is what the sweep plans."""
+        return tuple(run for study in self.studies for run in self.finals_of(study))
+
+    @property
     def runs(self) -> int:
-        """Every run the sweep records: trials, final runs and reference runs."""
+        """Every run the sweep plans: trials, final and timing runs, and reference runs."""
         return self.trials + len(self.final_runs) + len(self.reference_seeds)
 
-    def finals_of(self, study: Study) -> list[FinalRun]:
-        return [run for run in self.final_runs if run.study == study]
+    def finals_of(self, study: Study, trained: bool | None = None, differ: bool = False) -> tuple[FinalRun, ...]:
+        """The study's final stage: its model trained in full with each seed in the setting `trained` (None: the grid's
+        first), and one timing run of each other setting; every setting in full where `differ` (the check found the
+        settings to compute different functions, or could not tell) or with final.train_every_unroll.
+
+        The order is the queue's: the trained setting's seed 0 and the timing runs come first, so that the check
+        (seed 0's first evaluation window in each setting) is decided early."""
+        trained = self.unroll[0] if trained is None else trained
+        others = [unroll for unroll in self.unroll if unroll != trained]
+        full = [trained, *others] if differ or self.every_unroll else [trained]
+
+        def run(unroll: bool, seed: int, timing: bool = False) -> FinalRun:
+            return FinalRun(study.cell, study.hidden_units, unroll, seed, timing)
+
+        first = [run(unroll, 0) for unroll in full]
+        timing = [] if self.every_unroll else [run(unroll, 0, timing=True) for unroll in others]
+        rest = [run(unroll, seed) for unroll in full for seed in range(1, self.seeds)]
+        return tuple(first[:1] + timing + first[1:] + rest)
 
 
 def plan(definition: SweepDefinition) -> Plan:
     grid = definition.grid
     studies = tuple(Study(cell, units) for cell in grid.cells for units in grid.hidden_units)
-    finals = tuple(
-        FinalRun(study.cell, study.hidden_units, unroll, seed)
-        for study in studies
-        for unroll in grid.unroll
-        for seed in range(definition.final.seeds)
-    )
     references = tuple(range(definition.final.seeds)) if definition.final.reference else ()
-    return Plan(studies, definition.search.trials, finals, references)
+    return Plan(studies, definition.search.trials, grid.unroll, definition.final.seeds, definition.final.train_every_unroll,
+                references)
 
 
 def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unroll: bool, tuned: dict, seed: int) -> Config:
@@ -256,8 +284,15 @@ def reference_config(definition: SweepDefinition, seed: int) -> Config:
     )
 
 
+def stored_values(values: dict) -> dict:
+    """Values stored with a sweep's studies, completed with what sweeps stored before a setting existed: such a
+    sweep trained every unroll setting in full (final.train_every_unroll)."""
+    return {"final.train_every_unroll": True, **values}
+
+
 def build_definition(values: dict) -> SweepDefinition:
     """A definition from its flat `section.key` values, as stored with the sweep's studies (`values()`)."""
+    values = stored_values(values)
     entries = {key.removeprefix("space."): value for key, value in values.items() if key.startswith("space.")}
     sections = {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()
                 if not key.startswith("space.")}

@@ -2,7 +2,8 @@
 
     rnnbench sweep experiments/sweep.yaml --dry-run
 
-A run's cost is its compilation, its training steps, its validations and a fixed cost for
+Each model's final runs train in the unroll setting `rnnbench.sweep.unroll` chooses, the other setting
+is timed. A run's cost is its compilation, its training steps, its validations and a fixed cost for
 building, recording and testing. Speeds come from runs already in the tracking store with the
 same cell, size, unroll, batch size, task and XLA choice (the median of their `speed/*` metrics);
 for the others, from the FLOP model of `rnnbench.cost`.
@@ -10,12 +11,15 @@ for the others, from the FLOP model of `rnnbench.cost`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import mlflow
 
 from rnnbench import cost, tracking
 from rnnbench.config import ModelConfig, TrainConfig, xla_on_cpu_for
 from rnnbench.report import tables
 from rnnbench.results import Speed
+from rnnbench.sweep import unroll
 from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
 
 FIXED_S = 2.0
@@ -62,6 +66,18 @@ def run_seconds(speed: Speed, train: TrainConfig, valid_images: int) -> float:
     )
 
 
+def _final_stage(definition: SweepDefinition, sweep_plan: Plan) -> str:
+    seeds = definition.final.seeds
+    if sweep_plan.every_unroll or len(sweep_plan.unroll) == 1:
+        return (f"{len(sweep_plan.final_runs)} final runs = {len(sweep_plan.unroll)} unroll setting(s) x {seeds} seeds per "
+                "model, tested on the test split")
+    timing = sum(run.timing for run in sweep_plan.final_runs)
+    return (f"{len(sweep_plan.final_runs) - timing} final runs = {seeds} seeds per model in its faster unroll setting "
+            f"('trained' below), tested on the test split, and {timing} timing runs of the other setting "
+            f"({definition.train.eval_every_steps} steps each: its speed, and the check that both settings agree; a model "
+            "whose settings differ is trained in full in each)")
+
+
 def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, workers: int) -> str:
     """The plan, study by study, with each stage's estimated time on one worker and on `workers`."""
     speeds = measured_speeds(definition.train.batch_size, definition.data.task)
@@ -73,12 +89,12 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
         f"stage 1: {len(sweep_plan.studies)} studies x {search.trials} trials = {sweep_plan.trials} trials "
         f"(searching {'; '.join(dimension.describe() for dimension in definition.space)}; TPE seed "
         f"{search.sampler_seed}; {search.pruner} pruner; trials unroll={str(search.unroll).lower()})",
-        f"stage 2: {len(sweep_plan.final_runs)} final runs = {len(sweep_plan.final_runs) // max(len(sweep_plan.studies), 1)} "
-        f"per study ({len(definition.grid.unroll)} unroll settings x {definition.final.seeds} seeds), tested on the test split"
+        f"stage 2: {_final_stage(definition, sweep_plan)}"
         + (f"; {len(sweep_plan.reference_seeds)} reference runs of the seed tutorial" if sweep_plan.reference_seeds else ""),
         "",
-        f"{'study':<16}{'trial (each)':>14}{'final runs':>12}  speed source",
+        f"{'study':<16}{'trial (each)':>14}{'final runs':>12}  {'trained':<10}speed source",
     ]
+    timing_train = dataclasses.replace(definition.train, steps=definition.train.eval_every_steps)
     search_total = final_total = 0.0
     for study in sweep_plan.studies:
         def measured_key(unroll: bool) -> tuple[str, int, bool, bool]:
@@ -89,11 +105,14 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
             return speeds.get(measured_key(unroll)) or modelled
 
         trial = run_seconds(speed_of(search.unroll), definition.train, valid_images)
-        finals = sum(run_seconds(speed_of(run.unroll), definition.train, valid_images) for run in sweep_plan.finals_of(study))
+        trained = unroll.trained_setting(definition, study, speeds, valid_images)
+        finals = sum(run_seconds(speed_of(run.unroll), timing_train if run.timing else definition.train, valid_images)
+                     for run in sweep_plan.finals_of(study, trained))
         search_total += trial * search.trials
         final_total += finals
         source = "measured in this store" if measured_key(search.unroll) in speeds else "FLOP model (~20%)"
-        lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {source}")
+        setting = "every" if sweep_plan.every_unroll else "unrolled" if trained else "looped"
+        lines.append(f"{study.key:<16}{trial:>12.0f} s{finals:>10.0f} s  {setting:<10}{source}")
     if sweep_plan.reference_seeds:
         key = (SEED_MODEL.cell, SEED_MODEL.hidden_units, SEED_MODEL.unroll)
         same_batch = SEED_TRAIN.batch_size == definition.train.batch_size

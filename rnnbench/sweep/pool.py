@@ -98,6 +98,7 @@ class Progress:
     def show(self, totals: Totals) -> None:
         details = f"pruned {totals.pruned}, failed {totals.failed}, running {totals.running}"
         if self.interactive:
+            self.bar.total = totals.planned
             self.bar.n = totals.finished
             self.bar.set_postfix_str(details, refresh=False)
             self.bar.refresh()
@@ -109,6 +110,13 @@ class Progress:
             left = f", about {tqdm.format_interval(remaining)} left" if remaining is not None else ""
             print(f"[{tqdm.format_interval(elapsed)}] {line}{left}", flush=True)
             self.last = line
+
+    def note(self, line: str) -> None:
+        """A line of news above the bar (or between the log's lines)."""
+        if self.interactive:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     def close(self) -> None:
         self.bar.close()

@@ -14,8 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from rnnbench import names, tracking
-from rnnbench.sweep import studies
-from rnnbench.sweep.definition import Plan, Study
+from rnnbench.sweep import studies, unroll
+from rnnbench.sweep.definition import FinalRun, Plan, Study
 
 
 @dataclasses.dataclass
@@ -25,8 +25,14 @@ class Totals(studies.Counts):
 
 
 def totals(sweep_plan: Plan, loaded) -> Totals:
-    """The trials of every study counted together, with what the sweep plans."""
-    summed = Totals(planned=sweep_plan.runs)
+    """The trials of every study counted together, with what the sweep plans (more where a model is trained in every
+    unroll setting since its check found them to differ)."""
+    final_trials = studies.live_trials(loaded[None].get_trials(deepcopy=False))
+    extra = 0
+    for study in sweep_plan.studies:
+        owed = study_finals(sweep_plan, study, loaded[study], final_trials)
+        extra += 0 if owed is None else len(owed) - len(sweep_plan.finals_of(study))
+    summed = Totals(planned=sweep_plan.runs + extra)
     for optuna_study in loaded.values():
         counts = studies.count(optuna_study.get_trials(deepcopy=False))
         for field in dataclasses.fields(studies.Counts):
@@ -37,13 +43,32 @@ def totals(sweep_plan: Plan, loaded) -> Totals:
 def sweep_complete(sweep_plan: Plan, loaded: dict[Study | None, optuna.Study]) -> bool:
     """Every planned trial has finished, and every final run due (studies that are decided) too."""
     finals_due = len(sweep_plan.reference_seeds)
+    final_trials = studies.live_trials(loaded[None].get_trials(deepcopy=False))
     for study in sweep_plan.studies:
         counts = studies.count(loaded[study].get_trials(deepcopy=False))
         if counts.finished < sweep_plan.trials_per_study:
             return False
         if counts.decided:
-            finals_due += len(sweep_plan.finals_of(study))
+            owed = study_finals(sweep_plan, study, loaded[study], final_trials)
+            if owed is None:  # its final runs are not enqueued yet
+                return False
+            finals_due += len(owed)
     return studies.count(loaded[None].get_trials(deepcopy=False)).finished >= finals_due
+
+
+def trained_unroll(search_study: optuna.Study) -> bool | None:
+    """The unroll setting the study's model is trained in, once the coordinator has chosen it (None before)."""
+    return search_study.user_attrs.get(names.TRAINED_UNROLL)
+
+
+def study_finals(sweep_plan: Plan, study: Study, search_study: optuna.Study, final_trials) -> tuple[FinalRun, ...] | None:
+    """The final runs `study` owes now (every unroll setting in full where its check says so); None while its setting is
+    not chosen, i.e. its final runs are not enqueued yet."""
+    trained = trained_unroll(search_study)
+    if trained is None:
+        return None
+    verdict = unroll.check(sweep_plan, study, trained, final_trials)
+    return sweep_plan.finals_of(study, trained, differ=verdict.trains_every_setting)
 
 
 def close_dead_trial(optuna_study: optuna.Study, trial) -> None:

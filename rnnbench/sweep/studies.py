@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench import names, processes, tracking
 from rnnbench.errors import UserError
-from rnnbench.sweep.definition import Plan, Study, SweepDefinition, build_definition
+from rnnbench.sweep.definition import Plan, Study, SweepDefinition, build_definition, stored_values
 
 # Optuna's retry callback is marked experimental; it is the library's way to do this.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -115,8 +115,8 @@ def create_studies(storage, definition: SweepDefinition, plan: Plan) -> dict[Stu
         before = created.user_attrs.get(names.STUDY_DEFINITION)
         if before is None:
             created.set_user_attr(names.STUDY_DEFINITION, stored)
-        elif before != stored:
-            raise UserError(_changed_settings(definition.sweep.name, json.loads(before), json.loads(stored)))
+        elif stored_values(json.loads(before)) != json.loads(stored):
+            raise UserError(_changed_settings(definition.sweep.name, stored_values(json.loads(before)), json.loads(stored)))
         studies[study] = created
     return studies
 
@@ -286,7 +286,9 @@ def _age_seconds(trial: FrozenTrial) -> float:
 
 def _changed_settings(sweep: str, before: dict, now: dict) -> str:
     changes = [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    every_unroll = "final.train_every_unroll"
+    hint = f" (add {every_unroll}={str(before[every_unroll]).lower()})" if before.get(every_unroll) != now.get(every_unroll) else ""
     return (
         f"sweep '{sweep}' already exists in this storage with other settings ({'; '.join(changes)}); "
-        f"re-run it with its original settings to resume it, or start a new one with sweep.name=NEW_NAME"
+        f"re-run it with its original settings to resume it{hint}, or start a new one with sweep.name=NEW_NAME"
     )

@@ -11,6 +11,7 @@ Ctrl-C or SIGTERM stops it after recording its current run as KILLED and re-enqu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -21,7 +22,7 @@ from optuna.trial import TrialState
 
 from rnnbench import backend, names, processes, provenance, signals, tracking
 from rnnbench.config import Config
-from rnnbench.sweep import state, studies
+from rnnbench.sweep import state, studies, unroll
 from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
 from rnnbench.sweep.pool import POLL_SECONDS
 from rnnbench.sweep.space import short
@@ -50,7 +51,7 @@ def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | Non
         return run_config(
             definition, cell=study.cell, hidden_units=study.hidden_units, unroll=search.unroll, tuned=tuned, seed=search.seed,
         )
-    return run_config(
+    config = run_config(
         definition,
         cell=trial.suggest_categorical("cell", grid.cells),
         hidden_units=trial.suggest_categorical("hidden_units", grid.hidden_units),
@@ -58,6 +59,15 @@ def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | Non
         tuned=tuned,
         seed=trial.suggest_int("seed", 0, definition.final.seeds - 1),
     )
+    if is_timing(trial, definition):  # the first evaluation window only (rnnbench.sweep.unroll)
+        return dataclasses.replace(config, train=dataclasses.replace(config.train, steps=config.train.eval_every_steps))
+    return config
+
+
+def is_timing(trial: optuna.Trial, definition: SweepDefinition) -> bool:
+    """Whether a final-stage trial is a timing run. Sweeps that train every unroll setting enqueue no timing runs, and
+    their trials carry no `timing` parameter (those started before timing runs existed among them)."""
+    return not definition.final.train_every_unroll and trial.suggest_categorical("timing", (False, True))
 
 
 class TrialSampler(optuna.samplers.BaseSampler):
@@ -197,7 +207,8 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
 
     config = suggest(trial, definition, study)
     reference = trial.params.get("reference", False)
-    stage = "trial" if study else "reference" if reference else "final"
+    timing = trial.params.get("timing", False)
+    stage = "trial" if study else "reference" if reference else "timing" if timing else "final"
     tags = {names.SWEEP: definition.sweep.name, names.TRIAL_NUMBER: str(trial.number)}
     if study is None:
         tags[names.VARIANT] = config.model.variant
@@ -225,16 +236,19 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         parent_run_id=trial.study.user_attrs.get(names.MLFLOW_RUN),  # the study's run, or for finals the sweep's
         run_name=(
             f"{study.key}-trial{trial.number}-" + "-".join(f"{short(key)}{value:.2e}" for key, value in trial.params.items()) if study
-            else f"reference-{tracking.run_name(config)}" if reference else None
+            else f"reference-{tracking.run_name(config)}" if reference
+            else f"timing-{tracking.run_name(config)}" if timing else None
         ),
         tags=tags,
-        test=study is None,
+        test=study is None and not timing,
         dataset=dataset,
         on_start=started,
         on_evaluation=evaluated,
     )
     trial.set_user_attr(names.TRIAL_SAMPLES_PER_SECOND, outcome.result.speed.train_samples_per_second)
-    if study is None:
+    if study is None and not reference and outcome.result.early_loss is not None:
+        trial.set_user_attr(names.EARLY_LOSS, unroll.early_loss(outcome.result, config.model.dropout))
+    if study is None and not timing:
         return outcome.test.accuracy
     return outcome.result.evaluations[-1].val_accuracy
 

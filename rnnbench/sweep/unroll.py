@@ -1,0 +1,145 @@
+"""Unroll is a speed setting: which setting trains each model in full, and the check that the settings agree.
+
+    rnnbench sweep experiments/sweep.yaml --dry-run      # shows the setting each model trains in, and its timing runs
+
+`model.unroll` turns the recurrent loop into straight-line code: speed and memory change, the function
+computed does not. So the final stage trains each model (cell, hidden size) with each seed once, in the
+`grid.unroll` setting that the measured speeds of the tracking store say is faster (where both are
+measured; else the cost model's estimate), and gives each other setting one timing run (stage `timing`)
+of `train.eval_every_steps` steps: its speed, compile time and peak memory.
+
+The check: the trained setting's seed-0 run and the other setting's first run from seed 0 (its timing
+run) start from the same weights and read the same batches. So, to RELATIVE_TOLERANCE, their untrained
+models' loss on the first validation images must agree (the function computed, in inference mode), and
+so must their mean training loss over the first steps (rnnbench.train.EARLY_STEPS: the training computed), except with
+dropout, whose random masks a setting compiled with XLA draws differently. So few steps, because training
+is chaotic: float rounding, which differs between the settings (another order of operations, XLA or
+not), grows with every step, and after a few hundred steps at a high learning rate it moves the loss as
+much as another function would. Where the losses do not agree (a cell whose unrolled path computes
+something else, a backend that rounds differently), the settings are different models: the sweep says
+so in one line and trains that model in full in every setting, and the report ranks them apart. Where
+the check cannot be made (one of the two runs diverged), nothing is assumed either: it trains every
+setting in full.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+from optuna.trial import FrozenTrial, TrialState
+
+from rnnbench import names
+from rnnbench.results import Speed
+from rnnbench.sweep.definition import Plan, Study, SweepDefinition
+
+RELATIVE_TOLERANCE = 1e-4
+"""How far apart (relative) the two settings' initial losses, and mean training losses over the first
+steps, may be: far above what float rounding does in so few steps, far below what a different function does (measured:
+BENCHMARKS.md; the tests train both cases)."""
+
+AGREE, DIFFER, UNCHECKED, PENDING = "agree", "differ", "unchecked", "pending"
+"""Verdicts of the check: the same function; different functions; not decidable (a run diverged); not yet decided."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """The check of one model: its trained setting's seed-0 run against the other setting's first window."""
+
+    verdict: str
+    trained: bool
+    other: bool | None
+    """The setting checked against `trained` (None: the grid has one setting, nothing to check)."""
+    difference: float | None = None
+    """The relative difference of the two settings' mean training losses over the first steps."""
+
+    @property
+    def trains_every_setting(self) -> bool:
+        """Whether the model must be trained in full in every setting: it differs, or could not be checked."""
+        return self.verdict in (DIFFER, UNCHECKED)
+
+    def describe(self, study: Study) -> str:
+        settings = f"{_name(self.trained)} and {_name(self.other)}"
+        if self.verdict == AGREE:
+            return f"{study.key}: {settings} agree over the first steps (losses {self.difference:.1e} apart, relative)"
+        if self.verdict == DIFFER:
+            return (f"{study.key}: {settings} compute different functions (losses {self.difference:.1e} apart relative, "
+                    f"more than {RELATIVE_TOLERANCE:g}); training it in full in each setting")
+        return f"{study.key}: {settings} could not be checked (a run diverged); training it in full in each setting"
+
+
+def trained_setting(definition: SweepDefinition, study: Study, speeds: dict, valid_images: int) -> bool:
+    """The unroll setting in which the study's model trains fastest: a whole final run (compilation, steps, validation),
+    from the measured speeds where every setting is measured (see `estimate.measured_speeds`), else from the cost model."""
+    from rnnbench import cost
+    from rnnbench.config import xla_on_cpu_for
+    from rnnbench.sweep.estimate import run_seconds
+
+    settings = definition.grid.unroll
+    keys = {unroll: (study.cell, study.hidden_units, unroll, xla_on_cpu_for(definition.train.xla_on_cpu, unroll))
+            for unroll in settings}
+    measured = all(key in speeds for key in keys.values())
+
+    def seconds(unroll: bool) -> float:
+        speed: Speed = speeds[keys[unroll]] if measured else cost.modelled_speed(
+            study.cell, study.hidden_units, unroll, definition.train.batch_size, definition.data.task)
+        return run_seconds(speed, definition.train, valid_images)
+
+    return min(settings, key=seconds)
+
+
+def early_loss(result, dropout: float) -> dict:
+    """What a final or timing trial records for the check (the trial attribute names.EARLY_LOSS), from a `TrainResult`:
+    its initial loss, its mean training loss over the first steps and how many, and whether it trained with dropout."""
+    steps, loss = result.early_loss
+    return {"initial_loss": result.initial_loss, "steps": steps, "train_loss": loss, "dropout": dropout > 0}
+
+
+def check(sweep_plan: Plan, study: Study, trained: bool, final_trials: Sequence[FrozenTrial]) -> Check:
+    """The verdict for `study`'s model from the final study's trials (as Optuna returns them; retries handled by the
+    caller's `live_trials`): its seed-0 run in the `trained` setting against the other setting's first run."""
+    others = [unroll for unroll in sweep_plan.unroll if unroll != trained]
+    if not others:
+        return Check(AGREE, trained, None)
+    other = others[0]
+    pair = [_seed_zero(final_trials, study, unroll, timing=unroll != trained and not sweep_plan.every_unroll)
+            for unroll in (trained, other)]
+    if any(trial is None or trial.state in (TrialState.WAITING, TrialState.RUNNING) for trial in pair):
+        return Check(PENDING, trained, other)
+    if any(trial.state == TrialState.FAIL for trial in pair):
+        diverged = all(trial.state != TrialState.FAIL or trial.user_attrs.get(names.FAILURE) == "diverged" for trial in pair)
+        return Check(UNCHECKED if diverged else PENDING, trained, other)  # a lost run is retried by a re-run
+    firsts = [trial.user_attrs.get(names.EARLY_LOSS) for trial in pair]
+    if any(first is None for first in firsts):
+        return Check(UNCHECKED, trained, other)
+    apart = difference(*firsts)
+    return Check(AGREE if apart <= RELATIVE_TOLERANCE else DIFFER, trained, other, apart)
+
+
+def difference(first: dict, second: dict) -> float:
+    """The larger relative difference of two runs' initial losses and (without dropout) their mean training losses over
+    the same first steps (`early_loss` records); infinite where one is not finite or they cover different steps."""
+    if first["steps"] != second["steps"]:
+        return math.inf
+    keys = ["initial_loss"] + ([] if first["dropout"] or second["dropout"] else ["train_loss"])
+    return max(_relative(first[key], second[key]) for key in keys)
+
+
+def _seed_zero(trials: Sequence[FrozenTrial], study: Study, unroll: bool, timing: bool) -> FrozenTrial | None:
+    for trial in trials:
+        params = trial.params
+        if (params.get("cell"), params.get("hidden_units"), params.get("unroll"), params.get("seed")) == (
+                study.cell, study.hidden_units, unroll, 0) and bool(params.get("timing", False)) == timing:
+            return trial
+    return None
+
+
+def _relative(first: float, second: float) -> float:
+    if not (math.isfinite(first) and math.isfinite(second)):
+        return math.inf
+    return abs(first - second) / max(abs(first), abs(second), 1e-12)
+
+
+def _name(unroll: bool | None) -> str:
+    return "unrolled" if unroll else "looped"
