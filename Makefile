@@ -56,11 +56,12 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); STORAGE=URL for another storage
 	$(BIN)/optuna-dashboard "$(if $(STORAGE),$(STORAGE),mlruns/optuna.journal)" --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
-test: $(STAMP) ## run the test suite (unit, component and end-to-end; about 14 minutes on 2 cores)
-	$(BIN)/python -m pytest
+test: $(STAMP) ## run the test suite (unit, component and end-to-end) in two processes
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
-bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 12 minutes)
+bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), how far the unroll settings drift apart (rnnbench.bench.unroll_check), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 15 minutes)
 	$(BIN)/python -m rnnbench.bench.grid $(QUICK) --out $(BENCH_OUT)/speed.json
+	$(BIN)/python -m rnnbench.bench.unroll_check $(QUICK) --out $(BENCH_OUT)/unroll_check.json
 	$(BIN)/python -m rnnbench.bench.baselines $(QUICK) --out $(BENCH_OUT)/baselines.json
 
 bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy and speed, 3 seeds (about 10 minutes)

@@ -49,11 +49,9 @@ class TrainResult:
     """The trained Keras model."""
     evaluations: list[Evaluation]
     speed: Speed
-    early_loss: tuple[int, float] | None = None
-    """(steps, mean training loss over them) of the run's first few steps, where runs of one seed in two unroll settings
-    must agree (rnnbench.sweep.unroll)."""
-    initial_loss: float | None = None
-    """The untrained model's loss on the first validation images, in inference mode (`train.initial_loss`)."""
+    start: dict | None = None
+    """The untrained model's loss and gradient on the first validation images (`train.starting_point`), where runs of one
+    seed in two unroll settings must agree (rnnbench.sweep.unroll); None unless asked for."""
 
 
 @dataclasses.dataclass(frozen=True)

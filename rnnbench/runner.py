@@ -65,6 +65,7 @@ def run_experiment(
     dataset: Dataset | None = None,
     on_start: Callable[[str, Dataset], None] | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
+    probe_start: bool = False,
 ) -> RunOutcome:
     """Loads the data, trains, tests and records one run in the tracking store.
 
@@ -79,6 +80,7 @@ def run_experiment(
         dataset: the data of `config.data`, when the caller has it loaded already.
         on_start: called with the new run id and the dataset once the run exists.
         on_evaluation: called after each evaluation has been logged; raising stops training.
+        probe_start: record the untrained model's loss and gradient in the result (`train.starting_point`).
 
     Raises:
         ConfigError: `train.backend` is not the backend this process already runs Keras on, or the
@@ -111,7 +113,7 @@ def run_experiment(
             if on_evaluation:
                 on_evaluation(evaluation)
 
-        result = train(config, dataset, on_evaluation=record)
+        result = train(config, dataset, on_evaluation=record, probe_start=probe_start)
         score = evaluate(result.model, dataset.test) if test else None
         _record_results(client, run_id, config, dataset, result, score)
     except StopRun as stop:

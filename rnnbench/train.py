@@ -32,8 +32,8 @@ EVAL_BATCH_SIZE = 1000
 """Images per forward pass when evaluating: large batches, the result does not depend on it."""
 
 
-EARLY_STEPS = 10
-"""`TrainResult.early_loss` covers the first executions up to this many steps (within the first evaluation window)."""
+SKETCH = 16
+"""Random projections of the gradient that `starting_point` records: enough to tell two gradients apart."""
 
 DIVERGED_LOSS = 10 * math.log(CLASSES)
 """Training loss (nats, a window's running mean) above which a run counts as diverged: ten times that of
@@ -55,13 +55,15 @@ class TrainingDiverged(Exception):
         self.loss = loss
 
 
-def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation], None] | None = None) -> TrainResult:
+def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation], None] | None = None,
+          probe_start: bool = False) -> TrainResult:
     """Trains a fresh model for `config` on `dataset.train`, validating on `dataset.valid`.
 
     Args:
         config: the resolved run configuration; `model` and `train` sections are used.
         dataset: train and valid splits of images (N, 28, 28) float32 and labels (N,).
         on_evaluation: called after every evaluation, in order; an exception it raises ends training.
+        probe_start: also record the untrained model's `starting_point` (a sweep's unroll check).
 
     Returns:
         The trained model, one `Evaluation` per `eval_every_steps` steps, and speed figures.
@@ -71,10 +73,10 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
     """
     settings = config.train
     model = _fresh_model(config)
-    start = initial_loss(model, dataset.valid)
+    start = starting_point(model, dataset.valid) if probe_start else None
     memory = _PeakMemory()
     with signals.deferred() as stop:
-        clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, stop, min(EARLY_STEPS, settings.eval_every_steps))
+        clock = _Clock(settings.batch_size, len(dataset.valid), on_evaluation, stop)
         model.fit(
             _training_batches(dataset.train, settings.batch_size, settings.seed),
             epochs=settings.steps // settings.eval_every_steps,
@@ -85,17 +87,42 @@ def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation]
             shuffle=False,  # the batches are already shuffled, per pass, by _training_batches
             verbose=0,
         )
-    return TrainResult(model, clock.evaluations, dataclasses.replace(clock.speed(), peak_memory_bytes=memory.peak()),
-                       clock.early_loss, start)
+    return TrainResult(model, clock.evaluations, dataclasses.replace(clock.speed(), peak_memory_bytes=memory.peak()), start)
 
 
-def initial_loss(model: keras.Model, split: Split) -> float:
-    """The untrained model's mean loss on the first EVAL_BATCH_SIZE images of `split`, in inference mode (no dropout)
-    and eagerly (no compiler): what a model computes, before any training, whatever its unroll setting or compiler."""
-    images, labels = split.images[:EVAL_BATCH_SIZE], split.labels[:EVAL_BATCH_SIZE]
-    probabilities = keras.ops.convert_to_numpy(model(images, training=False))
-    chosen = np.clip(probabilities[np.arange(len(labels)), labels], keras.config.epsilon(), 1 - keras.config.epsilon())
-    return float(-np.log(chosen).mean())
+def starting_point(model: keras.Model, split: Split) -> dict:
+    """The untrained model's mean loss on the first EVAL_BATCH_SIZE images of `split` and its gradient there (the
+    direction of a first training step), in inference mode (no dropout) and eagerly (no compiler): deterministic, so
+    the same for two models that compute the same function from the same weights, to float rounding, whatever their
+    unroll setting or compiler. The gradient is recorded as SKETCH random projections (a fixed seed) and its norm.
+
+    Returns:
+        {"loss": float, "gradient_norm": float, "gradient_sketch": [SKETCH floats]}.
+    """
+    saved = [keras.ops.convert_to_numpy(variable.value) for variable in model.variables]  # dropout's seed state too
+    images = keras.ops.convert_to_tensor(split.images[:EVAL_BATCH_SIZE])
+    labels = keras.ops.convert_to_tensor(split.labels[:EVAL_BATCH_SIZE])
+    loss_of = keras.losses.SparseCategoricalCrossentropy()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        trainable = [variable.value for variable in model.trainable_variables]
+        fixed = [variable.value for variable in model.non_trainable_variables]
+
+        def loss_at(weights):
+            probabilities, _ = model.stateless_call(weights, fixed, images, training=False)
+            return loss_of(labels, probabilities)
+
+        loss, gradients = jax.value_and_grad(loss_at)(trainable)
+    else:
+        with tf.GradientTape() as tape:
+            loss = loss_of(labels, model(images, training=False))
+        gradients = tape.gradient(loss, model.trainable_variables)
+    for variable, value in zip(model.variables, saved, strict=True):  # training then starts exactly as without the probe
+        variable.assign(value)
+    flat = np.concatenate([np.asarray(gradient, dtype=np.float64).ravel() for gradient in gradients])
+    projections = np.random.default_rng(0).standard_normal((SKETCH, flat.size)) @ flat
+    return {"loss": float(loss), "gradient_norm": float(np.linalg.norm(flat)), "gradient_sketch": projections.tolist()}
 
 
 def _fresh_model(config: Config) -> keras.Model:
@@ -215,9 +242,8 @@ class _Clock(keras.callbacks.Callback):
     indices of its first and last step in the epoch.
     """
 
-    def __init__(self, batch_size: int, valid_samples: int, on_evaluation, stop: signals.Pending, early_steps: int):
+    def __init__(self, batch_size: int, valid_samples: int, on_evaluation, stop: signals.Pending):
         super().__init__()
-        self.early_steps = early_steps
         self.stop = stop
         self.batch_size = batch_size
         self.valid_samples = valid_samples
@@ -226,8 +252,6 @@ class _Clock(keras.callbacks.Callback):
         self.steps_done = 0
         self.first_steps = 0
         """Steps in the first execution, which also compiles: left out of the steady rate."""
-        self.early_loss: tuple[int, float] | None = None
-        """(steps, mean training loss over them): the first executions up to EARLY_STEPS, within the first window."""
         self.first_step_seconds = 0.0
         self.steady_seconds = 0.0
         self.eval_seconds: list[float] = []
@@ -258,8 +282,6 @@ class _Clock(keras.callbacks.Callback):
         loss = logs["loss"]  # the window's running mean: non-finite as soon as one step is
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             raise TrainingDiverged(self.steps_done, loss, first_step=self.steps_done - executed + 1)
-        if self.early_loss is None and self.steps_done >= self.early_steps:
-            self.early_loss = (self.steps_done, float(loss))
 
     def on_test_begin(self, logs=None):
         self.eval_started = time.perf_counter()

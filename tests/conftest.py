@@ -34,6 +34,15 @@ needs_fashion_mnist = pytest.mark.skipif(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests of the shared tiny sweep run in one pytest-xdist worker (`make test` runs two with --dist loadgroup), so
+    that the sweep is made once; modules whose tests share an expensive module fixture name their group themselves."""
+    for item in items:
+        if "tiny_sweep_store" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("tiny-sweep"))
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> str:
     """A fresh SQLite tracking store; the working directory is its folder, so artifacts land there too."""

@@ -24,6 +24,9 @@ def test_make_bench_runs_every_part_at_its_quick_size(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     speed = json.loads((tmp_path / "speed.json").read_text())
     assert [(row["cell"], row["hidden_units"]) for row in speed["shapes"]] == [("simple_rnn", 16)] * 2
+    drift = json.loads((tmp_path / "unroll_check.json").read_text())["rows"]
+    same, other = (next(row for row in drift if row["cell"] == cell) for cell in ("gru", "reversed_when_unrolled"))
+    assert same["start"] < 1e-4 < other["start"]
     baselines = json.loads((tmp_path / "baselines.json").read_text())
     assert {"command", "sweep", "peers"} <= set(baselines) and baselines["command"]["median_ratio"] > 0
     assert baselines["sweep"]["median_speedup"] > 0 and baselines["peers"]["rounds"]

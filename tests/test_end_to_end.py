@@ -25,7 +25,7 @@ from rnnbench import names
 from rnnbench.bench import baselines
 from rnnbench.config import load_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end-to-end")]  # one workspace of runs, made once
 
 
 @pytest.fixture(scope="module")

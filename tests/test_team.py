@@ -20,7 +20,7 @@ from rnnbench import names
 from rnnbench.sweep import studies
 from rnnbench.sweep.definition import load_sweep, plan
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team")]  # one MLflow server, started once
 
 TINY = EXPERIMENTS / "sweep_tiny.yaml"
 

@@ -219,13 +219,12 @@ class _ReversedWhenUnrolled:
         return keras.layers.SimpleRNN(units, unroll=unroll, go_backwards=unroll, **options)
 
 
-@pytest.mark.parametrize("cell, dropout, agree", [("gru", 0.0, True), ("lstm", 0.0, True), ("gru", 0.3, True),
+@pytest.mark.parametrize("cell, dropout, agree", [("gru", 0.0, True), ("lstm", 0.3, True), ("simple_rnn", 0.0, True),
                                                   ("reversed_when_unrolled", 0.0, False)])
 def test_the_unroll_check_tells_a_speed_setting_from_a_different_function(small, monkeypatch, cell, dropout, agree):
-    """The sweep's check on real training: a model's initial loss and first steps from one seed, looped (with XLA, as
-    sweeps train it) and unrolled (on the graph), agree within the tolerance, at a learning rate high enough that a few
-    hundred steps would not, and with dropout (whose masks XLA draws differently); a cell whose unrolled path differs
-    does not."""
+    """The sweep's check on real models: from one seed, looped (with XLA, as sweeps train it) and unrolled (on the
+    graph), the untrained loss and gradient agree within the tolerance, with dropout too; a cell whose unrolled path
+    differs does not. And the run trains exactly as without the probe."""
     import keras
 
     from rnnbench import cells
@@ -233,9 +232,12 @@ def test_the_unroll_check_tells_a_speed_setting_from_a_different_function(small,
 
     monkeypatch.setitem(cells.CELLS, "reversed_when_unrolled", cells.Cell("Reversed", "ReversedWhenUnrolled", 1, "#000000"))
     monkeypatch.setattr(keras.layers, "ReversedWhenUnrolled", _ReversedWhenUnrolled, raising=False)
-    window = [f"model.cell={cell}", "model.hidden_units=32", "train.steps=20", "train.eval_every_steps=20",
-              "train.learning_rate=0.03", "train.xla_on_cpu=looped", f"model.dropout={dropout}"]
-    firsts = [unroll.early_loss(train(config(*window, f"model.unroll={setting}"), small), dropout)
-              for setting in ("false", "true")]
-    assert firsts[0]["steps"] == 10
-    assert (unroll.difference(*firsts) <= unroll.RELATIVE_TOLERANCE) == agree, unroll.difference(*firsts)
+    shape = [f"model.cell={cell}", "model.hidden_units=32", "train.steps=20", "train.eval_every_steps=20",
+             "train.learning_rate=0.03", "train.xla_on_cpu=looped", f"model.dropout={dropout}"]
+    results = [train(config(*shape, f"model.unroll={setting}"), small, probe_start=True) for setting in ("false", "true")]
+    apart = unroll.difference(results[0].start, results[1].start)
+    assert (apart <= unroll.RELATIVE_TOLERANCE) == agree, apart
+    assert len(results[0].start["gradient_sketch"]) == 16 and results[0].start["gradient_norm"] > 0
+    plain = train(config(*shape, "model.unroll=true"), small)
+    curve = lambda result: [(e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy) for e in result.evaluations]  # noqa: E731
+    assert plain.start is None and curve(plain) == curve(results[1])

@@ -43,10 +43,10 @@ def test_a_sweep_can_still_train_every_setting_in_full():
 
 
 def final_trial(unroll: bool, first: dict | None, state=TrialState.COMPLETE, timing=False, seed=0, failure=None, units=128):
-    """A final-stage trial as a worker leaves it: the parameters the coordinator fixed, its early loss."""
+    """A final-stage trial as a worker leaves it: the parameters the coordinator fixed, its starting point."""
     params = {"reference": False, "train.learning_rate": 0.01, "cell": "gru", "hidden_units": units, "unroll": unroll,
               "seed": seed, "timing": timing}
-    attributes = {names.EARLY_LOSS: first} if first else {}
+    attributes = {names.STARTING_POINT: first} if first else {}
     if failure:
         attributes[names.FAILURE] = failure
     return create_trial(
@@ -55,24 +55,23 @@ def final_trial(unroll: bool, first: dict | None, state=TrialState.COMPLETE, tim
     )
 
 
-def losses(train: float, steps: int = 10, initial: float = 2.3, dropout: bool = False) -> dict:
-    return {"initial_loss": initial, "steps": steps, "train_loss": train, "dropout": dropout}
+def start(loss: float = 2.3, gradient=(1.0, -2.0, 0.5)) -> dict:
+    """A `train.starting_point` record: the untrained model's loss and its gradient's sketch."""
+    return {"loss": loss, "gradient_norm": 2.3, "gradient_sketch": list(gradient)}
 
 
 @pytest.mark.parametrize("other, expected", [
-    (final_trial(False, losses(2.000_002), timing=True), unroll.AGREE),  # float rounding: 1e-6 apart
-    (final_trial(False, losses(2.05), timing=True), unroll.DIFFER),  # training computes something else
-    (final_trial(False, losses(2.0, initial=2.31), timing=True), unroll.DIFFER),  # so does the untrained model
-    (final_trial(False, losses(2.05, dropout=True), timing=True), unroll.AGREE),  # other dropout masks: initial loss only
-    (final_trial(False, losses(2.0, steps=5), timing=True), unroll.DIFFER),  # not the same steps: not comparable
-    (final_trial(False, losses(2.0), timing=False), unroll.PENDING),  # not the timing run: still to come
+    (final_trial(False, start(2.300_000_2, (1.0, -2.000_000_1, 0.5)), timing=True), unroll.AGREE),  # float rounding
+    (final_trial(False, start(2.31), timing=True), unroll.DIFFER),  # the untrained model computes something else
+    (final_trial(False, start(gradient=(1.0, -1.9, 0.5)), timing=True), unroll.DIFFER),  # so does its first step
+    (final_trial(False, start(), timing=False), unroll.PENDING),  # not the timing run: still to come
     (final_trial(False, None, TrialState.RUNNING, timing=True), unroll.PENDING),
     (final_trial(False, None, TrialState.FAIL, timing=True, failure="diverged"), unroll.UNCHECKED),
     (final_trial(False, None, TrialState.FAIL, timing=True, failure="disk_full"), unroll.PENDING),  # lost: retried
 ])
-def test_the_check_compares_the_first_steps_of_both_settings(other, expected):
-    trained = final_trial(True, losses(2.0))
-    check = unroll.check(plan(DEFAULT), GRU, True, [trained, final_trial(True, losses(2.0), seed=1), other])
+def test_the_check_compares_the_starting_points_of_both_settings(other, expected):
+    trained = final_trial(True, start())
+    check = unroll.check(plan(DEFAULT), GRU, True, [trained, final_trial(True, None, seed=1), other])
     assert check.verdict == expected
     assert check.trains_every_setting == (expected in (unroll.DIFFER, unroll.UNCHECKED))
     if expected == unroll.DIFFER:
@@ -106,7 +105,7 @@ def test_a_sweep_stays_incomplete_until_the_runs_of_a_differing_model_are_done(s
         loaded[study].add_trial(create_trial(params={}, distributions={}, value=0.5))
     loaded[study].set_user_attr(names.TRAINED_UNROLL, True)
     units = study.hidden_units
-    for trial in (final_trial(True, losses(2.0), units=units), final_trial(False, losses(2.1), timing=True, units=units)):
+    for trial in (final_trial(True, start(), units=units), final_trial(False, start(2.4), timing=True, units=units)):
         loaded[None].add_trial(trial)
     assert not state.sweep_complete(sweep_plan, loaded)  # the check wants more than the two runs done
 

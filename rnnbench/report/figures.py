@@ -139,14 +139,18 @@ def speed(runs: pd.DataFrame, speeds: pd.DataFrame, folder: Path) -> Figure:
         figure.missing = "no finished final, timing or single run with speed measurements yet"
         return figure
     measured = labelled(measured).sort_values(["cell", "hidden_units"])
-    panels = [("train_samples_per_s", "training samples per second (steady state)"),
-              ("compile_s", "compile and warm-up time (s)"), ("peak_memory_mb", "peak memory while training (MB)")]
-    panels = [(column, label) for column, label in panels if measured[column].notna().any()]
-    plot, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 0.42 * measured.model.nunique() + 1.9), sharey=True,
+    shapes = labelled(speeds)
+    order = list(dict.fromkeys(measured.model))
+    panels = [(measured, "train_samples_per_s", "training samples per second (steady state)"),
+              (shapes, "compile_s", "compile time of a shape's first run (s)"),
+              (measured, "peak_memory_mb", "peak memory while training (MB)")]
+    panels = [(data, column, label) for data, column, label in panels if data[column].notna().any()]
+    plot, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 0.42 * len(order) + 1.9), sharey=True,
                               squeeze=False)
-    for index, (axis, (column, label)) in enumerate(zip(axes[0], panels)):
-        sns.barplot(measured, x=column, y="model", hue="unroll_name", hue_order=["looped", "unrolled"], palette=UNROLL_SHADES,
-                    orient="h", errorbar="sd", err_kws={"color": "#c44e52", "linewidth": 1.5}, ax=axis, legend=index == 0)
+    for index, (axis, (data, column, label)) in enumerate(zip(axes[0], panels)):
+        sns.barplot(data, x=column, y="model", order=order, hue="unroll_name", hue_order=["looped", "unrolled"],
+                    palette=UNROLL_SHADES, orient="h", errorbar="sd" if data is measured else None,
+                    err_kws={"color": "#c44e52", "linewidth": 1.5}, ax=axis, legend=index == 0)
         axis.set(xlabel=label, ylabel="")
     axes[0][0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="upper right")
     ratios = speeds.dropna(subset=["unrolled_over_looped"]).drop_duplicates(["cell", "hidden_units"])
@@ -155,7 +159,8 @@ def speed(runs: pd.DataFrame, speeds: pd.DataFrame, folder: Path) -> Figure:
                   "only one unroll setting was measured")
     figure.caption = (
         "Speed of each model in each unroll setting, as measured in its runs (mean, bars: sd over runs): the setting it "
-        "was trained in by its final runs, the other by its timing run (one evaluation window). The runs shared the "
+        "was trained in by its final runs, the other by its timing run (one evaluation window); compile time: the "
+        "shape's first run in a worker process (later runs reuse its compiled model). The runs shared the "
         f"machine with the sweep's other workers, so compare models and settings with each other. Here {ratio_note}. "
         "Peak memory is the GPU's on a GPU, else the worker process's resident memory (its runtime and data included)."
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rnnbench import names
-from rnnbench.report.tables import Recorded, settings
+from rnnbench.report.tables import Recorded, is_variant, settings
 from rnnbench.sweep.definition import REFERENCE_LABEL
 from rnnbench.sweep.space import described_as_log, short
 
@@ -83,9 +83,10 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence
     board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
     faster = {} if speeds is None or speeds.empty else {
         (row.cell, row.hidden_units): row.unroll for row in speeds[speeds.faster].itertuples()}
-    board["train_unrolled"] = [
-        faster.get((cell, units), unroll) if not reference else unroll
-        for cell, units, unroll, reference in zip(board.cell, board.hidden_units, board.unroll, board.is_reference)]
+    board["train_unrolled"] = [  # a variant (the reference, a model whose settings differ) trains in its own setting
+        unroll if reference or is_variant(group) else faster.get((cell, units), unroll)
+        for group, cell, units, unroll, reference in zip(board.group, board.cell, board.hidden_units, board.unroll,
+                                                           board.is_reference)]
     return board
 
 

@@ -44,7 +44,7 @@ def matching(compared: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
 
 def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, matched: tuple[pd.DataFrame, str | None],
                           folder: Path) -> Figure:
-    """Per task, each cell's best variant (its runs' mean and interval) beside the published accuracy of that cell.
+    """Per task, each cell's best model (its runs' mean and interval) beside the published accuracy of that cell.
 
     Args:
         matched: what `matching(compared)` returned: the published rows to draw, or why there are none.
@@ -68,9 +68,9 @@ def published_beside_ours(board: pd.DataFrame, compared: pd.DataFrame, matched: 
                    linestyle="none", label=source) for index, source in enumerate(tables)
     ]
     plot.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.02), fontsize=8.5, frameon=False)
-    seeds = int(ours.groupby("group").size().max())
+    seeds = int(ours.groupby("group").seed.nunique().max())
     figure.caption = (
-        f"Test accuracy of each cell's best variant in these runs ({', '.join(sorted(set(best)))}; filled: mean, bars: "
+        f"Test accuracy of each cell's best model in these runs ({', '.join(sorted(set(best)))}; filled: mean, bars: "
         f"{band_note(seeds)}) beside the published test accuracy of the same cell on the same task (open markers, "
         f"labelled with the published model's size). Sources: {'; '.join(tables)}. {_quoted(rows)}{training_note(ours)} "
         "On permuted MNIST each paper drew its own fixed permutation. Read how far these runs are from what the cell "

@@ -208,7 +208,7 @@ def _speed_sentence(best: pd.Series, contenders: pd.DataFrame, speeds: pd.DataFr
 
 def _kind(contenders: pd.DataFrame) -> str:
     """What the rows are: models (a sweep's, whatever their unroll setting), or variants."""
-    return "variants" if contenders.group.str.endswith(("-unrolled", "-looped")).any() else "models"
+    return "variants" if any(tables.is_variant(group) for group in contenders.group) else "models"
 
 
 def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:

@@ -10,6 +10,7 @@ computed from these two tables, which are saved beside the report as CSV.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import mlflow
 import numpy as np
@@ -208,6 +209,11 @@ def model_name(cell: str, hidden_units: int) -> str:
     return f"{cell}-h{int(hidden_units)}"
 
 
+def is_variant(group: str) -> bool:
+    """Whether a compared group names a variant (gru-h128-unrolled, perhaps with more settings), not a model."""
+    return re.search(r"-h\d+-(unrolled|looped)\b", group) is not None
+
+
 def unroll_checks(recorded: Recorded) -> pd.DataFrame:
     """Per model of a sweep (index: its study's name): the unroll setting it was trained in, and the verdict and
     relative loss difference of the check that the settings agree (rnnbench.sweep.unroll); empty for other experiments."""
@@ -221,21 +227,26 @@ def unroll_checks(recorded: Recorded) -> pd.DataFrame:
 
 def speeds(recorded: Recorded, steps: int | None = None) -> pd.DataFrame:
     """One row per (cell, hidden_units, unroll) that finished runs measured (final, timing and single runs): mean
-    samples/s, compile seconds and peak memory, how many runs, whether the model was trained in full in that setting
-    ("trained") or only timed, the seconds a run of `steps` steps takes at that speed (compilation and steps), and per
-    model the unrolled setting's samples/s over the looped one's (`unrolled_over_looped`) and the faster setting."""
-    runs = recorded.runs[recorded.runs.stage.isin(["final", "timing", "run"]) & (recorded.runs.status == "FINISHED")]
-    runs = runs.dropna(subset=["cell", "hidden_units", "unroll", "train_samples_per_s"])
+    samples/s and peak memory, the compile time of the shape's first run in a process (the longest of its runs, trials
+    included: later runs of a shape in a process reuse its compiled model), how many runs, whether the model was trained
+    in full in that setting ("trained") or only timed, the seconds a run of `steps` steps takes at that speed
+    (compilation and steps), and per model the unrolled setting's samples/s over the looped one's
+    (`unrolled_over_looped`) and the faster setting."""
+    finished = recorded.runs[recorded.runs.status == "FINISHED"].dropna(subset=["cell", "hidden_units", "unroll"])
+    compiled = finished[finished.stage.isin(["final", "timing", "run", "trial"])].groupby(
+        ["cell", "hidden_units", "unroll"]).compile_s.max()
+    runs = finished[finished.stage.isin(["final", "timing", "run"])].dropna(subset=["train_samples_per_s"])
     columns = ["cell", "hidden_units", "unroll", "train_samples_per_s", "compile_s", "peak_memory_mb", "runs", "trained",
                "run_s", "unrolled_over_looped", "faster"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     table = runs.groupby(["cell", "hidden_units", "unroll"]).agg(
-        train_samples_per_s=("train_samples_per_s", "mean"), compile_s=("compile_s", "mean"),
-        peak_memory_mb=("peak_memory_mb", "mean"), runs=("run_id", "size"),
-        trained=("stage", lambda stages: bool((stages != "timing").any())), batch_size=("batch_size", "first"),
-        full_steps=("steps", "max"),
+        train_samples_per_s=("train_samples_per_s", "mean"), peak_memory_mb=("peak_memory_mb", "mean"),
+        runs=("run_id", "size"), trained=("stage", lambda stages: bool((stages != "timing").any())),
+        batch_size=("batch_size", "first"), full_steps=("steps", "max"),
     ).reset_index()
+    table["compile_s"] = [compiled.get((cell, units, unroll), np.nan)
+                          for cell, units, unroll in zip(table.cell, table.hidden_units, table.unroll)]
     steps = steps or int(table.full_steps.max())  # the full runs' length, for every setting alike
     table["run_s"] = table.compile_s.fillna(0) + steps * table.batch_size / table.train_samples_per_s
     by_model = table.pivot_table(index=["cell", "hidden_units"], columns="unroll", values="train_samples_per_s")

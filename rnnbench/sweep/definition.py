@@ -234,7 +234,7 @@ class Plan:
         settings to compute different functions, or could not tell) or with final.train_every_unroll.
 
         The order is the queue's: the trained setting's seed 0 and the timing runs come first, so that the check
-        (seed 0's first evaluation window in each setting) is decided early."""
+        (seed 0 in each setting) is decided early."""
         trained = self.unroll[0] if trained is None else trained
         others = [unroll for unroll in self.unroll if unroll != trained]
         full = [trained, *others] if differ or self.every_unroll else [trained]

@@ -8,18 +8,17 @@ computed does not. So the final stage trains each model (cell, hidden size) with
 measured; else the cost model's estimate), and gives each other setting one timing run (stage `timing`)
 of `train.eval_every_steps` steps: its speed, compile time and peak memory.
 
-The check: the trained setting's seed-0 run and the other setting's first run from seed 0 (its timing
-run) start from the same weights and read the same batches. So, to RELATIVE_TOLERANCE, their untrained
-models' loss on the first validation images must agree (the function computed, in inference mode), and
-so must their mean training loss over the first steps (rnnbench.train.EARLY_STEPS: the training computed), except with
-dropout, whose random masks a setting compiled with XLA draws differently. So few steps, because training
-is chaotic: float rounding, which differs between the settings (another order of operations, XLA or
-not), grows with every step, and after a few hundred steps at a high learning rate it moves the loss as
-much as another function would. Where the losses do not agree (a cell whose unrolled path computes
-something else, a backend that rounds differently), the settings are different models: the sweep says
-so in one line and trains that model in full in every setting, and the report ranks them apart. Where
-the check cannot be made (one of the two runs diverged), nothing is assumed either: it trains every
-setting in full.
+The check: the trained setting's seed-0 run and the other setting's run from seed 0 (its timing run)
+start from the same weights, so before training both models must give the same loss and the same
+gradient (the direction of the first training step) on the first validation images, to
+RELATIVE_TOLERANCE (`rnnbench.train.starting_point`: in inference mode and eagerly, so deterministic
+whatever the setting, its compiler or dropout). Not the losses later on: training is chaotic, and the
+float rounding that differs between the settings (another order of operations, XLA or not) grows with
+every step until, at a high learning rate and within tens of steps, it moves the loss as much as another
+function would. Where the two do not agree (a cell whose unrolled path computes something else, a backend
+that rounds differently), the settings are different models: the sweep says so in one line and trains
+that model in full in every setting, and the report ranks them apart. Where the check cannot be made
+(one of the two runs diverged), nothing is assumed either: it trains every setting in full.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import dataclasses
 import math
 from typing import Sequence
 
+import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench import names
@@ -35,9 +35,8 @@ from rnnbench.results import Speed
 from rnnbench.sweep.definition import Plan, Study, SweepDefinition
 
 RELATIVE_TOLERANCE = 1e-4
-"""How far apart (relative) the two settings' initial losses, and mean training losses over the first
-steps, may be: far above what float rounding does in so few steps, far below what a different function does (measured:
-BENCHMARKS.md; the tests train both cases)."""
+"""How far apart (relative) the two settings' untrained loss and gradient may be: far above float rounding, far below
+what a different function gives (measured: BENCHMARKS.md; the tests build both cases)."""
 
 AGREE, DIFFER, UNCHECKED, PENDING = "agree", "differ", "unchecked", "pending"
 """Verdicts of the check: the same function; different functions; not decidable (a run diverged); not yet decided."""
@@ -45,14 +44,14 @@ AGREE, DIFFER, UNCHECKED, PENDING = "agree", "differ", "unchecked", "pending"
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """The check of one model: its trained setting's seed-0 run against the other setting's first window."""
+    """The check of one model: its trained setting's seed-0 run against the other setting's first run."""
 
     verdict: str
     trained: bool
     other: bool | None
     """The setting checked against `trained` (None: the grid has one setting, nothing to check)."""
     difference: float | None = None
-    """The relative difference of the two settings' mean training losses over the first steps."""
+    """`difference` of the two runs' starting points: their untrained loss's and gradient's relative difference."""
 
     @property
     def trains_every_setting(self) -> bool:
@@ -62,10 +61,10 @@ class Check:
     def describe(self, study: Study) -> str:
         settings = f"{_name(self.trained)} and {_name(self.other)}"
         if self.verdict == AGREE:
-            return f"{study.key}: {settings} agree over the first steps (losses {self.difference:.1e} apart, relative)"
+            return f"{study.key}: {settings} agree (untrained loss and gradient {self.difference:.1e} apart, relative)"
         if self.verdict == DIFFER:
-            return (f"{study.key}: {settings} compute different functions (losses {self.difference:.1e} apart relative, "
-                    f"more than {RELATIVE_TOLERANCE:g}); training it in full in each setting")
+            return (f"{study.key}: {settings} compute different functions (untrained loss and gradient {self.difference:.1e} "
+                    f"apart relative, more than {RELATIVE_TOLERANCE:g}); training it in full in each setting")
         return f"{study.key}: {settings} could not be checked (a run diverged); training it in full in each setting"
 
 
@@ -89,13 +88,6 @@ def trained_setting(definition: SweepDefinition, study: Study, speeds: dict, val
     return min(settings, key=seconds)
 
 
-def early_loss(result, dropout: float) -> dict:
-    """What a final or timing trial records for the check (the trial attribute names.EARLY_LOSS), from a `TrainResult`:
-    its initial loss, its mean training loss over the first steps and how many, and whether it trained with dropout."""
-    steps, loss = result.early_loss
-    return {"initial_loss": result.initial_loss, "steps": steps, "train_loss": loss, "dropout": dropout > 0}
-
-
 def check(sweep_plan: Plan, study: Study, trained: bool, final_trials: Sequence[FrozenTrial]) -> Check:
     """The verdict for `study`'s model from the final study's trials (as Optuna returns them; retries handled by the
     caller's `live_trials`): its seed-0 run in the `trained` setting against the other setting's first run."""
@@ -110,7 +102,7 @@ def check(sweep_plan: Plan, study: Study, trained: bool, final_trials: Sequence[
     if any(trial.state == TrialState.FAIL for trial in pair):
         diverged = all(trial.state != TrialState.FAIL or trial.user_attrs.get(names.FAILURE) == "diverged" for trial in pair)
         return Check(UNCHECKED if diverged else PENDING, trained, other)  # a lost run is retried by a re-run
-    firsts = [trial.user_attrs.get(names.EARLY_LOSS) for trial in pair]
+    firsts = [trial.user_attrs.get(names.STARTING_POINT) for trial in pair]
     if any(first is None for first in firsts):
         return Check(UNCHECKED, trained, other)
     apart = difference(*firsts)
@@ -118,12 +110,13 @@ def check(sweep_plan: Plan, study: Study, trained: bool, final_trials: Sequence[
 
 
 def difference(first: dict, second: dict) -> float:
-    """The larger relative difference of two runs' initial losses and (without dropout) their mean training losses over
-    the same first steps (`early_loss` records); infinite where one is not finite or they cover different steps."""
-    if first["steps"] != second["steps"]:
+    """The larger relative difference of two `train.starting_point` records: of their losses, and of their gradients
+    (the distance of the sketches over the larger sketch's norm); infinite where a value is not finite."""
+    sketches = [np.asarray(point["gradient_sketch"], dtype=float) for point in (first, second)]
+    if not all(np.isfinite(sketch).all() for sketch in sketches):
         return math.inf
-    keys = ["initial_loss"] + ([] if first["dropout"] or second["dropout"] else ["train_loss"])
-    return max(_relative(first[key], second[key]) for key in keys)
+    scale = max(np.linalg.norm(sketches[0]), np.linalg.norm(sketches[1]), 1e-30)
+    return max(_relative(first["loss"], second["loss"]), float(np.linalg.norm(sketches[0] - sketches[1]) / scale))
 
 
 def _seed_zero(trials: Sequence[FrozenTrial], study: Study, unroll: bool, timing: bool) -> FrozenTrial | None:

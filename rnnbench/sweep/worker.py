@@ -244,10 +244,11 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         dataset=dataset,
         on_start=started,
         on_evaluation=evaluated,
+        probe_start=study is None and not reference and config.train.seed == 0,  # what the unroll check compares
     )
     trial.set_user_attr(names.TRIAL_SAMPLES_PER_SECOND, outcome.result.speed.train_samples_per_second)
-    if study is None and not reference and outcome.result.early_loss is not None:
-        trial.set_user_attr(names.EARLY_LOSS, unroll.early_loss(outcome.result, config.model.dropout))
+    if outcome.result.start is not None:
+        trial.set_user_attr(names.STARTING_POINT, outcome.result.start)
     if study is None and not timing:
         return outcome.test.accuracy
     return outcome.result.evaluations[-1].val_accuracy
