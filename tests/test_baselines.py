@@ -1,15 +1,9 @@
-"""The baselines of `make bench`: the plain-Keras yardstick does the same work as `rnnbench run`."""
+"""The baselines of `make bench`: the plain-Keras yardstick does the same work as `rnnbench run` (the whole command runs
+in tests/test_bench_targets.py)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
-import pytest
-from conftest import ROOT
-
 from rnnbench.bench import baselines, plain_keras
 from rnnbench.config import DataConfig
 from rnnbench.data import load_dataset
@@ -19,18 +13,6 @@ def test_the_plain_script_trains_on_exactly_rnnbenchs_default_splits():
     ours = load_dataset(DataConfig())
     for (images, labels), split in zip(plain_keras.splits(), (ours.train, ours.valid, ours.test)):
         assert np.array_equal(images, split.images) and np.array_equal(labels, split.labels)
-
-
-@pytest.mark.slow
-def test_the_plain_script_reports_its_time_speed_and_accuracy():
-    result = subprocess.run(
-        [sys.executable, "-m", "rnnbench.bench.plain_keras", "--units", "16", "--steps", "100", "--eval-every", "50"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["sizes"] == [3600, 400, 1000] and report["steps"] == 100
-    assert report["wall_s"] > 0 and report["train_samples_per_s"] > 0 and 0.1 < report["test_accuracy"] <= 1
 
 
 def test_the_markdown_states_each_round_and_the_median():

@@ -1,12 +1,9 @@
-"""The speed benchmark (`make bench`): its arithmetic, and real measurements of a tiny shape."""
+"""The speed benchmark (`make bench`): its arithmetic, and real measurements of a tiny shape (the whole command runs in
+tests/test_bench_targets.py)."""
 
 from __future__ import annotations
 
-import json
-import sys
-
 import pytest
-from conftest import ROOT
 
 from rnnbench import cost
 from rnnbench.bench import grid
@@ -28,28 +25,3 @@ def test_a_measurement_reports_every_figure():
     assert row["train_samples_per_s"] > 0 and row["eval_samples_per_s"] > 0 and row["compile_s"] >= 0
     assert row["gflop_per_s"] == pytest.approx(row["train_samples_per_s"] * cost.flops_per_sample("simple_rnn", 16) / 1e9)
     assert row["peak_memory_mib"] > 100 and row["memory_growth_mib"] >= 0  # the process, TensorFlow included
-
-
-@pytest.mark.slow
-def test_the_command_writes_one_record_per_shape(tmp_path):
-    import subprocess
-
-    out = tmp_path / "speed.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "rnnbench.bench.grid", "--cells", "simple_rnn", "--hidden-units", "16", "--batch-sizes", "50",
-         "--seconds", "0.3", "--threads", "1", "--xla-on-cpu", "none", "all", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    record = json.loads(out.read_text())
-    assert record["matmul_peak_gflop_per_s"] > 1
-    # small chained products cannot beat the large product's rate (what the LSTM target's note rests on)
-    assert 0 < record["lstm128_b50_products_gflop_per_s"] < 1.5 * record["matmul_peak_gflop_per_s"]
-    assert record["machine"] and record["tensorflow"] and record["date"] and record["threads"] == 1
-    assert [(row["unroll"], row["xla"]) for row in record["shapes"]] == [
-        (False, False), (False, True), (True, False), (True, True)]  # each shape with and without XLA, side by side
-    assert all(0 < row["fraction_of_peak"] < 2 for row in record["shapes"])
-    section = (tmp_path / "speed.md").read_text()
-    assert record["machine"] in section and "| simple_rnn | 16 | looped | 50 | no |" in section
-    assert "Command: `python -m rnnbench.bench.grid --cells simple_rnn --hidden-units 16" in section  # how to measure it again
-    assert "| simple_rnn | 16 | unrolled | 50 | yes |" in section

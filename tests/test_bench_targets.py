@@ -22,13 +22,22 @@ def make(target: str, *variables: str, env: dict | None = None) -> subprocess.Co
 def test_make_bench_runs_every_part_at_its_quick_size(tmp_path):
     result = make("bench", "BENCH_SIZE=quick", f"BENCH_OUT={tmp_path}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the speed grid: the machine's peak, each shape without and with XLA side by side, on one thread
     speed = json.loads((tmp_path / "speed.json").read_text())
-    assert [(row["cell"], row["hidden_units"]) for row in speed["shapes"]] == [("simple_rnn", 16)] * 2
+    assert speed["matmul_peak_gflop_per_s"] > 1 and speed["machine"] and speed["tensorflow"] and speed["threads"] == 1
+    assert [(row["cell"], row["hidden_units"], row["unroll"], row["xla"]) for row in speed["shapes"]] == [
+        ("simple_rnn", 16, False, False), ("simple_rnn", 16, False, True), ("simple_rnn", 16, True, False),
+        ("simple_rnn", 16, True, True)]
+    assert all(row["train_samples_per_s"] > 0 and row["fraction_of_peak"] > 0 for row in speed["shapes"])
+    section = (tmp_path / "speed.md").read_text()
+    assert speed["machine"] in section and "| simple_rnn | 16 | looped | 50 | no |" in section
+    assert "Command: `python -m rnnbench.bench.grid --quick" in section  # how to measure it again
     drift = json.loads((tmp_path / "unroll_check.json").read_text())["rows"]
     same, other = (next(row for row in drift if row["cell"] == cell) for cell in ("gru", "reversed_when_unrolled"))
     assert same["start"] < 1e-4 < other["start"]
     baselines = json.loads((tmp_path / "baselines.json").read_text())
     assert {"command", "sweep", "peers"} <= set(baselines) and baselines["command"]["median_ratio"] > 0
+    assert 0.1 < baselines["command"]["rounds"][0]["plain_test_accuracy"] <= 1  # the plain-Keras script's own report
     assert baselines["sweep"]["median_speedup"] > 0 and baselines["peers"]["rounds"]
     assert (tmp_path / "baselines.md").read_text().startswith("Measured ")
 

@@ -35,10 +35,10 @@ def test_the_leaderboard_and_comparisons_are_written_in_both_forms(written):
     assert sorted(path.name for path in written) == ["comparisons.md", "comparisons.tex", "leaderboard.md", "leaderboard.tex"]
     latex = next(path for path in written if path.name == "leaderboard.tex").read_text()
     assert r"\toprule" in latex and r"\bottomrule" in latex and r"\label{tab:rnnbench-leaderboard}" in latex
-    assert r"simple\_rnn-h32-unrolled" in latex and r"$\pm$" in latex  # escaped for LaTeX
+    assert r"simple\_rnn-h32" in latex and r"$\pm$" in latex  # escaped for LaTeX
     assert latex.count(r"\begin{") == latex.count(r"\end{")
     markdown = next(path for path in written if path.name == "leaderboard.md").read_text().splitlines()
-    assert markdown[0].startswith("| Variant") and len(markdown) == 2 + 3  # header, rule, two variants and the reference
+    assert markdown[0].startswith("| Model") and len(markdown) == 2 + 3  # header, rule, two models and the reference
     assert "91.00 ± 1.41" in markdown[2]
 
 

@@ -23,6 +23,8 @@ def recorded(*runs: dict) -> tables.Recorded:
             "params.data.source": "mnist5k", "metrics.test/accuracy": run["accuracy"],
             **({"params.train.backend": run["backend"]} if "backend" in run else {}),
             **({"params.train.xla_on_cpu": run["xla_on_cpu"]} if "xla_on_cpu" in run else {}),
+            **({"tags.rnnbench.study": run["study"]} if "study" in run else {}),
+            **({"tags.rnnbench.unroll_check": run["unroll_check"]} if "unroll_check" in run else {}),
         })
     runs_table = tables.tidy(pd.DataFrame(rows))
     return tables.Recorded("made-up", "1", runs_table, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
@@ -83,12 +85,29 @@ def test_the_leaderboard_ranks_by_mean_accuracy_and_measures_gaps_in_fractions()
     )
     compared = tables.compared_runs(made_up)
     board = leaderboard.leaderboard(compared, tables.reference_runs(made_up, compared))
-    assert board.group.tolist() == ["gru-h32-unrolled", "lstm-h32-unrolled", "reference: the seed tutorial"]
+    assert board.group.tolist() == ["gru-h32", "lstm-h32", "reference: the seed tutorial"]  # a sweep ranks models
     assert board.test_accuracy.tolist() == pytest.approx([0.93, 0.92, 0.91])
     assert board.seeds.tolist() == [1, 2, 1]
     assert board["rank"].tolist()[:2] == [1, 2] and pd.isna(board["rank"].iloc[2])  # the reference is not ranked
     assert board.behind_best.tolist() == pytest.approx([0, 0.01, 0.02])
     assert board.over_reference.tolist()[:2] == pytest.approx([0.02, 0.01])
+
+
+def test_a_sweep_ranks_models_whose_unroll_settings_are_repeats_unless_its_check_found_them_to_differ():
+    """Final runs of one seed in both unroll settings (final.train_every_unroll) are repeats of one model; a model whose
+    study's check said the settings differ is ranked per setting."""
+    made_up = recorded(
+        {"cell": "lstm", "units": 32, "unroll": False, "seed": 0, "accuracy": 0.90, "stage": "final"},
+        {"cell": "lstm", "units": 32, "unroll": True, "seed": 0, "accuracy": 0.92, "stage": "final"},
+        {"cell": "gru", "units": 32, "unroll": False, "seed": 0, "accuracy": 0.93, "stage": "final"},
+        {"cell": "gru", "units": 32, "unroll": True, "seed": 0, "accuracy": 0.80, "stage": "final"},
+        {"cell": "gru", "units": 32, "accuracy": float("nan"), "stage": "study", "study": "gru-h32", "unroll_check": "differ"},
+        {"cell": "lstm", "units": 32, "accuracy": float("nan"), "stage": "study", "study": "lstm-h32", "unroll_check": "agree"},
+    )
+    board = leaderboard.leaderboard(tables.compared_runs(made_up), tables.reference_runs(made_up, made_up.runs.iloc[:0]))
+    assert board.group.tolist() == ["gru-h32-looped", "lstm-h32", "gru-h32-unrolled"]
+    lstm = board.set_index("group").loc["lstm-h32"]
+    assert (lstm.seeds, lstm.runs, lstm.test_accuracy) == (1, 2, pytest.approx(0.91))
 
 
 def test_single_runs_of_the_seed_configuration_are_the_reference():
@@ -125,7 +144,7 @@ def test_seeds_are_distinct_train_seeds_and_repeats_of_one_seed_are_nondetermini
     )
     compared = tables.compared_runs(made_up)
     board = leaderboard.leaderboard(compared, tables.reference_runs(made_up, compared)).set_index("group")
-    lstm, gru = board.loc["lstm-h32-unrolled"], board.loc["gru-h32-unrolled"]
+    lstm, gru = board.loc["lstm-h32"], board.loc["gru-h32"]
     assert (lstm.seeds, lstm.runs) == (2, 3)
     assert lstm.test_accuracy == pytest.approx((0.91 + 0.95) / 2)  # repeats averaged first, then seeds
     assert lstm.test_accuracy_sd == pytest.approx(np.std([0.91, 0.95], ddof=1))

@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = Path("reports/bench/baselines.json")
 QUICK = {
     "run": ["train.steps=100", "train.eval_every_steps=50"], "plain": ["--steps", "100", "--eval-every", "50"],
-    "sweep": ["grid.cells=[simple_rnn]", "search.trials=1", "train.steps=20", "train.eval_every_steps=10"],
+    "sweep": ["grid.cells=[simple_rnn]", "grid.unroll=[false]", "search.trials=1", "train.steps=20",
+              "train.eval_every_steps=10"],
     "grid": ["--seconds", "0.3"],
 }
 """--quick: every part at a size that checks the benchmark end to end in seconds (its figures mean nothing)."""
@@ -101,9 +102,9 @@ def sweep_part(rounds: int) -> dict:
 
 
 def peers_part(rounds: int) -> dict:
-    backends = ["tensorflow"] + (["jax"] if _installed("jax") else [])
+    backends = ["tensorflow"] + (["jax"] if _installed("jax") and not SIZE["run"] else [])  # --quick: TensorFlow only
     results = []
-    for cell, units, unroll in PEER_SHAPES:
+    for cell, units, unroll in PEER_SHAPES[-1:] if SIZE["run"] else PEER_SHAPES:  # --quick: the seed's shape only
         for round_number in range(rounds):
             with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                 out = Path(folder) / "speed.json"
@@ -129,7 +130,8 @@ def backends_part(rounds: int) -> dict:
     if not _installed("jax"):
         raise SystemExit("rnnbench.bench.baselines: the backends part needs JAX: pip install -e '.[jax]'")
     results = []
-    for shape, arguments in BACKEND_RUNS.items():
+    shapes = dict(list(BACKEND_RUNS.items())[:1]) if SIZE["run"] else BACKEND_RUNS  # --quick: the seed's shape only
+    for shape, arguments in shapes.items():
         for seed in range(rounds):
             row = {"shape": shape, "seed": seed}
             for backend in ("tensorflow", "jax"):
@@ -149,7 +151,7 @@ def backends_part(rounds: int) -> dict:
                 f"{backend} acc {row[backend]['test_accuracy']:.4f} {row[backend]['train_samples_per_s']:,.0f}/s "
                 f"{row[backend]['command_s']:.1f} s" for backend in ("tensorflow", "jax")), flush=True)
     summary = {}
-    for shape in BACKEND_RUNS:
+    for shape in shapes:
         rows = [row for row in results if row["shape"] == shape]
         summary[shape] = {
             **{f"{backend}_accuracy_mean": statistics.mean(row[backend]["test_accuracy"] for row in rows)

@@ -161,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xla-on-cpu", nargs="+", choices=XLA_ON_CPU, default=["none"],
                         help="train.xla_on_cpu values, each shape measured with each in turn (none all: both ways)")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--quick", action="store_true", help="one tiny shape (SimpleRNN-16, batch 50, 0.3 s): checks it runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="one tiny shape (SimpleRNN-16, batch 50, 0.3 s, one thread, without and with XLA): checks it runs")
     args = parser.parse_args(argv)
-    if args.quick:
+    peak_size = 4096
+    if args.quick:  # one tiny shape, measured without and with XLA on one thread, and a smaller peak's product
         args.cells, args.hidden_units, args.batch_sizes, args.seconds = ["simple_rnn"], [16], [50], 0.3
+        args.threads, args.xla_on_cpu, peak_size = args.threads or 1, ["none", "all"], 1024
 
     from rnnbench import backend
     from rnnbench.errors import UserError
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from rnnbench.provenance import cpu_description
 
     dataset = load_dataset(DataConfig())
-    peak = matmul_peak()
+    peak = matmul_peak(peak_size)
     print(f"float32 matrix-product peak: {peak / 1e9:,.0f} GFLOP/s ({cpu_description()})", flush=True)
     lstm_products = recurrent_product_rate()
     print(f"LSTM-128 batch-50 step's products alone: {lstm_products / 1e9:,.0f} GFLOP/s", flush=True)

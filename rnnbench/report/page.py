@@ -86,7 +86,8 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     (leaderboard.tuned_columns(studies, "chosen") if not studies.empty else studies).to_csv(folder / "studies.csv", index=False)
     models = [tables.model_name(cell, units) for cell, units in zip(speeds.cell, speeds.hidden_units)]
     checked = checks.drop(columns=["trained"]).rename(columns={"verdict": "unroll_check", "difference": "unroll_difference"})
-    speeds.assign(model=models).join(checked, on="model").to_csv(folder / "speed.csv", index=False)
+    speeds.assign(model=pd.Series(models, index=speeds.index, dtype=object)).join(checked, on="model").to_csv(
+        folder / "speed.csv", index=False)
     published = literature.matching(compared)
     published[0].to_csv(folder / "published.csv", index=False)
     export.write(folder, board, result)
@@ -264,7 +265,7 @@ def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict 
             "behind": ("-", "") if row.is_reference else ("best", "") if row["rank"] == 1 else _interval(versus_best, -row.behind_best),
             "beats": "-" if versus_best is None else f"{versus_best.beats:.2f}",
             "over_reference": ("-", "") if pd.isna(row.over_reference) or row.is_reference else _interval(versus_reference, row.over_reference),
-            "tuned": leaderboard.format_tuned(row.tuned), "parameters": f"{row.parameters:,}",
+            "tuned": leaderboard.format_tuned(row.tuned).split(", "), "parameters": f"{row.parameters:,}",
             "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
             "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
         })

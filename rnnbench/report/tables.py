@@ -196,8 +196,9 @@ def compared_runs(recorded: Recorded) -> pd.DataFrame:
          else model_name(cell, units) for cell, units, unroll in shapes], index=runs.index, dtype="string"
     )
     labels = variant.copy()
+    repeats = {"train.seed", "model.unroll"} if sweep else {"train.seed"}  # what runs of one group may differ by
     for _, members in settings(runs).groupby(variant):
-        varying = [key for key in members.columns if members[key].nunique(dropna=False) > 1 and key != "train.seed"]
+        varying = [key for key in members.columns if members[key].nunique(dropna=False) > 1 and key not in repeats]
         for index, row in members.iterrows():
             labels[index] += "".join(f" {key}={row[key]}" for key in varying)
     runs["group"] = labels.astype("string")
@@ -222,7 +223,7 @@ def unroll_checks(recorded: Recorded) -> pd.DataFrame:
         "trained": studies.trained_unroll.map({"true": True, "false": False}).astype("boolean"),
         "verdict": studies.unroll_check, "difference": studies.unroll_difference,
     })
-    return table.set_axis(studies.study.astype(str)).rename_axis("model")
+    return table.set_axis(studies.study.astype(str).astype(object)).rename_axis("model")
 
 
 def speeds(recorded: Recorded, steps: int | None = None) -> pd.DataFrame:

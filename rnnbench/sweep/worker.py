@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from rnnbench import backend, names, processes, provenance, signals, tracking
 from rnnbench.config import Config
-from rnnbench.sweep import state, studies, unroll
+from rnnbench.sweep import state, studies
 from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
 from rnnbench.sweep.pool import POLL_SECONDS
 from rnnbench.sweep.space import short
