@@ -27,7 +27,7 @@ from rnnbench.links import ui_url as default_ui_url
 from rnnbench.sweep import unroll
 from rnnbench.sweep.definition import REFERENCE_LABEL
 from rnnbench.errors import UserError
-from rnnbench.report import compare, export, figures, landscape, leaderboard, literature, tables, uncertainty
+from rnnbench.report import compare, export, figures, landscape, leaderboard, literature, speed, tables, uncertainty
 from rnnbench.report import notes as report_notes
 
 REPORTS = Path("reports")
@@ -84,10 +84,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     plain = board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore")
     (leaderboard.tuned_columns(plain) if not plain.empty else plain).to_csv(folder / "leaderboard.csv", index=False)
     (leaderboard.tuned_columns(studies, "chosen") if not studies.empty else studies).to_csv(folder / "studies.csv", index=False)
-    models = [tables.model_name(cell, units) for cell, units in zip(speeds.cell, speeds.hidden_units)]
-    checked = checks.drop(columns=["trained"]).rename(columns={"verdict": "unroll_check", "difference": "unroll_difference"})
-    speeds.assign(model=pd.Series(models, index=speeds.index, dtype=object)).join(checked, on="model").to_csv(
-        folder / "speed.csv", index=False)
+    speed.table(speeds, checks).to_csv(folder / "speed.csv", index=False)
     published = literature.matching(compared)
     published[0].to_csv(folder / "published.csv", index=False)
     export.write(folder, board, result)
@@ -112,7 +109,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         notes=notes,
         header=header(recorded, compared),
         leaderboard=leaderboard_rows(board, links, result),
-        speeds=speed_rows(speeds, checks),
+        speeds=speed.rows(speeds, checks),
         tolerance=unroll.RELATIVE_TOLERANCE,
         studies=study_rows(studies, links, scores, valid_images),
         method=None if result is None else {
@@ -184,27 +181,7 @@ def headline(board: pd.DataFrame, result: compare.Verdict | None, speeds: pd.Dat
             parts.append(f"{points(versus.difference)} {verb} the seed tutorial ({percent(seed.test_accuracy)}; {interval})"
                          if versus.significant else
                          f"not distinguishable from the seed tutorial ({percent(seed.test_accuracy)}; {interval})")
-    return "; ".join(parts) + f". {_speed_sentence(best, contenders, speeds)}"
-
-
-def _speed_sentence(best: pd.Series, contenders: pd.DataFrame, speeds: pd.DataFrame | None) -> str:
-    """How to train the best model: the unroll setting it trains fastest in (its measured speeds in both settings), and
-    how it compares in speed with the fastest model."""
-    shape = pd.DataFrame() if speeds is None or speeds.empty else speeds[
-        (speeds.cell == best.cell) & (speeds.hidden_units == best.hidden_units)]
-    if len(shape) > 1 and not best.is_reference:
-        chosen = shape[shape.faster].iloc[0]
-        other = shape[~shape.faster].iloc[0]
-        setting, other_setting = ("unrolled", "looped") if chosen.unroll else ("looped", "unrolled")
-        sentence = (f"Train it {setting}: {chosen.train_samples_per_s:,.0f} samples/s and {chosen.compile_s:.1f} s to "
-                    f"compile, against {other.train_samples_per_s:,.0f} and {other.compile_s:.1f} s {other_setting}")
-        rate = chosen.train_samples_per_s
-    else:
-        sentence, rate = f"It trains at {best.train_samples_per_s:,.0f} samples/s", best.train_samples_per_s
-    fastest = contenders.sort_values("train_samples_per_s", ascending=False).iloc[0]
-    if fastest.group != best.group and fastest.train_samples_per_s > rate:
-        sentence += f"; {fastest.train_samples_per_s / rate:.1f}x slower than the fastest {_kind(contenders)[:-1]}, {fastest.group}"
-    return sentence + f" (a run of {best.steps:,} steps took {best.training_s:.0f} s)."
+    return "; ".join(parts) + f". {speed.sentence(best, contenders, speeds, _kind(contenders)[:-1])}"
 
 
 def _kind(contenders: pd.DataFrame) -> str:
@@ -268,27 +245,6 @@ def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict 
             "tuned": leaderboard.format_tuned(row.tuned).split(", "), "parameters": f"{row.parameters:,}",
             "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
             "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
-        })
-    return rows
-
-
-def speed_rows(speeds: pd.DataFrame, checks: pd.DataFrame) -> list[dict]:
-    """The speed table: one row per model and unroll setting, with the model's unroll check."""
-    rows = []
-    for row in speeds.itertuples():
-        model = tables.model_name(row.cell, row.hidden_units)
-        check = checks.loc[model] if model in checks.index else None
-        verdict = "-" if check is None or pd.isna(check.verdict) else check.verdict
-        if check is not None and pd.notna(check.difference):
-            verdict += f" ({check.difference:.1e})"
-        rows.append({
-            "model": model, "setting": "unrolled" if row.unroll else "looped",
-            "runs": f"{row.runs} {'trained' if row.trained else 'timing'}", "faster": bool(row.faster),
-            "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}",
-            "memory": "-" if pd.isna(row.peak_memory_mb) else f"{row.peak_memory_mb:,.0f}",
-            "run": f"{row.run_s:.0f}",
-            "ratio": "-" if pd.isna(row.unrolled_over_looped) else f"{row.unrolled_over_looped:.2f}x",
-            "check": verdict,
         })
     return rows
 
