@@ -59,7 +59,7 @@ dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) a
 test: $(STAMP) ## run the test suite (unit, component and end-to-end) in two processes
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
-bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), how far the unroll settings drift apart (rnnbench.bench.unroll_check), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 15 minutes)
+bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), how far the unroll settings drift apart (rnnbench.bench.unroll_check), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 18 minutes)
 	$(BIN)/python -m rnnbench.bench.grid $(QUICK) --out $(BENCH_OUT)/speed.json
 	$(BIN)/python -m rnnbench.bench.unroll_check $(QUICK) --out $(BENCH_OUT)/unroll_check.json
 	$(BIN)/python -m rnnbench.bench.baselines $(QUICK) --out $(BENCH_OUT)/baselines.json
