@@ -226,11 +226,11 @@ def unroll_checks(recorded: Recorded) -> pd.DataFrame:
     return table.set_axis(studies.study.astype(str).astype(object)).rename_axis("model")
 
 
-def speeds(recorded: Recorded, steps: int | None = None) -> pd.DataFrame:
+def speeds(recorded: Recorded) -> pd.DataFrame:
     """One row per (cell, hidden_units, unroll) that finished runs measured (final, timing and single runs): mean
     samples/s and peak memory, the compile time of the shape's first run in a process (the longest of its runs, trials
     included: later runs of a shape in a process reuse its compiled model), how many runs, whether the model was trained
-    in full in that setting ("trained") or only timed, the seconds a run of `steps` steps takes at that speed
+    in full in that setting ("trained") or only timed, the seconds a full run's steps take at that speed
     (compilation and steps), and per model the unrolled setting's samples/s over the looped one's
     (`unrolled_over_looped`) and the faster setting."""
     finished = recorded.runs[recorded.runs.status == "FINISHED"].dropna(subset=["cell", "hidden_units", "unroll"])
@@ -248,7 +248,7 @@ def speeds(recorded: Recorded, steps: int | None = None) -> pd.DataFrame:
     ).reset_index()
     table["compile_s"] = [compiled.get((cell, units, unroll), np.nan)
                           for cell, units, unroll in zip(table.cell, table.hidden_units, table.unroll)]
-    steps = steps or int(table.full_steps.max())  # the full runs' length, for every setting alike
+    steps = int(table.full_steps.max())  # the full runs' length, for every setting alike
     table["run_s"] = table.compile_s.fillna(0) + steps * table.batch_size / table.train_samples_per_s
     by_model = table.pivot_table(index=["cell", "hidden_units"], columns="unroll", values="train_samples_per_s")
     ratio = (by_model[True] / by_model[False]) if {True, False} <= set(by_model.columns) else pd.Series(dtype=float)

@@ -59,9 +59,8 @@ class Check:
         return self.verdict in (DIFFER, UNCHECKED)
 
     def describe(self, study: Study) -> str:
+        """The line the sweep says for a model it trains in full in every setting (`trains_every_setting`)."""
         settings = f"{_name(self.trained)} and {_name(self.other)}"
-        if self.verdict == AGREE:
-            return f"{study.key}: {settings} agree (untrained loss and gradient {self.difference:.1e} apart, relative)"
         if self.verdict == DIFFER:
             return (f"{study.key}: {settings} compute different functions (untrained loss and gradient {self.difference:.1e} "
                     f"apart relative, more than {RELATIVE_TOLERANCE:g}); training it in full in each setting")
