@@ -5,10 +5,11 @@
     rnnbench evaluate RUN_ID --data idx:/path/to/mnist
     rnnbench sweep experiments/sweep.yaml train.steps=1000 --workers 2 [--storage URL] [--dry-run] [--report]
     rnnbench worker experiments/sweep.yaml --storage URL      # join a running sweep
+    RNNBENCH_STORAGE=postgresql://me:PASSWORD@host/db rnnbench worker experiments/sweep.yaml   # a URL with a password
     rnnbench report [--experiment NAME] [--out reports/NAME/index.html]
 
 Exit codes: 0 done, 1 the run failed (a diverged loss, a full disk; a sweep with runs it could not
-do), 2 bad input (one line on stderr naming the problem and the fix), 130 interrupted with Ctrl-C,
+do; a worker with nothing to take and no coordinator to queue more), 2 bad input (one line on stderr naming the problem and the fix), 130 interrupted with Ctrl-C,
 143 stopped by SIGTERM (the run is kept as KILLED either way).
 """
 
@@ -21,6 +22,7 @@ import os
 import sys
 
 from rnnbench import backend, faults, signals
+from rnnbench.credentials import STORAGE_VARIABLE
 from rnnbench.config import load_config
 from rnnbench.errors import UserError
 
@@ -29,9 +31,14 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..."
+    # MLflow prints "View run ... at: <tracking URI>/#/..." for each run it closes on a server, password and all;
+    # rnnbench prints its own links, without the credentials (rnnbench.credentials).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow's database layer logs "Creating initial tables...", its connection retries, and a traceback for each failed
+    # write before raising it: the error it raises is what rnnbench tells (one line for a fault), so none of that shows.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     signals.install()  # SIGTERM (docker stop, a scheduler) stops work as Ctrl-C does
     try:
         return args.handler(args)
@@ -47,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rnnbench: error: {fault.message}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, with `key=value` overrides allowed after the options too (`sweep S --workers 2 train.steps=9`).
+
+    argparse's own `parse_intermixed_args` does this, but not for a parser with subcommands, so the overrides it leaves
+    over are added here; anything else left over is an error, as before.
+    """
+    args, extras = parser.parse_known_args(argv)
+    overrides = [extra for extra in extras if "=" in extra and not extra.startswith("-")]
+    if extras != overrides or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
 
 
 def run_command(args) -> int:
@@ -90,7 +112,7 @@ def run_command(args) -> int:
         f"{speed.train_samples_per_second:,.0f} samples/s  compile {speed.compile_seconds:.1f}s  "
         f"training {speed.wall_seconds:.1f}s"
     )
-    print(f"run id {outcome.run_id}  (store: {tracking.tracking_uri()})")
+    print(f"run id {outcome.run_id}  (store: {tracking.shown_uri()})")
     return 0
 
 
@@ -137,20 +159,25 @@ def sweep_command(args) -> int:
 def worker_command(args) -> int:
     from rnnbench.sweep.definition import load_sweep
 
+    sweep_file = None
     if args.sweep.endswith((".yaml", ".yml")):
-        name = load_sweep(args.sweep, args.overrides).sweep.name
+        sweep_file = load_sweep(args.sweep, args.overrides)
+        name = sweep_file.sweep.name
     elif args.overrides:
         raise UserError("key=value overrides need the sweep file: rnnbench worker experiments/sweep.yaml key=value ...")
     else:
         name = args.sweep
-    from rnnbench.sweep.worker import work
+    from rnnbench.sweep.worker import Abandoned, work
 
     try:
-        ran = work(name, args.storage, args.threads)
+        ran = work(name, args.storage, args.threads, sweep_file)
     except KeyboardInterrupt as stop:
         print(f"rnnbench worker: stopped by {signals.describe(stop)} (a trial in progress is recorded as KILLED "
               "and re-enqueued)", file=sys.stderr)
         return signals.exit_code(stop)
+    except Abandoned as abandoned:
+        print(f"rnnbench worker: {abandoned}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"rnnbench worker: the sweep is complete ({ran} runs here)")
     return 0
 
@@ -192,12 +219,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="data source: mnist5k, mnist, fashion_mnist or idx:PATH")
     evaluate.set_defaults(handler=evaluate_command)
 
-    storage_help = "Optuna storage: an RDB URL (postgresql://user@host/db) or a journal file (default mlruns/optuna.journal)"
+    storage_help = (f"Optuna storage: an RDB URL (postgresql://user@host/db) or a journal file (default: ${STORAGE_VARIABLE}, "
+                    "else mlruns/optuna.journal); a URL with a password is best given in $" + STORAGE_VARIABLE)
     sweep = commands.add_parser("sweep", help="tune and compare the grid of a sweep file (resumable)")
     sweep.add_argument("config", help="sweep YAML, e.g. experiments/sweep.yaml")
     sweep.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.steps=1000 search.trials=4")
     sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
-    sweep.add_argument("--storage", help=storage_help)
+    sweep.add_argument("--storage", default=os.environ.get(STORAGE_VARIABLE) or None, help=storage_help)
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; run nothing")
     sweep.add_argument("--report", action="store_true", help="write the HTML report when the sweep is done (make sweep does)")
     sweep.set_defaults(handler=sweep_command)
@@ -205,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="join a running sweep from another shell or machine")
     worker.add_argument("sweep", help="the sweep file (experiments/sweep.yaml) or the sweep's name")
     worker.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the sweep was started with")
-    worker.add_argument("--storage", help=storage_help)
+    worker.add_argument("--storage", default=os.environ.get(STORAGE_VARIABLE) or None, help=storage_help)
     worker.add_argument("--threads", type=int, default=0, help="CPU threads for TensorFlow (default: all)")
     worker.set_defaults(handler=worker_command)
 

@@ -154,6 +154,7 @@ class TrackingConfig:
     def __post_init__(self):
         if not self.experiment.strip():
             _invalid("tracking.experiment", self.experiment, "a non-empty name")
+        check_name("tracking.experiment", self.experiment)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +206,20 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Confi
 
 def _invalid(key: str, received: Any, allowed: str):
     raise ConfigError(f"{key}: received {received!r}, expected {allowed}")
+
+
+MAX_NAME_LENGTH = 250
+"""The longest experiment or sweep name: MLflow keeps a run's name in 250 characters (a sweep's run is named after it),
+and the report's folder is named after the experiment (a file name has at most 255 bytes)."""
+
+
+def check_name(key: str, name: str) -> None:
+    """Refuses a name that MLflow or the file system cannot keep, before anything is written."""
+    if len(name.encode("utf-8")) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"Received {key} of {len(name.encode('utf-8'))} bytes, expected a name of at most {MAX_NAME_LENGTH} (MLflow's "
+            "limit on a run's name; the report's folder is named after it)"
+        )
 
 
 def _check_positive(key: str, value: int):

@@ -47,6 +47,8 @@ def to_yaml(sections) -> str:
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file; give a YAML file such as experiments/seed_lstm.yaml")
     if not path.is_file():
         raise ConfigError(f"config file {path} not found (experiments live in experiments/*.yaml)")
     try:

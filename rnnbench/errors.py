@@ -1,8 +1,14 @@
 """Errors a user can fix: the command line prints them as one line and exits with code 2."""
 
+from rnnbench import credentials
+
 
 class UserError(Exception):
-    """Bad input (a config key, a value, a data folder, a run id): the message names the fix."""
+    """Bad input (a config key, a value, a data folder, a run id): the message names the fix, with any password in a
+    URL masked (`credentials.mask`)."""
+
+    def __init__(self, message: str):
+        super().__init__(credentials.mask(message))
 
 
 class ConfigError(UserError):

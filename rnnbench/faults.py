@@ -15,13 +15,18 @@ import dataclasses
 import errno
 from pathlib import Path
 
+from rnnbench import credentials
+
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
     kind: str
     """The run's `rnnbench.failure` tag: disk_full, read_only, out_of_memory or store_unreachable."""
     message: str
-    """One line: what happened, where, and what to do."""
+    """One line: what happened, where, and what to do (a password in a URL masked)."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "message", credentials.mask(self.message))
 
 
 def explain(error: BaseException) -> Fault | None:
@@ -40,17 +45,30 @@ def explain(error: BaseException) -> Fault | None:
         if isinstance(link, MemoryError) or type(link).__name__ == "ResourceExhaustedError":
             return Fault("out_of_memory", "out of memory while training; lower train.batch_size or model.hidden_units")
     if "database or disk is full" in text or "No space left on device" in text:
-        return Fault("disk_full", f"no space left on the device holding the tracking store {tracking.tracking_uri()}; "
+        return Fault("disk_full", f"no space left on the device holding the tracking store {tracking.shown_uri()}; "
                      "free some space (df -h shows how much is left) and run again")
+    deleted = _deleted_store(tracking.tracking_uri())
+    missing = any(isinstance(link, FileNotFoundError) for link in chain)
+    if deleted and (missing or "readonly database" in text or "no such table" in text or "unable to open database" in text):
+        return Fault("store_deleted", f"the tracking store {deleted} was deleted while in use; the runs recorded in it are "
+                     "gone with it: restore it from a backup, or run again to start a new store there")
     if "readonly database" in text or "Read-only file system" in text:
-        return Fault("read_only", f"the tracking store {tracking.tracking_uri()} is read-only; make it writable, or set "
+        return Fault("read_only", f"the tracking store {tracking.shown_uri()} is read-only; make it writable, or set "
                      "MLFLOW_TRACKING_URI to a store you can write")
     if "RESOURCE_EXHAUSTED" in text or "bad_alloc" in text:
         return Fault("out_of_memory", "out of memory while training; lower train.batch_size or model.hidden_units")
     if tracking.is_server(tracking.tracking_uri()) and any(_is_connection_error(link) for link in chain):
-        return Fault("store_unreachable", f"the MLflow tracking server {tracking.tracking_uri()} stopped answering "
+        return Fault("store_unreachable", f"the MLflow tracking server {tracking.shown_uri()} stopped answering "
                      f"({_first_line(chain[-1])}); check that it runs, then run again")
     return None
+
+
+def _deleted_store(uri: str) -> str | None:
+    """The local SQLite store's path when its file no longer exists (SQLite then calls it a read-only database)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri[len("sqlite:///") :])
+    return None if path.exists() else str(path)
 
 
 def _chain(error: BaseException):
@@ -62,9 +80,10 @@ def _chain(error: BaseException):
 
 
 def _where(error: OSError, tracking) -> str:
-    if error.filename:
-        return str(Path(error.filename).parent if Path(error.filename).suffix else error.filename)
-    return f"the tracking store {tracking.tracking_uri()} or the temporary folder"
+    """The file that could not be written: a copy's destination (`filename2`, where its source is `filename`)."""
+    if error.filename2 or error.filename:
+        return str(error.filename2 or error.filename)
+    return f"the tracking store {tracking.shown_uri()} or the temporary folder"
 
 
 def _is_connection_error(error: BaseException) -> bool:

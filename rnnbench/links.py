@@ -12,16 +12,17 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 
-from rnnbench import names, tracking
+from rnnbench import credentials, names, tracking
 
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
 """Where `make ui` serves the MLflow UI for the local store."""
 
 
 def ui_url() -> str:
-    """The tracking server's own UI when the store is a server, else `make ui`'s address."""
+    """The tracking server's own UI (without its credentials: the browser asks) when the store is a server, else
+    `make ui`'s address."""
     uri = tracking.tracking_uri()
-    return uri.rstrip("/") if tracking.is_server(uri) else DEFAULT_UI_URL
+    return credentials.without_credentials(uri.rstrip("/")) if tracking.is_server(uri) else DEFAULT_UI_URL
 
 
 @dataclasses.dataclass(frozen=True)

@@ -132,7 +132,7 @@ def run_experiment(
             _close_failed(client, run_id, "error", f"{type(error).__name__}: {error}")
             raise
         closed = _close_failed(client, run_id, fault.kind, fault.message)
-        kept = "" if closed else "; the store could not be written either, so the run stays RUNNING (`rnnbench report` lists it)"
+        kept = "" if closed or fault.kind == "store_deleted" else "; the store could not be written either, so the run stays RUNNING (`rnnbench report` lists it)"
         raise RunFailed(run_id, fault.message + kept, why=fault.kind) from None
     tracking.end_run(client, run_id, "FINISHED")
     return RunOutcome(run_id, result, score, dataset)
@@ -204,7 +204,7 @@ def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise UserError(f"no run '{run_id}' in the tracking store {tracking.tracking_uri()}; copy a run id from `make ui`") from None
+        raise UserError(f"no run '{run_id}' in the tracking store {tracking.shown_uri()}; copy a run id from `make ui`") from None
     # the run's own data and model settings (its task, its permutation, the model that reads them), and its compiler
     recorded = [f"{key}={value}" for key, value in run.data.params.items()
                 if key.startswith(("data.", "model.")) or key == "train.xla_on_cpu"]

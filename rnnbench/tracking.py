@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from rnnbench import names, provenance, tasks
+from rnnbench import credentials, names, provenance, tasks
 from rnnbench.config import Config
 from rnnbench.data import Dataset
 from rnnbench.errors import UserError
@@ -45,6 +45,11 @@ _probed: set[str] = set()
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` if set, else the SQLite database under ./mlruns."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.resolve() / 'mlflow.db'}"
+
+
+def shown_uri() -> str:
+    """The tracking URI as messages and pages show it: its password masked."""
+    return credentials.mask(tracking_uri())
 
 
 def store_exists() -> bool:
@@ -72,12 +77,20 @@ def open_store(write: bool = True) -> MlflowClient:
             os.environ.setdefault(key, value)
         _probe(uri)
         _probed.add(uri)
+    elif is_database(uri) and uri not in _probed:
+        os.environ.setdefault("PGCONNECT_TIMEOUT", str(PROBE_SECONDS))  # libpq: MLflow's own connections fail in time too
+        probe_database(uri, "the MLflow tracking store", "or unset MLFLOW_TRACKING_URI to record in ./mlruns")
+        _probed.add(uri)
     read_only = read_only_reason()  # also creates a missing local store's folder
     if write and read_only:
         raise UserError(f"{read_only}; make it writable, or set MLFLOW_TRACKING_URI to a store you can write "
                         "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)")
     mlflow.set_tracking_uri(uri)  # mlflow's model logging and loading read the global URI
-    return MlflowClient(uri)
+    client = MlflowClient(uri)
+    if uri.startswith("sqlite:") and uri not in _probed:  # made now: a full disk fails here, before any other file
+        client.search_experiments(max_results=1)
+        _probed.add(uri)
+    return client
 
 
 def read_only_reason() -> str | None:
@@ -95,17 +108,65 @@ def read_only_reason() -> str | None:
     return None
 
 
+def is_database(uri: str) -> bool:
+    """A database server's URL (postgresql://, mysql+pymysql://, mssql://), which MLflow and Optuna open with SQLAlchemy."""
+    return uri.partition("://")[0].partition("+")[0] in ("postgresql", "mysql", "mssql", "oracle") and "://" in uri
+
+
+DRIVERS = {"postgresql": "psycopg[binary] (pip install -e '.[postgres]')", "mysql": "PyMySQL (pip install -e '.[mysql]'), "
+           "with a mysql+pymysql:// URL"}
+
+
+def probe_database(url: str, what: str, fix: str) -> None:
+    """Connects once to the database server at `url`, waiting at most PROBE_SECONDS, else says why in one line.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. postgresql://user:password@host/db.
+        what: what the database is, for the message ("the MLflow tracking store").
+        fix: the message's last words, another place to record.
+    """
+    import sqlalchemy
+
+    kind = url.partition("://")[0].partition("+")[0]
+    timeout = {"postgresql": {"connect_timeout": PROBE_SECONDS},  # PyMySQL's covers the TCP connection only
+               "mysql": {"connect_timeout": PROBE_SECONDS, "read_timeout": PROBE_SECONDS}}.get(kind, {})
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args=timeout, poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect():
+            pass
+    except ModuleNotFoundError as error:
+        raise UserError(f"{what} {url} needs the database driver {error.name}, which is not installed; install "
+                        f"{DRIVERS.get(kind, error.name)}") from None
+    except Exception as error:  # a bad URL, a server down or silent, a login refused
+        cause = getattr(error, "orig", None) or error
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0].rstrip(".")
+        raise UserError(f"{what} {url} cannot be reached ({first_line}; tried for at most {PROBE_SECONDS} s): start it "
+                        f"or correct the URL, {fix}") from None
+
+
 def _probe(uri: str) -> None:
-    """Waits up to PROBE_SECONDS for the tracking server's /health to answer, else says how to fix it."""
+    """Waits up to PROBE_SECONDS for the tracking server's /health and then its API to answer, else says how to fix it.
+
+    Any answer counts (authentication or a proxy are the server's business); one that takes the connection and never
+    answers, or answers /health but not its API, fails here rather than after MLflow's retries.
+    """
     import requests
 
     deadline = time.monotonic() + PROBE_SECONDS
+    base = uri.rstrip("/")
     while True:
+        problem = "no connection"
         try:
-            requests.get(f"{uri.rstrip('/')}/health", timeout=max(min(5.0, deadline - time.monotonic()), 1.0))
-            return  # any answer: the server is there (authentication or a proxy are its business)
-        except requests.RequestException as error:
-            problem = "it took the connection but sent nothing back" if isinstance(error, requests.Timeout) else "no connection"
+            requests.get(f"{base}/health", timeout=max(min(5.0, deadline - time.monotonic()), 1.0))
+            problem = "its /health answers, but its API does not"
+            requests.get(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
+                         timeout=max(deadline - time.monotonic(), 1.0))
+            return
+        except requests.Timeout:
+            if problem == "no connection":
+                problem = "it took the connection but sent nothing back"
+        except requests.RequestException:
+            pass
         if time.monotonic() + 1 >= deadline:
             break
         time.sleep(1)
@@ -241,7 +302,7 @@ def end_run(client: MlflowClient, run_id: str, status: str, failure: str | None 
     """Closes the run as FINISHED, FAILED or KILLED, saying why when it did not finish."""
     tags = []
     if failure:
-        tags = [RunTag(names.FAILURE, failure), RunTag(names.FAILURE_REASON, reason or failure)]
+        tags = [RunTag(names.FAILURE, failure), RunTag(names.FAILURE_REASON, credentials.mask(reason or failure))]
         client.log_batch(run_id, tags=tags)
     client.set_terminated(run_id, status=RunStatus.to_string(getattr(RunStatus, status)))
 

@@ -4,11 +4,15 @@ each ends in one line naming the problem and the fix, with nothing already recor
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -184,28 +188,69 @@ echo $? > {outside}/sweep.code
         (outside / "sweep.err").read_text())
 
 
-def test_a_tracking_server_that_does_not_answer_fails_within_30_seconds(tmp_path):
+class _HealthOnly(http.server.BaseHTTPRequestHandler):
+    """A tracking server whose /health answers and whose API never does (a server stuck behind its health check)."""
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+        else:
+            time.sleep(120)
+
+    def log_message(self, *arguments):
+        pass
+
+
+SECRET = "s3cret-Pa55"
+
+
+def test_a_store_or_storage_that_does_not_answer_fails_within_30_seconds_in_one_line(tmp_path):
+    """Every kind of URL, down (nothing listens) or silent (takes the connection, never answers): one line within the
+    time the README states, without MLflow's tracebacks, the password masked, and no storage file left behind."""
     silent = socket.socket()  # takes connections, never answers: a hung server
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
-    refusing = "http://127.0.0.1:9"  # nothing listens: a server that is down
-    commands = {
-        "run": (["run", SMOKE], refusing),
-        "evaluate": (["evaluate", "0" * 32, "--data", "mnist5k"], refusing),
-        "report": (["report"], f"http://127.0.0.1:{silent.getsockname()[1]}"),
-        "sweep": (["sweep", TINY], f"http://127.0.0.1:{silent.getsockname()[1]}"),
+    hung = f"127.0.0.1:{silent.getsockname()[1]}"
+    health_only = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HealthOnly)
+    health_only.daemon_threads = True
+    threading.Thread(target=health_only.serve_forever, daemon=True).start()
+    api_silent = f"http://me:{SECRET}@127.0.0.1:{health_only.server_address[1]}"
+    server = "the MLflow tracking server {} does not answer"
+    database = "the MLflow tracking store {} cannot be reached"
+    cases = {  # name: (arguments, tracking URI, what the line says)
+        "run-http-down": (["run", SMOKE], "http://127.0.0.1:9", server.format("http://127.0.0.1:9")),
+        "evaluate-http-down": (["evaluate", "0" * 32, "--data", "mnist5k"], "http://127.0.0.1:9", server.format("http://127.0.0.1:9")),
+        "report-http-silent": (["report"], f"http://{hung}", server.format(f"http://{hung}")),
+        "sweep-http-api-silent": (["sweep", TINY], api_silent, "its /health answers, but its API does not"),
+        "run-postgresql-down": (["run", SMOKE], f"postgresql://me:{SECRET}@127.0.0.1:9/db",
+                                database.format("postgresql://me:***@127.0.0.1:9/db")),
+        "sweep-postgresql-silent": (["sweep", TINY], f"postgresql://me:{SECRET}@{hung}/db",
+                                    database.format(f"postgresql://me:***@{hung}/db")),
+        "run-mysql-silent": (["run", SMOKE], f"mysql+pymysql://me:{SECRET}@{hung}/db",
+                             database.format(f"mysql+pymysql://me:***@{hung}/db")),
+        "sweep-storage-postgresql-silent": (["sweep", TINY, "--storage", f"postgresql://me:{SECRET}@{hung}/db"], None,
+                                            f"the Optuna storage postgresql://me:***@{hung}/db cannot be reached"),
     }
-    started = time.monotonic()
-    processes = {name: start(arguments, tmp_path, {"MLFLOW_TRACKING_URI": uri}) for name, (arguments, uri) in commands.items()}
-    for name, process in processes.items():
-        _, stderr = process.communicate(timeout=120)
-        elapsed = time.monotonic() - started
-        assert process.returncode == 2, (name, stderr)
-        assert elapsed < 30, f"{name} took {elapsed:.0f} s"
-        line = one_line(stderr)
-        assert f"the MLflow tracking server {commands[name][1]} does not answer" in line
-        assert "unset MLFLOW_TRACKING_URI" in line
+    names_ = list(cases)
+    for batch in (names_[:4], names_[4:]):  # four at a time: on 2 cores, eight starting Python at once would take the time
+        started = time.monotonic()
+        processes = {}
+        for name in batch:
+            arguments, uri, _ = cases[name]
+            (tmp_path / name).mkdir()
+            processes[name] = start(arguments, tmp_path / name, {"MLFLOW_TRACKING_URI": uri} if uri else store_of(tmp_path / name))
+        for name, process in processes.items():
+            _, stderr = process.communicate(timeout=120)
+            elapsed = time.monotonic() - started
+            assert process.returncode == 2, (name, stderr)
+            assert elapsed < 30, f"{name} took {elapsed:.0f} s"
+            line = one_line(stderr)
+            assert cases[name][2] in line and SECRET not in line, (name, line)
+            assert not list((tmp_path / name).glob("**/optuna.journal")), name  # no storage file left behind
     silent.close()
+    health_only.shutdown()
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -242,3 +287,97 @@ def test_the_report_of_an_experiment_without_runs_is_one_line(tmp_path):
     result = rnnbench("report", "--experiment", "empty", cwd=tmp_path, env=store_of(tmp_path))
     assert result.returncode == 2
     assert "experiment 'empty' in sqlite:" in one_line(result.stderr) and "has no runs" in result.stderr
+
+
+def test_a_worker_whose_coordinator_has_stopped_does_not_wait_forever(tmp_path):
+    """The search trials are done and nobody queues the final runs: the worker waits while the coordinator lives, and
+    says so in one line once it has stopped."""
+    from rnnbench.sweep import studies
+    from rnnbench.sweep.definition import load_sweep, plan
+
+    journal = tmp_path / "optuna.journal"
+    definition = load_sweep(TINY)
+    loaded = studies.create_studies(studies.open_storage(str(journal)), definition, plan(definition))
+    for study in plan(definition).studies:
+        studies.enqueue_search_trials(loaded[study], plan(definition).trials_per_study)
+        for trial in loaded[study].get_trials():
+            loaded[study].tell(loaded[study].ask(), 0.5)
+    loaded[None].set_user_attr(names.COORDINATOR, f"{socket.gethostname()}:{os.getpid()}")  # this test: alive
+    worker = start(["worker", TINY, "--storage", str(journal)], tmp_path, store_of(tmp_path))
+    wait_for_line(worker, "worker ")
+    time.sleep(3)
+    assert worker.poll() is None, worker.communicate()  # a coordinator is following the sweep: the worker waits for it
+
+    loaded[None].set_user_attr(names.COORDINATOR, "")  # as a coordinator leaves it when it stops
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 1
+    line = one_line(stderr)
+    assert "nothing is left to take in sweep 'sweep-tiny', and its coordinator has stopped" in line
+    assert "re-run `rnnbench sweep SWEEP_FILE`" in line
+
+
+def test_full_disks_are_one_line_naming_the_full_place_and_the_journal_stays_readable(tmp_path):
+    """Three disks fill up: the sweep's journal's (its MLflow runs are closed, its journal stays whole, and a re-run after
+    space is freed goes on), the SQLite store's (no MLflow tracebacks), and the artifacts' (the destination is named,
+    not the temporary folder the files were made in)."""
+    journal_disk, store_disk, artifact_disk, outside = (tmp_path / name for name in ("journal", "store", "artifacts", "outside"))
+    for folder in (journal_disk, store_disk, artifact_disk, outside):
+        folder.mkdir()
+    many_trials = "search.trials=60"  # more queued trials than 32 KiB holds: the journal fills while the sweep is planned
+    script = f"""
+set -e
+for disk in {journal_disk} {store_disk} {artifact_disk}; do mount -t tmpfs -o size=32k tmpfs $disk; done
+cd {outside}
+export MLFLOW_TRACKING_URI=sqlite:///{outside}/mlruns/mlflow.db
+set +e
+{sys.executable} -m rnnbench sweep {TINY} {many_trials} --storage {journal_disk}/optuna.journal > journal.out 2> journal.err
+echo $? > journal.code
+cp {journal_disk}/optuna.journal full.journal
+mkdir first && cp mlruns/mlflow.db first/
+mount -o remount,size=16m {journal_disk}
+{sys.executable} -m rnnbench sweep {TINY} {many_trials} --storage {journal_disk}/optuna.journal > rerun.out 2> rerun.err &
+rerun=$!
+for _ in $(seq 600); do grep -q "^sweep 'sweep-tiny'" rerun.out && break; sleep 0.2; done
+kill -TERM $rerun; wait $rerun; echo $? > rerun.code
+
+MLFLOW_TRACKING_URI=sqlite:///{store_disk}/mlflow.db {sys.executable} -m rnnbench sweep {TINY} 2> store.err
+echo $? > store.code
+
+cd {artifact_disk}
+MLFLOW_TRACKING_URI=sqlite:///{outside}/artifacts.db {sys.executable} -m rnnbench run {SMOKE} > /dev/null 2> {outside}/artifacts.err
+echo $? > {outside}/artifacts.code
+"""
+    subprocess.run([*private_mounts(), "bash", "-c", script], check=True, timeout=600, capture_output=True)
+
+    assert (outside / "journal.code").read_text().strip() == "1", (outside / "journal.err").read_text()
+    assert one_line((outside / "journal.err").read_text()) == (
+        f"rnnbench: error: no space left on the device holding {journal_disk}/optuna.journal; free some space "
+        "(df -h shows how much is left) and run again")
+    full = (outside / "full.journal").read_bytes()
+    assert full.endswith(b"\n") and all(json.loads(line)["op_code"] is not None for line in full.splitlines())
+    client = MlflowClient(f"sqlite:///{outside / 'first' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("sweep-tiny").experiment_id])
+    assert runs and all(run.info.status == "FAILED" and run.data.tags[names.FAILURE] == "disk_full" for run in runs)
+    assert f"{journal_disk}/optuna.journal" in runs[0].data.tags[names.FAILURE_REASON]
+    assert (outside / "rerun.code").read_text().strip() == "143", (outside / "rerun.err").read_text()
+    assert "Traceback" not in (outside / "rerun.err").read_text()
+    [sweep_run] = [run for run in runs_of(outside, "sweep-tiny") if run.data.tags[names.STAGE] == "sweep"]
+    assert sweep_run.info.status == "KILLED"  # resumed, then stopped: the journal took the re-run's writes
+
+    assert (outside / "store.code").read_text().strip() == "1"
+    assert f"no space left on the device holding the tracking store sqlite:///{store_disk}/mlflow.db" in one_line(
+        (outside / "store.err").read_text())
+
+    assert (outside / "artifacts.code").read_text().strip() == "1"
+    line = one_line((outside / "artifacts.err").read_text())
+    assert f"FAILED: no space left on the device holding {artifact_disk}/mlruns/" in line
+
+
+def test_a_store_deleted_mid_run_is_called_deleted_in_one_line(tmp_path):
+    process = start(["run", SMOKE, "train.steps=100000", "tracking.experiment=deleted"], tmp_path, store_of(tmp_path))
+    wait_for_line(process, "step 20/")
+    shutil.rmtree(tmp_path / "mlruns")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    line = one_line(stderr)
+    assert f"the tracking store {tmp_path}/mlruns/mlflow.db was deleted while in use" in line and "read-only" not in line

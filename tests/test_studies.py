@@ -171,6 +171,8 @@ def test_a_worker_on_another_machine_is_failed_when_its_heartbeat_stops(store, t
 def test_joining_a_sweep_that_does_not_exist_names_the_fix(tmp_path):
     from conftest import rnnbench
 
+    (tmp_path / "mlruns").mkdir()
+    studies.open_storage(str(tmp_path / "mlruns" / "optuna.journal"))  # a journal, of other sweeps
     result = rnnbench("worker", "no-such-sweep", cwd=tmp_path)
     assert result.returncode == 2
     assert "no sweep 'no-such-sweep' in this Optuna storage" in result.stderr
@@ -241,3 +243,31 @@ def test_a_worker_keeps_to_its_study_and_a_free_worker_takes_a_study_nobody_runs
     assert takes(first) == plan[1] and takes(second) == plan[2]  # each worker's second trial: its own study
     assert takes(first) == plan[3]  # lstm-32 has nothing left: the study nobody runs
     assert [study for study, _ in _in_order(loaded, plan[2])][:2] == [None, plan[2]]
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("steps, state", [(100, TrialState.PRUNED), (50, TrialState.COMPLETE)], ids=["earlier", "last"])
+def test_a_trial_is_pruned_before_its_last_evaluation_never_at_it(store, tmp_path, steps, state):
+    """A pruner that always prunes: a trial with an evaluation still to come is pruned at its first; one whose first
+    evaluation is its last has finished training, and is a result."""
+    from conftest import TINY
+
+    from rnnbench.data import load_dataset
+    from rnnbench.sweep import worker
+    from rnnbench.sweep.definition import load_sweep, plan
+
+    definition = load_sweep(TINY, [f"train.steps={steps}", "train.eval_every_steps=50", "grid.cells=simple_rnn"])
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"))
+    study = plan(definition).studies[0]
+    name = studies.create_studies(storage, definition, plan(definition))[study].study_name
+    optuna_study = optuna.load_study(study_name=name, storage=storage, pruner=AlwaysPrune())
+    studies.enqueue_search_trials(optuna_study, 1)
+    trial = studies.take(optuna_study, None)
+    worker._run_taken(definition, study, optuna_study, trial, load_dataset(definition.data))
+    [done] = optuna_study.get_trials()
+    assert done.state == state and list(done.intermediate_values) == [50]

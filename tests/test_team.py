@@ -1,22 +1,26 @@
 """End to end: the team set-up of the README, for real. A PostgreSQL server, an `mlflow server` backed by it,
 a sweep's coordinator in one folder, an extra worker joining from another and killed with -9 mid-trial.
-The same again with the Optuna studies in a SQLite database."""
+The same again with the Optuna studies in a SQLite database. On PostgreSQL, both URLs carry a password, given
+through the environment as the README says, and it is found nowhere: no output, file, param, tag, Optuna attribute
+or process command line."""
 
 from __future__ import annotations
 
 import collections
 import os
+import threading
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 from conftest import EXPERIMENTS, free_port, wait_until_serving
 from mlflow import MlflowClient
 
-from rnnbench import names
+from rnnbench import credentials, names
 from rnnbench.sweep import studies
 from rnnbench.sweep.definition import load_sweep, plan
 
@@ -48,11 +52,47 @@ def mlflow_server(postgres_server, tmp_path_factory):
     log.close()
 
 
-def start(arguments: list[str], folder, url: str) -> subprocess.Popen:
+SECRET = "team-s3cret-Pa55"
+
+
+def with_password(url: str) -> str:
+    """`url` with the user rnnbench and SECRET as its password (the test's PostgreSQL trusts the role, and the MLflow
+    server takes no login: both accept it, as a server with a login would)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://rnnbench:{SECRET}@{rest.split('@')[-1]}"
+
+
+def start(arguments: list[str], folder, url: str, storage: str | None = None) -> subprocess.Popen:
+    storage_variable = {credentials.STORAGE_VARIABLE: storage} if storage else {}
     return subprocess.Popen(
         [sys.executable, "-m", "rnnbench", *arguments], cwd=folder,
-        env={**os.environ, "MLFLOW_TRACKING_URI": url}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": url, **storage_variable}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     )
+
+
+class CommandLines:
+    """Every process's command line on this machine, read from /proc twice a second while inside: those with SECRET."""
+
+    def __enter__(self):
+        self.found, self.stop = set(), threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        while not self.stop.wait(0.5):
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if SECRET in text:
+                    self.found.add(text)
+
+    def __exit__(self, *exception):
+        self.stop.set()
+        self.thread.join()
 
 
 def running_run_of(client: MlflowClient, experiment: str, pid: int, timeout: float = 240):
@@ -72,7 +112,8 @@ def running_run_of(client: MlflowClient, experiment: str, pid: int, timeout: flo
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, postgres_database, tmp_path):
     name = f"team-{kind}"
-    storage = postgres_database if kind == "postgresql" else f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = with_password(postgres_database) if kind == "postgresql" else f"sqlite:///{tmp_path / 'studies.db'}"
+    tracking_uri = with_password(mlflow_server) if kind == "postgresql" else mlflow_server
     coordinator_folder, worker_folder = tmp_path / "coordinator", tmp_path / "extra-worker"
     coordinator_folder.mkdir()
     worker_folder.mkdir()
@@ -80,7 +121,8 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
     started = time.monotonic()
 
     settings = [f"sweep.name={name}", "search.trials=2"]
-    coordinator = start(["sweep", str(TINY), *settings, "--workers", "1", "--storage", storage], coordinator_folder, mlflow_server)
+    watched = CommandLines().__enter__()
+    coordinator = start(["sweep", str(TINY), *settings, "--workers", "1"], coordinator_folder, tracking_uri, storage)
     deadline = time.monotonic() + 120
     while True:  # the extra worker joins once the sweep exists in the storage
         try:
@@ -89,7 +131,7 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
         except Exception:
             assert coordinator.poll() is None and time.monotonic() < deadline, coordinator.communicate()[0]
             time.sleep(0.5)
-    extra = start(["worker", name, "--storage", storage], worker_folder, mlflow_server)
+    extra = start(["worker", name], worker_folder, tracking_uri, storage)
     victim = running_run_of(client, name, extra.pid)
     extra.kill()  # kill -9 in the middle of a trial: no clean-up at all
     extra.wait()
@@ -134,12 +176,39 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
         retried += len(trials) - len(studies.live_trials(trials))
     assert retried >= 1  # the killed worker's trial, done again
 
-    report = subprocess.run(
-        [sys.executable, "-m", "rnnbench", "report", "--experiment", name], cwd=coordinator_folder,
-        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}, capture_output=True, text=True, timeout=300,
-    )
-    assert report.returncode == 0, report.stderr
+    report = start(["report", "--experiment", name], coordinator_folder, tracking_uri)
+    report_output, _ = report.communicate(timeout=300)
+    assert report.returncode == 0, report_output
+    single = start(["run", str(EXPERIMENTS / "smoke.yaml"), f"tracking.experiment={name}-run"], worker_folder, tracking_uri)
+    single_output, _ = single.communicate(timeout=300)
+    assert single.returncode == 0, single_output
+    watched.__exit__(None, None, None)
     page = (coordinator_folder / "reports" / name / "index.html").read_text()
     assert f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/" in page  # run links open the team's server
+    if kind == "postgresql":
+        assert "rnnbench:***@" in single_output  # the store it names, masked
+        assert_secret_nowhere(
+            [output, extra.stdout.read(), report_output, single_output], tmp_path, client, [name, f"{name}-run"],
+            optuna_storage, [studies.study_name(definition, study) for study in [None, *sweep_plan.studies]], watched)
     print(f"\n{kind}: {sweep_plan.runs} runs planned, {len(finals)} of {len(sweep_plan.final_runs)} final runs finished, "
           f"{retried} retried, {len(runs)} MLflow runs in all, {elapsed:.0f} s")
+
+
+def assert_secret_nowhere(outputs: list[str], folder: Path, client: MlflowClient, experiments: list[str], storage,
+                          study_names: list[str], watched: CommandLines) -> None:
+    """SECRET in no command's output, no file under `folder` (logs, the report, its tables), no param or tag of any run
+    of `experiments`, no Optuna study or trial attribute, and no process's command line while they ran."""
+    assert not [line for output in outputs for line in output.splitlines() if SECRET in line]
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    assert len(files) > 10 and not [path for path in files if SECRET.encode() in path.read_bytes()]
+    for experiment in experiments:
+        runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
+        assert runs
+        for run in runs:
+            assert SECRET not in str(run.data.params) + str(run.data.tags), run.info.run_name
+    for study_name in study_names:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        attributes = [study.user_attrs] + [
+            (trial.user_attrs, trial.system_attrs, trial.params) for trial in study.get_trials()]
+        assert SECRET not in str(attributes)
+    assert watched.found == set(), watched.found

@@ -21,7 +21,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from rnnbench import tracking
+from rnnbench import credentials, tracking
 from rnnbench.links import Links
 from rnnbench.links import ui_url as default_ui_url
 from rnnbench.sweep import unroll
@@ -100,7 +100,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         _draw(uncertainty.tuning_curves, scores, valid_images, figure_folder),
         _draw(literature.published_beside_ours, board, compared, published, figure_folder),
     ]
-    links = Links(ui_url or default_ui_url(), recorded.experiment_id)
+    links = Links(credentials.without_credentials(ui_url or default_ui_url()), recorded.experiment_id)
     notes = report_notes.missing_notes(recorded, compared, studies)
     html = _template().render(
         experiment=experiment,
@@ -222,7 +222,7 @@ def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
             **{package: importlib.metadata.version(package) for package in ("mlflow", "optuna", "pandas", "seaborn")},
         },
         "commits": commits or ["not recorded (not run from a git checkout)"],
-        "store": tracking.tracking_uri(),
+        "store": tracking.shown_uri(),
     }
 
 

@@ -105,7 +105,7 @@ def latest_sweep_experiment() -> str:
         if latest:
             return mlflow.get_experiment(latest[0].info.experiment_id).name
     raise UserError(
-        f"the tracking store {tracking.tracking_uri()} has no runs yet; `make sweep` or `make run` records some"
+        f"the tracking store {tracking.shown_uri()} has no runs yet; `make sweep` or `make run` records some"
     )
 
 
@@ -118,10 +118,10 @@ def read(experiment: str, curves: bool = True) -> Recorded:
     client = tracking.open_store(write=False)
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
-        raise UserError(f"no experiment '{experiment}' in {tracking.tracking_uri()}; experiments there: {_listing(client)}")
+        raise UserError(f"no experiment '{experiment}' in {tracking.shown_uri()}; experiments there: {_listing(client)}")
     raw = mlflow.search_runs(experiment_ids=[found.experiment_id], max_results=50_000)
     if raw.empty:
-        raise UserError(f"experiment '{experiment}' in {tracking.tracking_uri()} has no runs; experiments with runs: "
+        raise UserError(f"experiment '{experiment}' in {tracking.shown_uri()} has no runs; experiments with runs: "
                         f"{_listing(client)}")
     runs = tidy(raw)
     history = _curves(client, runs if curves else runs.iloc[:0])

@@ -14,6 +14,7 @@ re-run of the same command after Ctrl-C, `kill -9` or a crash does only what is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -21,7 +22,7 @@ import time
 
 import optuna
 
-from rnnbench import names, processes, signals, tracking
+from rnnbench import credentials, faults, names, processes, signals, tracking
 from rnnbench.errors import UserError
 from rnnbench.links import Links, ui_url
 from rnnbench.report import summary
@@ -41,9 +42,10 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     sweep_plan = plan(definition)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_url = storage_url or str(studies.DEFAULT_STORAGE.resolve())
+    client = tracking.open_store()  # first: a tracking store that fails leaves no new storage file behind
     storage = studies.open_storage(storage_url)
-    client = tracking.open_store()
     loaded = studies.create_studies(storage, definition, sweep_plan)
+    state.sign_coordinator(loaded[None])  # workers with nothing to take wait for it to queue the final runs
     parents: dict[Study | None, str] = {}
     """The MLflow runs of the studies, and of the sweep itself under None."""
     pool = Workers([], [])
@@ -59,14 +61,19 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         bar = Progress(sweep_plan.runs)
         recorded: dict[Study, dict | None] = {}
         checked: set[Study] = set()
+        last_beat = time.monotonic()
         while True:
             signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
+            if time.monotonic() - last_beat > studies.HEARTBEAT_SECONDS:
+                state.sign_coordinator(loaded[None])
+                last_beat = time.monotonic()
             _follow(client, definition, sweep_plan, loaded, parents, recorded)
             _check_unroll(client, definition, sweep_plan, loaded, parents, recorded, checked, bar.note)
             bar.show(state.totals(sweep_plan, loaded))
             if state.sweep_complete(sweep_plan, loaded):
                 break
             if pool.alive() == 0:
+                state.sign_coordinator(loaded[None])  # a storage that can no longer be written is why: it says so here
                 codes = ", ".join(str(process.returncode) for process in pool.processes)
                 logs = " ".join(str(log) for log in pool.logs)
                 raise UserError(
@@ -80,7 +87,8 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
         print(f"\nrnnbench: {signals.describe(stop)}: stopping the workers; their runs are recorded as KILLED ...",
               file=sys.stderr, flush=True)
         pool.stop()
-        _close_unfinished(client, loaded, parents, f"the sweep was stopped by {signals.describe(stop)}; re-run it to resume")
+        _close_unfinished(client, loaded, parents, "KILLED", "interrupted",
+                          f"the sweep was stopped by {signals.describe(stop)}; re-run it to resume")
         totals = state.totals(sweep_plan, loaded)
         print(summary.final_runs(definition.sweep.name))
         print(
@@ -89,12 +97,15 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
             file=sys.stderr,
         )
         return signals.exit_code(stop)
-    except BaseException:
+    except BaseException as error:
         pool.stop()
-        _close_unfinished(client, loaded, parents, "the sweep's coordinator failed; re-run it to resume")
+        fault = faults.explain(error)  # a full disk, a store gone: the runs say so, and the command line in one line
+        _close_unfinished(client, loaded, parents, "FAILED", fault.kind if fault else "coordinator_failed",
+                          f"{fault.message if fault else 'the sweep coordinator failed'}; re-run it to resume")
         raise
     bar.close()
     pool.finish(POLL_SECONDS)
+    state.sign_coordinator(loaded[None], present=False)
     print(summary.final_runs(definition.sweep.name))
     where = "" if tracking.is_server(tracking.tracking_uri()) else " (`make ui` serves it)"
     final_runs = Links(ui_url(), client.get_experiment_by_name(definition.sweep.name).experiment_id).final_runs()
@@ -181,6 +192,7 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
                 },
                 tags={names.SWEEP: definition.sweep.name, names.STUDY: study.key},
             )
+            parents[study] = run_id  # first: if the storage cannot take the next write, the run is still closed
             optuna_study.set_user_attr(names.MLFLOW_RUN, run_id)
         parents[study] = run_id
         studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)  # dead trials count: they are retried
@@ -190,9 +202,15 @@ def _reopen(client, optuna_study: optuna.Study) -> str | None:
     """The MLflow run recorded with the study, back to RUNNING (owned by this process) if a stopped or
     failed sweep left it unfinished."""
     run_id = optuna_study.user_attrs.get(names.MLFLOW_RUN)
-    if run_id is not None and client.get_run(run_id).info.status != "FINISHED":
+    if run_id is None:
+        return None
+    run = client.get_run(run_id)
+    if run.info.status != "FINISHED":
         client.update_run(run_id, status="RUNNING")  # resumed
         client.set_tag(run_id, names.PROCESS, processes.this_process())
+        for key in (names.FAILURE, names.FAILURE_REASON):  # why it stopped last time is no longer true
+            if key in run.data.tags:
+                client.delete_tag(run_id, key)
     return run_id
 
 
@@ -277,13 +295,19 @@ def _close_study(client, definition: SweepDefinition, run_id: str, counts: studi
     tracking.end_run(client, run_id, "FINISHED")
 
 
-def _close_unfinished(client, loaded, parents: dict[Study | None, str], reason: str) -> None:
-    """After an interruption: dead trials failed and retried, open sweep and study runs closed as KILLED."""
-    for optuna_study in loaded.values():  # our workers have exited: no trial is being taken
-        studies.fail_dead_trials(optuna_study, state.close_dead_trial, min_age_seconds=0)
+def _close_unfinished(client, loaded, parents: dict[Study | None, str], status: str, failure: str, reason: str) -> None:
+    """After an interruption or a failure: open sweep and study runs closed (KILLED or FAILED, saying why), dead trials
+    failed and retried, and the coordinator signed off. Each step on its own, as far as the stores still take writes:
+    after a full journal disk, the MLflow runs are still closed."""
     for run_id in parents.values():
-        if client.get_run(run_id).info.status == "RUNNING":
-            tracking.end_run(client, run_id, "KILLED", failure="interrupted", reason=reason)
+        with contextlib.suppress(Exception):
+            if client.get_run(run_id).info.status == "RUNNING":
+                tracking.end_run(client, run_id, status, failure=failure, reason=reason)
+    with contextlib.suppress(Exception):
+        for optuna_study in loaded.values():  # our workers have exited: no trial is being taken
+            studies.fail_dead_trials(optuna_study, state.close_dead_trial, min_age_seconds=0)
+    with contextlib.suppress(Exception):
+        state.sign_coordinator(loaded[None], present=False)
 
 
 def _best(optuna_study: optuna.Study):
@@ -306,10 +330,13 @@ def _start_workers(definition: SweepDefinition, storage_url: str, count: int) ->
     """`count` worker processes, each with its share of the CPU threads and of the GPUs (see `devices`), logging to
     mlruns/logs/."""
     threads = devices.cpu_threads(count)
-    base = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    base = {  # the URLs through the environment: a password in one is not on a command line that `ps` shows
+        **os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), credentials.STORAGE_VARIABLE: storage_url,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     gpus = devices.visible_gpus(base)
     return Workers.start(
-        [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name, "--storage", storage_url, "--threads", str(threads)],
+        [sys.executable, "-m", "rnnbench", "worker", definition.sweep.name, "--threads", str(threads)],
         [devices.worker_environment(index, base, gpus) for index in range(count)],
         log_stem=tracking.DEFAULT_STORE / "logs" / definition.sweep.name,
     )

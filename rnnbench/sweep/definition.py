@@ -23,7 +23,7 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid
+from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid, check_name
 from rnnbench.config_files import RawText, build, flat, from_command_line, read_values
 from rnnbench.errors import ConfigError
 from rnnbench.tasks import LONGEST_UNROLL, TASKS
@@ -41,6 +41,7 @@ class SweepSection:
     def __post_init__(self):
         if not self.name.strip() or ":" in self.name:
             _invalid("sweep.name", self.name, "a non-empty name without ':'")
+        check_name("sweep.name", self.name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,13 @@ Shared by the coordinator and the workers, so that neither imports the other.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import mlflow
 import optuna
 from optuna.trial import TrialState
 
-from rnnbench import names, tracking
+from rnnbench import names, processes, tracking
 from rnnbench.sweep import studies, unroll
 from rnnbench.sweep.definition import FinalRun, Plan, Study
 
@@ -92,3 +93,25 @@ def close_dead_trial(optuna_study: optuna.Study, trial) -> None:
             tracking.end_run(client, run_id, "KILLED", failure="worker_died", reason=f"worker {worker or 'unknown'} died")
             client.set_tag(run_id, names.TRIAL_STATE, TrialState.FAIL.name)
     studies.retry(optuna_study, trial)
+
+
+def sign_coordinator(final_study: optuna.Study, present: bool = True) -> None:
+    """Records this process as the sweep's coordinator (with a heartbeat), or, with `present=False`, that it stopped."""
+    final_study.set_user_attr(names.COORDINATOR, processes.this_process() if present else "")
+    final_study.set_user_attr(names.COORDINATOR_HEARTBEAT, time.time())
+
+
+def coordinator_gone(final_study: optuna.Study) -> str | None:
+    """Why no coordinator is following the sweep (it stopped, or its process or heartbeat is gone); None while one is.
+
+    Only a coordinator queues final runs (Optuna's `enqueue_trial(skip_if_exists=True)` is not atomic across
+    processes, so two queuers could each add the same final run); a worker with nothing left to take asks this.
+    """
+    owner = final_study.user_attrs.get(names.COORDINATOR)
+    if not owner:
+        return "its coordinator has stopped" if owner == "" else "no coordinator has recorded itself"
+    if processes.host_of(owner) == processes.host_of(processes.this_process()):
+        return f"its coordinator {owner} has exited" if processes.is_gone(owner) else None
+    last_beat = final_study.user_attrs.get(names.COORDINATOR_HEARTBEAT) or 0
+    silent = time.time() - last_beat
+    return f"its coordinator {owner} has been silent for {silent:.0f} s" if silent > studies.GRACE_SECONDS else None

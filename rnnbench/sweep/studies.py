@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fcntl
 import json
 import os
+import sys
 import threading
 import time
 import warnings
@@ -32,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench import names, processes, tracking
 from rnnbench.errors import UserError
+from rnnbench.sweep.journal import JournalFile
 from rnnbench.sweep.definition import Plan, Study, SweepDefinition, build_definition, stored_values
 
 # Optuna's retry callback is marked experimental; it is the library's way to do this.
@@ -53,14 +56,27 @@ CONNECT_SECONDS = 10
 DeadTrialHandler = Callable[[optuna.Study, FrozenTrial], None]
 
 
-def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseStorage:
     """The sweep storage: `url` (an Optuna RDB URL, or a journal file path), else the local journal.
 
     Args:
         url: e.g. postgresql://user@host/db, sqlite:///studies.db, or a path like mlruns/optuna.journal.
+        create: create a journal or SQLite file that does not exist (a worker joins one that does).
     """
+    local = Path(url) if url and "://" not in url else DEFAULT_STORAGE if not url else None
+    if url and url.startswith("sqlite:///"):
+        local = Path(url[len("sqlite:///") :])
+    if not create and local is not None and not local.exists():
+        raise UserError(
+            f"no sweep storage {local}: start the sweep first (`rnnbench sweep SWEEP_FILE --storage {url or local}`), "
+            "or give the worker the storage the sweep was started with"
+        )
+    if local is not None and local.is_dir():
+        raise UserError(f"the sweep storage {local} is a directory; give --storage a file path or an RDB URL")
     if url is None or "://" not in url:
         return _journal(Path(url) if url else DEFAULT_STORAGE)
+    if tracking.is_database(url):  # a server down or silent: one line within seconds, before Optuna tries
+        tracking.probe_database(url, "the Optuna storage", "or give --storage a journal file path")
     # A database server that does not answer fails in seconds, not after the system's TCP time-out.
     timeout = {"connect_args": {"connect_timeout": CONNECT_SECONDS}} if url.startswith(("postgresql", "mysql")) else {}
     try:
@@ -78,9 +94,14 @@ def _journal(path: Path) -> optuna.storages.JournalStorage:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK)):
-            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+            backend = JournalFile(path)
+            if backend.repaired:
+                print(f"rnnbench: {backend.repaired}", file=sys.stderr, flush=True)
+            return optuna.storages.JournalStorage(backend)
         reason = "it is read-only"
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # told as a full disk, naming the journal (rnnbench.faults)
         reason = error.strerror or str(error)
     raise UserError(
         f"cannot write the Optuna journal {path}: {reason}; make its folder writable, "
@@ -102,7 +123,20 @@ def load_definition(storage, sweep_name: str) -> SweepDefinition:
             f"no sweep '{sweep_name}' in this Optuna storage; start it with `rnnbench sweep SWEEP_FILE` "
             "(with the same --storage), then add workers"
         ) from None
-    return build_definition(json.loads(study.user_attrs[names.STUDY_DEFINITION]))
+    return build_definition(stored_definition(study))
+
+
+def stored_definition(final_study: optuna.Study) -> dict:
+    """The settings a sweep was started with, as kept with its final study."""
+    return json.loads(final_study.user_attrs[names.STUDY_DEFINITION])
+
+
+def check_unchanged(stored: dict, definition: SweepDefinition) -> None:
+    """Refuses `definition` (from a sweep file and overrides) where its settings differ from those the sweep was
+    started with (`stored`, as kept with its studies), naming each difference."""
+    before, now = stored_values(json.loads(json.dumps(stored))), json.loads(json.dumps(definition.values()))  # as JSON keeps them
+    if before != now:
+        raise UserError(_changed_settings(definition.sweep.name, before, now))
 
 
 def create_studies(storage, definition: SweepDefinition, plan: Plan) -> dict[Study | None, optuna.Study]:
@@ -115,8 +149,8 @@ def create_studies(storage, definition: SweepDefinition, plan: Plan) -> dict[Stu
         before = created.user_attrs.get(names.STUDY_DEFINITION)
         if before is None:
             created.set_user_attr(names.STUDY_DEFINITION, stored)
-        elif stored_values(json.loads(before)) != json.loads(stored):
-            raise UserError(_changed_settings(definition.sweep.name, stored_values(json.loads(before)), json.loads(stored)))
+        else:
+            check_unchanged(json.loads(before), definition)
         studies[study] = created
     return studies
 

@@ -12,7 +12,7 @@ Ctrl-C or SIGTERM stops it after recording its current run as KILLED and re-enqu
 from __future__ import annotations
 
 import dataclasses
-import logging
+import sys
 import time
 import traceback
 import zlib
@@ -20,7 +20,7 @@ import zlib
 import optuna
 from optuna.trial import TrialState
 
-from rnnbench import backend, names, processes, provenance, signals, tracking
+from rnnbench import backend, credentials, names, processes, provenance, signals, tracking
 from rnnbench.config import Config
 from rnnbench.sweep import state, studies
 from rnnbench.sweep.definition import Study, SweepDefinition, plan, reference_config, run_config
@@ -104,17 +104,27 @@ class TrialSampler(optuna.samplers.BaseSampler):
         return "" if not self.keys or param_name == self.keys[0] else f":{param_name}"
 
 
-def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -> int:
+class Abandoned(Exception):
+    """Nothing is left for the worker to take, and no coordinator is following the sweep to queue its final runs."""
+
+
+def work(sweep_name: str, storage_url: str | None, threads: int | None = None, sweep_file: SweepDefinition | None = None) -> int:
     """Runs the sweep's waiting trials until the sweep is complete; returns how many it ran.
 
     Args:
         sweep_name: the sweep's `sweep.name`.
-        storage_url: the Optuna storage (None: the local journal under mlruns/).
+        storage_url: the Optuna storage (None: the local journal under mlruns/); it must exist already.
         threads: CPU threads for training (None: all cores).
+        sweep_file: the sweep as the worker's command line gives it, refused where it differs from the stored one.
+
+    Raises:
+        Abandoned: nothing is left to take, and the coordinator that queues the final runs is not running.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = studies.open_storage(storage_url)
+    storage = studies.open_storage(storage_url, create=False)  # a mistyped path: one line, and no empty journal left
     definition = studies.load_definition(storage, sweep_name)
+    if sweep_file is not None:
+        studies.check_unchanged(definition.values(), sweep_file)
     tracking.open_store()  # a tracking server that does not answer stops the worker here, in one line
     backend.load(definition.train.backend, threads)  # before anything imports Keras
     gpus = provenance.gpus(definition.train.backend)
@@ -146,7 +156,21 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None) -
         else:
             if state.sweep_complete(sweep_plan, loaded):
                 return ran
+            _check_followed(loaded)
             time.sleep(POLL_SECONDS)
+
+
+def _check_followed(loaded: dict) -> None:
+    """Raises Abandoned when no trial waits in any study and no coordinator is there to queue more."""
+    if any(optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for optuna_study in loaded.values()):
+        return
+    gone = state.coordinator_gone(loaded[None])
+    if gone:
+        name = loaded[None].study_name.rpartition(":")[0]
+        raise Abandoned(
+            f"nothing is left to take in sweep '{name}', and {gone}, so no one queues its final runs; re-run "
+            "`rnnbench sweep SWEEP_FILE` (same settings and --storage) to go on: it queues them and starts workers"
+        )
 
 
 def _in_order(loaded: dict, last_study: Study | None) -> list[tuple]:
@@ -181,7 +205,7 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
         state, message = TrialState.PRUNED, str(stop)
     except RunFailed as failure:
         trial.set_user_attr(names.FAILURE, failure.why)
-        trial.set_user_attr(names.FAILURE_REASON, str(failure)[:500])
+        trial.set_user_attr(names.FAILURE_REASON, credentials.mask(str(failure))[:500])
         message = f"FAILED ({failure.why}): {failure}"
     except KeyboardInterrupt as stop:  # the trial is owed: failed, and back in the queue with its parameters
         failed = optuna_study.tell(trial, state=TrialState.FAIL)
@@ -190,10 +214,10 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
         print(f"{label}: stopped by {signals.describe(stop)}; re-enqueued", flush=True)
         raise
     except Exception as error:  # a lost run: the sweep fails, and re-running it retries the trial
-        traceback.print_exc()
+        print(credentials.mask(traceback.format_exc()), file=sys.stderr, flush=True)
         trial.set_user_attr(names.FAILURE, "error")
-        trial.set_user_attr(names.FAILURE_REASON, f"{type(error).__name__}: {error}"[:500])
-        message = f"FAILED: {type(error).__name__}: {error}"
+        trial.set_user_attr(names.FAILURE_REASON, credentials.mask(f"{type(error).__name__}: {error}")[:500])
+        message = credentials.mask(f"FAILED: {type(error).__name__}: {error}")
     optuna_study.tell(trial, value, state=None if state == TrialState.COMPLETE else state)
     _tag_run(record["run_id"], state)
     searched = {dimension.key for dimension in definition.space}
@@ -223,7 +247,8 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         if study is None:
             return
         trial.report(evaluation.val_accuracy, evaluation.step)
-        if trial.should_prune():
+        last = evaluation.step + config.train.eval_every_steps > config.train.steps
+        if not last and trial.should_prune():  # a run that has finished training is a result: never pruned
             raise StopRun(
                 "pruned",
                 f"pruned at step {evaluation.step} with val/accuracy {evaluation.val_accuracy:.3f} "
@@ -259,5 +284,3 @@ def _tag_run(run_id: str | None, state: TrialState) -> None:
     if run_id:
         tracking.open_store().set_tag(run_id, names.TRIAL_STATE, state.name)
 
-
-logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
