@@ -53,8 +53,10 @@ ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
 
-dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); STORAGE=URL for another storage
-	$(BIN)/optuna-dashboard "$(if $(STORAGE),$(STORAGE),mlruns/optuna.journal)" --host 127.0.0.1 --port $(DASHBOARD_PORT)
+dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); another storage: STORAGE=PATH, or RNNBENCH_STORAGE=URL in the environment
+	RNNBENCH_STORAGE="$(or $(STORAGE),$${RNNBENCH_STORAGE:-mlruns/optuna.journal})" $(BIN)/python -c "import os, optuna_dashboard; \
+		from rnnbench.sweep.studies import open_storage; \
+		optuna_dashboard.run_server(open_storage(os.environ['RNNBENCH_STORAGE'], create=False), host='127.0.0.1', port=$(DASHBOARD_PORT))"
 
 test: $(STAMP) ## run the test suite (unit, component and end-to-end) in two processes
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
