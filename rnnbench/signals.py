@@ -78,9 +78,13 @@ class Pending:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[Pending]:
+def deferred(raise_earlier: bool = True) -> Iterator[Pending]:
     """Inside: a stop signal only marks the yielded `Pending`; the caller raises it from a safe place
     (a Keras callback between executions), and leaving the block raises it at the latest.
+
+    Args:
+        raise_earlier: first raise a stop signal received before the block (False: for closing a run, which must
+            happen also while a stop is being handled).
 
     Python raises KeyboardInterrupt wherever the main thread happens to be, and inside TensorFlow's
     eager tensor conversion that crashed the interpreter (SIGSEGV in 2 of 24 interrupted runs,
@@ -88,7 +92,8 @@ def deferred() -> Iterator[Pending]:
     Only the main thread may set handlers; a signal that is ignored or handled by someone else is left
     as it is.
     """
-    raise_if_received()
+    if raise_earlier:
+        raise_if_received()
     pending = Pending()
     if threading.current_thread() is not threading.main_thread():
         yield pending

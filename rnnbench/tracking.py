@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from rnnbench import credentials, names, provenance, tasks
+from rnnbench import credentials, names, provenance, signals, tasks
 from rnnbench.config import Config
 from rnnbench.data import Dataset
 from rnnbench.errors import UserError
@@ -299,12 +299,16 @@ def log_model(client: MlflowClient, run_id: str, model) -> None:
 
 
 def end_run(client: MlflowClient, run_id: str, status: str, failure: str | None = None, reason: str | None = None):
-    """Closes the run as FINISHED, FAILED or KILLED, saying why when it did not finish."""
-    tags = []
-    if failure:
-        tags = [RunTag(names.FAILURE, failure), RunTag(names.FAILURE_REASON, credentials.mask(reason or failure))]
-        client.log_batch(run_id, tags=tags)
-    client.set_terminated(run_id, status=RunStatus.to_string(getattr(RunStatus, status)))
+    """Closes the run as FINISHED, FAILED or KILLED, saying why when it did not finish.
+
+    A stop signal that arrives meanwhile is raised once the run is closed, so that no run is left RUNNING with the
+    reason it ended already written (a sweep stopped just as a trial was pruned).
+    """
+    with signals.deferred(raise_earlier=False):
+        if failure:
+            tags = [RunTag(names.FAILURE, failure), RunTag(names.FAILURE_REASON, credentials.mask(reason or failure))]
+            client.log_batch(run_id, tags=tags)
+        client.set_terminated(run_id, status=RunStatus.to_string(getattr(RunStatus, status)))
 
 
 def start_parent_run(

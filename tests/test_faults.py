@@ -98,6 +98,31 @@ def test_a_stop_while_the_run_is_created_closes_it_killed(store, monkeypatch):
     assert run.info.status == "KILLED" and run.data.tags[names.FAILURE_REASON] == "stopped by Ctrl-C"
 
 
+def test_a_stop_while_a_run_is_being_closed_lets_it_close_first(store, monkeypatch):
+    """Ctrl-C or SIGTERM between a run's reason and its status (a sweep stopped as a trial was pruned): the run still
+    ends KILLED with its reason, and the stop is raised after."""
+    from rnnbench import tracking
+
+    client = tracking.open_store()
+    run_id = client.create_run(tracking.experiment_id(client, "closing")).info.run_id
+    log_batch = MlflowClient.log_batch
+
+    def stopped_while_writing_the_reason(self, *args, **kwargs):
+        monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+        os.kill(os.getpid(), signal.SIGINT)
+        return log_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", stopped_while_writing_the_reason)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tracking.end_run(client, run_id, "KILLED", failure="pruned", reason="pruned at step 50")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags[names.FAILURE] == "pruned"
+
+
 def test_sigterm_stops_a_joined_worker_and_then_the_sweep_with_nothing_left_running(tmp_path):
     env = store_of(tmp_path)
     coordinator = start(["sweep", TINY, "train.steps=2000", "train.eval_every_steps=50"], tmp_path, env)
@@ -222,10 +247,10 @@ def test_a_store_or_storage_that_does_not_answer_fails_within_30_seconds_in_one_
     cases = {  # name: (arguments, tracking URI, what the line says)
         "run-http-down": (["run", SMOKE], "http://127.0.0.1:9", server.format("http://127.0.0.1:9")),
         "evaluate-http-down": (["evaluate", "0" * 32, "--data", "mnist5k"], "http://127.0.0.1:9", server.format("http://127.0.0.1:9")),
-        "report-http-silent": (["report"], f"http://{hung}", server.format(f"http://{hung}")),
-        "sweep-http-api-silent": (["sweep", TINY], api_silent, "its /health answers, but its API does not"),
         "run-postgresql-down": (["run", SMOKE], f"postgresql://me:{SECRET}@127.0.0.1:9/db",
                                 database.format("postgresql://me:***@127.0.0.1:9/db")),
+        "report-http-silent": (["report"], f"http://{hung}", server.format(f"http://{hung}")),
+        "sweep-http-api-silent": (["sweep", TINY], api_silent, "its /health answers, but its API does not"),
         "sweep-postgresql-silent": (["sweep", TINY], f"postgresql://me:{SECRET}@{hung}/db",
                                     database.format(f"postgresql://me:***@{hung}/db")),
         "run-mysql-silent": (["run", SMOKE], f"mysql+pymysql://me:{SECRET}@{hung}/db",
@@ -234,7 +259,8 @@ def test_a_store_or_storage_that_does_not_answer_fails_within_30_seconds_in_one_
                                             f"the Optuna storage postgresql://me:***@{hung}/db cannot be reached"),
     }
     names_ = list(cases)
-    for batch in (names_[:4], names_[4:]):  # four at a time: on 2 cores, eight starting Python at once would take the time
+    for batch in (names_[:4], names_[4:]):  # four at a time (the second the silent ones): eight Pythons starting at once
+        # on 2 cores would take part of the time being measured
         started = time.monotonic()
         processes = {}
         for name in batch:
