@@ -42,8 +42,11 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     sweep_plan = plan(definition)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_url = storage_url or str(studies.DEFAULT_STORAGE.resolve())
-    client = tracking.open_store()  # first: a tracking store that fails leaves no new storage file behind
-    storage = studies.open_storage(storage_url)
+    # A database storage is tried first (a server down is one line within seconds); a journal or SQLite file is made only
+    # once the tracking store has opened, so that a tracking store that fails leaves no new storage file behind.
+    storage = studies.open_storage(storage_url) if tracking.is_database(storage_url) else None
+    client = tracking.open_store()
+    storage = storage or studies.open_storage(storage_url)
     loaded = studies.create_studies(storage, definition, sweep_plan)
     state.sign_coordinator(loaded[None])  # workers with nothing to take wait for it to queue the final runs
     parents: dict[Study | None, str] = {}
