@@ -65,10 +65,10 @@ def explain(error: BaseException) -> Fault | None:
 
 def _deleted_store(uri: str) -> str | None:
     """The local SQLite store's path when its file no longer exists (SQLite then calls it a read-only database)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = Path(uri[len("sqlite:///") :])
-    return None if path.exists() else str(path)
+    from rnnbench.tracking import sqlite_path
+
+    path = sqlite_path(uri)
+    return None if path is None or path.exists() else str(path)
 
 
 def _chain(error: BaseException):

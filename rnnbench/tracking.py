@@ -93,12 +93,16 @@ def open_store(write: bool = True) -> MlflowClient:
     return client
 
 
+def sqlite_path(uri: str | None) -> Path | None:
+    """The database file of a `sqlite:///PATH` URL (a tracking store or an Optuna storage); None for other URLs."""
+    return Path(uri[len("sqlite:///") :]) if uri and uri.startswith("sqlite:///") else None
+
+
 def read_only_reason() -> str | None:
     """Why the local SQLite store cannot be written (creating its folder if missing), or None if it can."""
-    uri = tracking_uri()
-    if not uri.startswith("sqlite:///"):
+    path = sqlite_path(tracking_uri())
+    if path is None:
         return None
-    path = Path(uri[len("sqlite:///") :])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -110,7 +114,12 @@ def read_only_reason() -> str | None:
 
 def is_database(uri: str) -> bool:
     """A database server's URL (postgresql://, mysql+pymysql://, mssql://), which MLflow and Optuna open with SQLAlchemy."""
-    return uri.partition("://")[0].partition("+")[0] in ("postgresql", "mysql", "mssql", "oracle") and "://" in uri
+    return "://" in uri and _database_kind(uri) in ("postgresql", "mysql", "mssql", "oracle")
+
+
+def _database_kind(url: str) -> str:
+    """postgresql for postgresql+psycopg://..., mysql for mysql+pymysql://..."""
+    return url.partition("://")[0].partition("+")[0]
 
 
 DRIVERS = {"postgresql": "psycopg[binary] (pip install -e '.[postgres]')", "mysql": "PyMySQL (pip install -e '.[mysql]'), "
@@ -127,7 +136,7 @@ def probe_database(url: str, what: str, fix: str) -> None:
     """
     import sqlalchemy
 
-    kind = url.partition("://")[0].partition("+")[0]
+    kind = _database_kind(url)
     timeout = {"postgresql": {"connect_timeout": PROBE_SECONDS},  # PyMySQL's covers the TCP connection only
                "mysql": {"connect_timeout": PROBE_SECONDS, "read_timeout": PROBE_SECONDS}}.get(kind, {})
     try:

@@ -178,7 +178,7 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
         optuna_study = loaded[study]
         run_id = _reopen(client, optuna_study)
         if run_id is None:
-            run_id = tracking.start_parent_run(
+            run_id = parents[study] = tracking.start_parent_run(  # in parents first: closed even if the storage fails next
                 client,
                 definition.sweep.name,
                 name=study.key,
@@ -195,7 +195,6 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
                 },
                 tags={names.SWEEP: definition.sweep.name, names.STUDY: study.key},
             )
-            parents[study] = run_id  # first: if the storage cannot take the next write, the run is still closed
             optuna_study.set_user_attr(names.MLFLOW_RUN, run_id)
         parents[study] = run_id
         studies.enqueue_search_trials(optuna_study, sweep_plan.trials_per_study)  # dead trials count: they are retried

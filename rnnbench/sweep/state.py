@@ -107,11 +107,8 @@ def coordinator_gone(final_study: optuna.Study) -> str | None:
     Only a coordinator queues final runs (Optuna's `enqueue_trial(skip_if_exists=True)` is not atomic across
     processes, so two queuers could each add the same final run); a worker with nothing left to take asks this.
     """
-    owner = final_study.user_attrs.get(names.COORDINATOR)
+    attributes = final_study.user_attrs
+    owner = attributes.get(names.COORDINATOR)
     if not owner:
         return "its coordinator has stopped" if owner == "" else "no coordinator has recorded itself"
-    if processes.host_of(owner) == processes.host_of(processes.this_process()):
-        return f"its coordinator {owner} has exited" if processes.is_gone(owner) else None
-    last_beat = final_study.user_attrs.get(names.COORDINATOR_HEARTBEAT) or 0
-    silent = time.time() - last_beat
-    return f"its coordinator {owner} has been silent for {silent:.0f} s" if silent > studies.GRACE_SECONDS else None
+    return f"its coordinator {owner} is gone" if studies.owner_gone(owner, attributes.get(names.COORDINATOR_HEARTBEAT)) else None

@@ -63,9 +63,8 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseSt
         url: e.g. postgresql://user@host/db, sqlite:///studies.db, or a path like mlruns/optuna.journal.
         create: create a journal or SQLite file that does not exist (a worker joins one that does).
     """
-    local = Path(url) if url and "://" not in url else DEFAULT_STORAGE if not url else None
-    if url and url.startswith("sqlite:///"):
-        local = Path(url[len("sqlite:///") :])
+    journal = Path(url) if url and "://" not in url else DEFAULT_STORAGE if not url else None
+    local = journal or tracking.sqlite_path(url)
     if not create and local is not None and not local.exists():
         raise UserError(
             f"no sweep storage {local}: start the sweep first (`rnnbench sweep SWEEP_FILE --storage {url or local}`), "
@@ -73,8 +72,8 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseSt
         )
     if local is not None and local.is_dir():
         raise UserError(f"the sweep storage {local} is a directory; give --storage a file path or an RDB URL")
-    if url is None or "://" not in url:
-        return _journal(Path(url) if url else DEFAULT_STORAGE)
+    if journal is not None:
+        return _journal(journal)
     if tracking.is_database(url):  # a server down or silent: one line within seconds, before Optuna tries
         tracking.probe_database(url, "the Optuna storage", "or give --storage a journal file path")
     # A database server that does not answer fails in seconds, not after the system's TCP time-out.
@@ -123,12 +122,7 @@ def load_definition(storage, sweep_name: str) -> SweepDefinition:
             f"no sweep '{sweep_name}' in this Optuna storage; start it with `rnnbench sweep SWEEP_FILE` "
             "(with the same --storage), then add workers"
         ) from None
-    return build_definition(stored_definition(study))
-
-
-def stored_definition(final_study: optuna.Study) -> dict:
-    """The settings a sweep was started with, as kept with its final study."""
-    return json.loads(final_study.user_attrs[names.STUDY_DEFINITION])
+    return build_definition(json.loads(study.user_attrs[names.STUDY_DEFINITION]))
 
 
 def check_unchanged(stored: dict, definition: SweepDefinition) -> None:
@@ -238,10 +232,11 @@ def take(optuna_study: optuna.Study, storage_url: str | None) -> optuna.Trial | 
 
 @contextlib.contextmanager
 def _sqlite_lock(storage_url: str | None):
-    if not (storage_url or "").startswith("sqlite:///"):
+    database = tracking.sqlite_path(storage_url)
+    if database is None:
         yield
         return
-    with open(f"{storage_url[len('sqlite:///'):]}.take.lock", "a") as lock:
+    with open(f"{database}.take.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
         yield
 
@@ -292,11 +287,14 @@ def fail_dead_trials(optuna_study: optuna.Study, on_dead_trial: DeadTrialHandler
 
 def _worker_gone(trial: FrozenTrial) -> bool:
     worker = trial.user_attrs.get(names.TRIAL_WORKER)
-    if worker is None:
-        return True
-    if processes.host_of(worker) == processes.host_of(processes.this_process()):
-        return processes.is_gone(worker)
-    last_beat = trial.user_attrs.get(names.TRIAL_HEARTBEAT)
+    return worker is None or owner_gone(worker, trial.user_attrs.get(names.TRIAL_HEARTBEAT))
+
+
+def owner_gone(owner: str, last_beat: float | None) -> bool:
+    """Whether the process `owner` (`processes.this_process()` as it recorded itself) is gone: on this machine, its
+    process has exited; on another, its heartbeat (`last_beat`, seconds since the epoch) is older than GRACE_SECONDS."""
+    if processes.host_of(owner) == processes.host_of(processes.this_process()):
+        return processes.is_gone(owner)
     return last_beat is not None and time.time() - last_beat > GRACE_SECONDS
 
 

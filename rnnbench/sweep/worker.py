@@ -156,19 +156,18 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None, s
         else:
             if state.sweep_complete(sweep_plan, loaded):
                 return ran
-            _check_followed(loaded)
+            _check_followed(loaded, sweep_name)
             time.sleep(POLL_SECONDS)
 
 
-def _check_followed(loaded: dict) -> None:
+def _check_followed(loaded: dict, sweep_name: str) -> None:
     """Raises Abandoned when no trial waits in any study and no coordinator is there to queue more."""
     if any(optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for optuna_study in loaded.values()):
         return
     gone = state.coordinator_gone(loaded[None])
     if gone:
-        name = loaded[None].study_name.rpartition(":")[0]
         raise Abandoned(
-            f"nothing is left to take in sweep '{name}', and {gone}, so no one queues its final runs; re-run "
+            f"nothing is left to take in sweep '{sweep_name}', and {gone}, so no one queues its final runs; re-run "
             "`rnnbench sweep SWEEP_FILE` (same settings and --storage) to go on: it queues them and starts workers"
         )
 
