@@ -84,7 +84,7 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseSt
         first_line = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise UserError(
             f"cannot open the Optuna storage {url}: {first_line}. Expected an Optuna RDB URL such as "
-            "postgresql://user:password@host/db (with its driver installed) or a journal file path"
+            "postgresql://user@host/db (with its driver installed) or a journal file path"
         ) from None
 
 
