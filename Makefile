@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= experiments/seed_simple_rnn.yaml
 SWEEP ?= experiments/sweep.yaml
 WORKERS ?= 2
+TEST_WORKERS ?= 4
 STORAGE ?=
 ARGS ?=
 EXPERIMENT ?=
@@ -17,24 +18,27 @@ BENCH_OUT ?= reports/bench
 QUICK := $(if $(filter quick,$(BENCH_SIZE)),--quick)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run sweep sweep-plan report ui dashboard test bench bench-backends bench-overhead bench-budget clean-venv
+.PHONY: help install lock run sweep sweep-plan report ui dashboard test test-fast lint docs docs-serve bench bench-backends \
+	bench-overhead bench-budget clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000 DASHBOARD_PORT=8080"
-	@echo "    BENCH_SIZE=quick (every make bench* target at a tiny size, seconds: checks it runs) BENCH_OUT=reports/bench"
-	@echo "  layout (README, Layout): rnnbench/ the core of a run (cells.py and tasks.py: the cell and task tables;"
-	@echo "    published.csv: the published results the report draws),"
-	@echo "    rnnbench/sweep/ the two-stage sweep on Optuna (space.py: the searched settings), rnnbench/report/ the"
-	@echo "    HTML report, rnnbench/bench/ the benchmarks; experiments/ run and sweep files; tests/ the test suite"
+	@echo "    BENCH_SIZE=quick (every make bench* target at a tiny size, seconds: checks it runs) BENCH_OUT=reports/bench TEST_WORKERS=4"
+	@echo "  docs: docs/ (make docs builds the site into site/); the layers: [tool.importlinter] in pyproject.toml"
 
-install: $(STAMP) ## create .venv and install rnnbench with its dev extra (quick when done)
+install: $(STAMP) ## create .venv and install rnnbench and its dev tools from requirements.lock (quick when done)
 
-$(STAMP): pyproject.toml
+# Every package from the lock file, each checked against its hashes; then rnnbench itself, editable, adding nothing.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+lock: $(STAMP) ## refresh requirements.lock: the newest releases pyproject.toml's bounds allow, with their hashes
+	$(BIN)/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --all-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 run: $(STAMP) ## train one configuration: make run CONFIG=experiments/seed_lstm.yaml ARGS="model.hidden_units=128"
 	$(BIN)/rnnbench run $(CONFIG) $(ARGS)
@@ -58,18 +62,33 @@ dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) a
 		from rnnbench.sweep.studies import open_storage; \
 		optuna_dashboard.run_server(open_storage(os.environ['RNNBENCH_STORAGE'], create=False), host='127.0.0.1', port=$(DASHBOARD_PORT))"
 
-test: $(STAMP) ## run the test suite (unit, component and end-to-end) in two processes
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+test: $(STAMP) ## the whole test suite (unit, component and end-to-end), in parallel: what CI runs
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), how far the unroll settings drift apart (rnnbench.bench.unroll_check), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; about 18 minutes)
+test-fast: $(STAMP) ## the fast tier, for every change: no servers, no subprocess sweeps, training of a few steps at most
+	$(BIN)/python -m pytest -m "not slow" -n 2 -q --durations=5
+
+lint: $(STAMP) ## ruff (lint and format check), mypy on the package, and the import contract of the layers
+	$(BIN)/ruff check rnnbench tests docs/hooks
+	$(BIN)/ruff format --check rnnbench tests docs/hooks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+docs: $(STAMP) ## build the docs site into site/ (mkdocs build --strict: a broken link or a missing page fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP) ## serve the docs site at http://127.0.0.1:8000 while you edit it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+bench: $(STAMP) ## speed of every cell x size x unroll (rnnbench.bench.grid), how far the unroll settings drift apart (rnnbench.bench.unroll_check), then rnnbench against plain Keras, 1 vs 2 workers, peers (rnnbench.bench.baselines; tens of minutes)
 	$(BIN)/python -m rnnbench.bench.grid $(QUICK) --out $(BENCH_OUT)/speed.json
 	$(BIN)/python -m rnnbench.bench.unroll_check $(QUICK) --out $(BENCH_OUT)/unroll_check.json
 	$(BIN)/python -m rnnbench.bench.baselines $(QUICK) --out $(BENCH_OUT)/baselines.json
 
-bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy and speed, 3 seeds (about 10 minutes)
+bench-backends: $(STAMP) ## rnnbench runs on TensorFlow against JAX: accuracy and speed, 3 seeds (minutes)
 	$(BIN)/python -m rnnbench.bench.baselines --parts backends $(QUICK) --out $(BENCH_OUT)/backends.json
 
-bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (about 6 minutes)
+bench-overhead: $(STAMP) ## time the seed SimpleRNN with and without tracking (minutes)
 	$(BIN)/python -m rnnbench.bench.overhead --repeats 5 $(QUICK) --out $(BENCH_OUT)/overhead.json
 
 bench-budget: $(STAMP) ## where a finished sweep's worker-seconds went, and its training against the machine's peak (EXPERIMENT=name, default the latest sweep; seconds)

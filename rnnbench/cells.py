@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,18 +36,29 @@ class Cell:
     unrolls: bool = True
     """Whether `model.unroll` applies (it does to every Keras RNN layer)."""
     source: str = ""
-    """Where the cell comes from, for the README and the report."""
+    """Where the cell comes from, for the docs and the report."""
 
 
 CELLS: dict[str, Cell] = {
-    "simple_rnn": Cell("SimpleRNN", "SimpleRNN", gates=1, colour="#0173b2", compile_seconds=(0.8, 1.2),
-                       time_step_seconds=35e-6),
-    "lstm": Cell("LSTM", "LSTM", gates=4, colour="#de8f05", compile_seconds=(0.9, 3.1), time_step_seconds=93e-6,
-                 source="Hochreiter & Schmidhuber 1997"),
-    "gru": Cell("GRU", "GRU", gates=3, colour="#029e73", compile_seconds=(1.1, 5.2), time_step_seconds=180e-6,
-                source="Cho et al. 2014"),
+    "simple_rnn": Cell("SimpleRNN", "SimpleRNN", gates=1, colour="#0173b2", compile_seconds=(0.8, 1.2), time_step_seconds=35e-6),
+    "lstm": Cell(
+        "LSTM",
+        "LSTM",
+        gates=4,
+        colour="#de8f05",
+        compile_seconds=(0.9, 3.1),
+        time_step_seconds=93e-6,
+        source="Hochreiter & Schmidhuber 1997",
+    ),
+    "gru": Cell(
+        "GRU", "GRU", gates=3, colour="#029e73", compile_seconds=(1.1, 5.2), time_step_seconds=180e-6, source="Cho et al. 2014"
+    ),
     "irnn": Cell(
-        "IRNN", "SimpleRNN", gates=1, colour="#d55e00", time_step_seconds=35e-6,
+        "IRNN",
+        "SimpleRNN",
+        gates=1,
+        colour="#d55e00",
+        time_step_seconds=35e-6,
         # As in Le, Jaitly & Hinton 2015 and the Keras mnist_irnn example: ReLU units, the recurrent
         # matrix starting at the identity, input weights drawn from N(0, 0.001^2), zero biases.
         options={
@@ -62,7 +74,7 @@ CELLS: dict[str, Cell] = {
 DEFAULT_COMPILE_SECONDS = statistics.median(
     seconds for cell in CELLS.values() if cell.compile_seconds for seconds in cell.compile_seconds
 )
-"""For a cell not measured yet: the median of the measured compile times (1.15 s)."""
+"""For a cell not measured yet: the median of the measured compile times."""
 DEFAULT_TIME_STEP_SECONDS = statistics.median(cell.time_step_seconds for cell in CELLS.values() if cell.time_step_seconds)
 """For a cell not measured yet: the median of the measured time-step overheads."""
 

@@ -9,8 +9,8 @@
     rnnbench report [--experiment NAME] [--out reports/NAME/index.html]
 
 Exit codes: 0 done, 1 the run failed (a diverged loss, a full disk; a sweep with runs it could not
-do; a worker with nothing to take and no coordinator to queue more), 2 bad input (one line on stderr naming the problem and the fix), 130 interrupted with Ctrl-C,
-143 stopped by SIGTERM (the run is kept as KILLED either way).
+do; a worker with nothing to take and no coordinator to queue more), 2 bad input (one line on stderr
+naming the problem and the fix), 130 interrupted with Ctrl-C, 143 stopped by SIGTERM (the run is kept as KILLED either way).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from rnnbench import backend, faults, signals
-from rnnbench.credentials import STORAGE_VARIABLE
 from rnnbench.config import load_config
+from rnnbench.credentials import STORAGE_VARIABLE
 from rnnbench.errors import UserError
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -80,7 +81,7 @@ def run_command(args) -> int:
     from rnnbench.runner import RunFailed, run_experiment
 
     steps = config.train.steps
-    state = {"run_id": None, "evaluations": 0}
+    state: dict[str, Any] = {"run_id": None, "evaluations": 0}
 
     def started(run_id, dataset):
         state["run_id"] = run_id
@@ -103,12 +104,15 @@ def run_command(args) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt as stop:
         kept = f"run {state['run_id']} recorded as KILLED with {state['evaluations']} evaluations kept"
-        print(f"\nrnnbench: stopped by {signals.describe(stop)}; {kept if state['run_id'] else 'no run was created'}",
-              file=sys.stderr)
+        print(
+            f"\nrnnbench: stopped by {signals.describe(stop)}; {kept if state['run_id'] else 'no run was created'}",
+            file=sys.stderr,
+        )
         return signals.exit_code(stop)
-    speed = outcome.result.speed
+    speed, test = outcome.result.speed, outcome.test
+    assert test is not None  # run_experiment evaluates on the test split unless told not to
     print(
-        f"test_loss {outcome.test.loss:.3f}  test_acc {outcome.test.accuracy:.4f}  "
+        f"test_loss {test.loss:.3f}  test_acc {test.accuracy:.4f}  "
         f"{speed.train_samples_per_second:,.0f} samples/s  compile {speed.compile_seconds:.1f}s  "
         f"training {speed.wall_seconds:.1f}s"
     )
@@ -147,9 +151,10 @@ def sweep_command(args) -> int:
     if args.dry_run:
         print(estimate.describe(definition, sweep_plan, sizes["valid"], args.workers))
         return 0
+    from rnnbench.report.summary import final_runs
     from rnnbench.sweep.coordinator import EXIT_LOST, run_sweep
 
-    code = run_sweep(definition, args.storage, args.workers)
+    code = run_sweep(definition, args.storage, args.workers, closing_summary=final_runs)
     if code in (0, EXIT_LOST) and args.report:  # a report of what was done, also when runs were lost
         args.experiment, args.out, args.ui_url = definition.sweep.name, None, None
         return report_command(args) or code
@@ -172,8 +177,10 @@ def worker_command(args) -> int:
     try:
         ran = work(name, args.storage, args.threads, sweep_file)
     except KeyboardInterrupt as stop:
-        print(f"rnnbench worker: stopped by {signals.describe(stop)} (a trial in progress is recorded as KILLED "
-              "and re-enqueued)", file=sys.stderr)
+        print(
+            f"rnnbench worker: stopped by {signals.describe(stop)} (a trial in progress is recorded as KILLED and re-enqueued)",
+            file=sys.stderr,
+        )
         return signals.exit_code(stop)
     except Abandoned as abandoned:
         print(f"rnnbench worker: {abandoned}", file=sys.stderr)
@@ -219,8 +226,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="data source: mnist5k, mnist, fashion_mnist or idx:PATH")
     evaluate.set_defaults(handler=evaluate_command)
 
-    storage_help = (f"Optuna storage: an RDB URL (postgresql://user@host/db) or a journal file (default: ${STORAGE_VARIABLE}, "
-                    "else mlruns/optuna.journal); a URL with a password is best given in $" + STORAGE_VARIABLE)
+    storage_help = (
+        f"Optuna storage: an RDB URL (postgresql://user@host/db) or a journal file (default: ${STORAGE_VARIABLE}, "
+        "else mlruns/optuna.journal); a URL with a password is best given in $" + STORAGE_VARIABLE
+    )
     sweep = commands.add_parser("sweep", help="tune and compare the grid of a sweep file (resumable)")
     sweep.add_argument("config", help="sweep YAML, e.g. experiments/sweep.yaml")
     sweep.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.steps=1000 search.trials=4")

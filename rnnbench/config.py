@@ -16,9 +16,9 @@ received and what is allowed, before any work starts.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any
 
 from rnnbench.cells import CELLS
 from rnnbench.config_files import build, flat, read_values, to_yaml
@@ -30,9 +30,6 @@ BACKENDS = ("tensorflow", "jax")
 
 XLA_ON_CPU = ("none", "looped", "all")
 """Values of `train.xla_on_cpu`: which models compile with XLA on a CPU-only machine (see `xla_on_cpu_for`)."""
-
-NAMED_SOURCES = ("mnist5k", "mnist", "fashion_mnist")
-"""Data sources known by name; `idx:PATH` reads a folder of IDX files."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +49,10 @@ class DataConfig:
     """Seed of the train/validation/test split, fixed so that every run sees the same splits."""
 
     def __post_init__(self):
-        if self.source not in NAMED_SOURCES and not self.source.startswith("idx:"):
-            _invalid("data.source", self.source, f"one of {', '.join(NAMED_SOURCES)} or idx:PATH")
+        from rnnbench.data import SOURCES  # the source table reads data files; data.py reads this module first
+
+        if self.source not in SOURCES and not self.source.startswith("idx:"):
+            _invalid("data.source", self.source, f"one of {', '.join(SOURCES)} or idx:PATH")
         if self.source == "idx:":
             _invalid("data.source", self.source, "idx: followed by a folder, e.g. idx:/data/mnist")
         if self.task not in TASKS:
@@ -103,18 +102,18 @@ class TrainConfig:
     seed: int = 0
     """Seeds weight initialisation and shuffling: the same config gives the same curve."""
     steps_per_execution: int = 10
-    """Optimizer steps per call of the compiled training function: fewer trips through Python and
-    callbacks, the same computation (measured on 2 cores: the seed SimpleRNN-50 1.47x, LSTM-128 1.16x
-    the samples/s of 1); must divide eval_every_steps."""
+    """Optimizer steps per call of the compiled training function (Keras' steps_per_execution): fewer trips through
+    Python and callbacks, the same computation; must divide eval_every_steps. A diverging loss is caught at the end of
+    its execution."""
     backend: str = "tensorflow"
     """Keras' backend: tensorflow, or jax (pip install -e '.[jax]'). Same model, same training;
     the weights start from a different random draw."""
     xla_on_cpu: str = "none"
     """Which models compile their training and evaluation steps with XLA on the CPU (Keras' jit_compile, which Keras
-    itself leaves to GPUs): none, looped (model.unroll=false), or all. The sweep files choose looped: a sweep's workers
-    train on one thread each, where XLA ran the looped cells 1.2 to 4.1x as fast, while unrolled models compiled for
-    8 to 11 s a shape, in each worker, and cost the default sweep more than they saved (README, Sweep speed). The
-    same computation to float rounding. On a GPU, and on JAX, which always compiles with XLA, it changes nothing."""
+    itself leaves to GPUs): none, looped (model.unroll=false), or all. The sweep files choose looped: on a sweep worker's
+    one thread XLA speeds the looped cells up, while unrolled models compile for much longer (the docs' results page
+    has the figures). The same computation to float rounding. On a GPU, and on JAX, which always compiles with XLA, it
+    changes nothing."""
 
     def __post_init__(self):
         _check_positive("train.batch_size", self.batch_size)
@@ -234,3 +233,11 @@ def _check_fraction(key: str, value: float):
 
 def _nearest_divisor(total: int, wanted: int) -> int:
     return min((d for d in range(1, total + 1) if total % d == 0), key=lambda d: abs(d - wanted))
+
+
+SEED_MODEL = ModelConfig(cell="simple_rnn", hidden_units=50, unroll=True)
+SEED_TRAIN = TrainConfig(batch_size=50, steps=5000, eval_every_steps=500, learning_rate=1e-3)
+"""The seed tutorial, as pinned in experiments/seed_simple_rnn.yaml (a test keeps them equal): a sweep's reference
+runs train it, and the report finds them by it."""
+REFERENCE_LABEL = "reference: the seed tutorial"
+"""How tables (the sweep's summary, the report's leaderboard) name the reference runs' row."""

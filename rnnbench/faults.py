@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-from pathlib import Path
 
 from rnnbench import credentials
 
@@ -37,29 +36,47 @@ def explain(error: BaseException) -> Fault | None:
     text = " | ".join(f"{type(link).__name__}: {link}" for link in chain)
     for link in chain:
         if isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT):
-            return Fault("disk_full", f"no space left on the device holding {_where(link, tracking)}; free some space "
-                         "(df -h shows how much is left) and run again")
+            return Fault(
+                "disk_full",
+                f"no space left on the device holding {_where(link, tracking)}; free some space "
+                "(df -h shows how much is left) and run again",
+            )
         if isinstance(link, OSError) and link.errno == errno.EROFS:
-            return Fault("read_only", f"{_where(link, tracking)} is on a read-only file system; make it writable, or set "
-                         "MLFLOW_TRACKING_URI (and TMPDIR) to a place you can write")
+            return Fault(
+                "read_only",
+                f"{_where(link, tracking)} is on a read-only file system; make it writable, or set "
+                "MLFLOW_TRACKING_URI (and TMPDIR) to a place you can write",
+            )
         if isinstance(link, MemoryError) or type(link).__name__ == "ResourceExhaustedError":
             return Fault("out_of_memory", "out of memory while training; lower train.batch_size or model.hidden_units")
     if "database or disk is full" in text or "No space left on device" in text:
-        return Fault("disk_full", f"no space left on the device holding the tracking store {tracking.shown_uri()}; "
-                     "free some space (df -h shows how much is left) and run again")
+        return Fault(
+            "disk_full",
+            f"no space left on the device holding the tracking store {tracking.shown_uri()}; "
+            "free some space (df -h shows how much is left) and run again",
+        )
     deleted = _deleted_store(tracking.tracking_uri())
     missing = any(isinstance(link, FileNotFoundError) for link in chain)
     if deleted and (missing or "readonly database" in text or "no such table" in text or "unable to open database" in text):
-        return Fault("store_deleted", f"the tracking store {deleted} was deleted while in use; the runs recorded in it are "
-                     "gone with it: restore it from a backup, or run again to start a new store there")
+        return Fault(
+            "store_deleted",
+            f"the tracking store {deleted} was deleted while in use; the runs recorded in it are "
+            "gone with it: restore it from a backup, or run again to start a new store there",
+        )
     if "readonly database" in text or "Read-only file system" in text:
-        return Fault("read_only", f"the tracking store {tracking.shown_uri()} is read-only; make it writable, or set "
-                     "MLFLOW_TRACKING_URI to a store you can write")
+        return Fault(
+            "read_only",
+            f"the tracking store {tracking.shown_uri()} is read-only; make it writable, or set "
+            "MLFLOW_TRACKING_URI to a store you can write",
+        )
     if "RESOURCE_EXHAUSTED" in text or "bad_alloc" in text:
         return Fault("out_of_memory", "out of memory while training; lower train.batch_size or model.hidden_units")
     if tracking.is_server(tracking.tracking_uri()) and any(_is_connection_error(link) for link in chain):
-        return Fault("store_unreachable", f"the MLflow tracking server {tracking.shown_uri()} stopped answering "
-                     f"({_first_line(chain[-1])}); check that it runs, then run again")
+        return Fault(
+            "store_unreachable",
+            f"the MLflow tracking server {tracking.shown_uri()} stopped answering "
+            f"({_first_line(chain[-1])}); check that it runs, then run again",
+        )
     return None
 
 
@@ -71,7 +88,7 @@ def _deleted_store(uri: str) -> str | None:
     return None if path is None or path.exists() else str(path)
 
 
-def _chain(error: BaseException):
+def _chain(error: BaseException | None):
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))

@@ -1,6 +1,6 @@
 """The model: the task's input layers turn images into sequences, one recurrent layer reads them, then Dense(10) + softmax.
 
-    python -c "from rnnbench.model import build_model; from rnnbench.config import ModelConfig; build_model(ModelConfig(cell='lstm')).summary()"
+    python -c "from rnnbench.model import *; from rnnbench.config import *; build_model(ModelConfig(cell='lstm')).summary()"
 
 Pure: builds Keras objects from a `ModelConfig` and a task, knows nothing of training or tracking.
 The cell's layer and options come from `rnnbench.cells`, the input's shape from `rnnbench.tasks`.
@@ -23,7 +23,7 @@ def build_model(config: ModelConfig, task: str = "row", permutation_seed: int = 
         A Keras model mapping images (batch, 28, 28) to class probabilities (batch, 10).
     """
     cell = cells.get(config.cell)
-    options = {"unroll": config.unroll} if cell.unrolls else {}
+    options: dict[str, bool | float] = {"unroll": config.unroll} if cell.unrolls else {}
     if config.dropout:
         options["dropout"] = config.dropout
     recurrent = getattr(keras.layers, cell.layer)(config.hidden_units, name="recurrent", **options, **cell.options)

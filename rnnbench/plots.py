@@ -7,8 +7,8 @@ Each function writes one PNG and returns its path; nothing here knows about MLfl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -60,7 +60,7 @@ def _draw_digit_grid(split: Split, task: Task, path: Path, count: int, columns: 
     mosaic = np.zeros((rows * (size + 6), columns * (size + 2)), dtype=np.float32)
     figure, axis = plt.subplots(figsize=(columns * 1.3, rows * 1.5))
     figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88)
-    for index, (image, label) in enumerate(zip(split.images[:count], split.labels[:count])):
+    for index, (image, label) in enumerate(zip(split.images[:count], split.labels[:count], strict=True)):
         top, left = (index // columns) * (size + 6) + 6, (index % columns) * (size + 2) + 1
         mosaic[top : top + size, left : left + size] = image
         axis.text(left + size / 2, top - 1.5, f"label {label}", ha="center", va="bottom", fontsize=9)
@@ -79,16 +79,15 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, title: str, pa
     display = ConfusionMatrixDisplay.from_predictions(
         labels, predictions, labels=range(CLASSES), ax=axis, cmap="Blues", colorbar=False, text_kw={"fontsize": 8}
     )
-    for text, count in zip(display.text_.flat, display.confusion_matrix.flat):
+    for text, count in zip(display.text_.flat, display.confusion_matrix.flat, strict=True):
         if count == 0:  # zeros left blank: the mistakes stand out
             text.set_text("")
     axis.set(xlabel="predicted class", ylabel="true class", title=title)
     return _save(figure, path)
 
 
-# Plain matplotlib (and scikit-learn's display, 0.10 s against 0.09 s by hand) with fixed margins: seaborn's
-# lineplot and heatmap took 0.13 and 0.17 s here against 0.08 and 0.08 s, and constrained layout 0.07 s a
-# figure: the record is in every run.
+# Plain matplotlib (and scikit-learn's display) with fixed margins, not seaborn's lineplot and heatmap or constrained
+# layout, which took longer a figure (the docs' results page, Decisions): these figures are drawn in every run.
 def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)

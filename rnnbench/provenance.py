@@ -43,8 +43,10 @@ def gpus(backend: str) -> str:
     else:
         import tensorflow as tf
 
-        found = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-                  for gpu in tf.config.list_physical_devices("GPU")]
+        found = [
+            tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")
+        ]
     if not found:
         return "none"
     chosen = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -16,8 +16,6 @@ from pathlib import Path
 import pandas as pd
 
 FILE = Path(__file__).with_name("published.csv")
-MNIST_SOURCES = ("mnist", "mnist5k")
-"""The data sources whose images the published figures are about (mnist5k: 5,000 of the same MNIST images)."""
 FULL_TRAINING_SET = 60_000
 """MNIST's training images, which the published runs trained on (less any validation hold-out)."""
 
@@ -25,8 +23,17 @@ FULL_TRAINING_SET = 60_000
 def table() -> pd.DataFrame:
     """All published rows: task, cell, model, hidden_units, parameters, test_accuracy (a fraction), authors,
     year, title, table, arxiv, quoted_from, setup."""
-    return pd.read_csv(FILE, dtype={"cell": "string", "hidden_units": "Int64", "parameters": "Int64", "arxiv": str,
-                                    "quoted_from": "string", "setup": "string"})
+    return pd.read_csv(
+        FILE,
+        dtype={
+            "cell": "string",
+            "hidden_units": "Int64",
+            "parameters": "Int64",
+            "arxiv": str,
+            "quoted_from": "string",
+            "setup": "string",
+        },
+    )
 
 
 def citation(row: pd.Series) -> str:

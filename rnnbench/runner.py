@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -132,7 +132,11 @@ def run_experiment(
             _close_failed(client, run_id, "error", f"{type(error).__name__}: {error}")
             raise
         closed = _close_failed(client, run_id, fault.kind, fault.message)
-        kept = "" if closed or fault.kind == "store_deleted" else "; the store could not be written either, so the run stays RUNNING (`rnnbench report` lists it)"
+        kept = (
+            ""
+            if closed or fault.kind == "store_deleted"
+            else "; the store could not be written either, so the run stays RUNNING (`rnnbench report` lists it)"
+        )
         raise RunFailed(run_id, fault.message + kept, why=fault.kind) from None
     tracking.end_run(client, run_id, "FINISHED")
     return RunOutcome(run_id, result, score, dataset)
@@ -171,18 +175,21 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
         client.set_tag(run_id, names.TEST_SPLIT, dataset.test.digest())
     tracking.log_metrics(client, run_id, metrics, step=config.train.steps)
     title = tracking.run_name(config)
-    with tempfile.TemporaryDirectory(prefix="rnnbench-") as folder:
-        folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="rnnbench-") as temporary:
+        folder = Path(temporary)
         (folder / "config.yaml").write_text(config.to_yaml())
         plots.learning_curves(result.evaluations, title, folder / "learning_curve.png")
         if test is not None:
             (folder / "model_summary.txt").write_text(summary_text(result.model))
             predictions = np.column_stack([dataset.test.labels, test.predictions])  # a few kB: paired comparisons
-            np.savetxt(folder / names.PREDICTIONS_ARTIFACT, predictions, fmt="%d", delimiter=",", header="label,predicted",
-                       comments="")
+            np.savetxt(
+                folder / names.PREDICTIONS_ARTIFACT, predictions, fmt="%d", delimiter=",", header="label,predicted", comments=""
+            )
             plots.digit_grid(dataset.train, TASKS[config.data.task], folder / "digits.png")
             plots.confusion_matrix(
-                dataset.test.labels, test.predictions, f"{title}: test accuracy {test.accuracy:.2%}",
+                dataset.test.labels,
+                test.predictions,
+                f"{title}: test accuracy {test.accuracy:.2%}",
                 folder / "confusion_matrix.png",
             )
         client.log_artifacts(run_id, str(folder))
@@ -206,8 +213,11 @@ def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
     except MlflowException:
         raise UserError(f"no run '{run_id}' in the tracking store {tracking.shown_uri()}; copy a run id from `make ui`") from None
     # the run's own data and model settings (its task, its permutation, the model that reads them), and its compiler
-    recorded = [f"{key}={value}" for key, value in run.data.params.items()
-                if key.startswith(("data.", "model.")) or key == "train.xla_on_cpu"]
+    recorded = [
+        f"{key}={value}"
+        for key, value in run.data.params.items()
+        if key.startswith(("data.", "model.")) or key == "train.xla_on_cpu"
+    ]
     config = load_config(None, recorded + [f"data.source={source}"])
     split = load_test_split(config.data)
     try:

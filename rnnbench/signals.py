@@ -16,7 +16,7 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class Terminated(KeyboardInterrupt):
@@ -61,7 +61,7 @@ def exit_code(stop: KeyboardInterrupt) -> int:
 
 
 def describe(stop: KeyboardInterrupt) -> str:
-    """"Ctrl-C" or "SIGTERM": what stopped the process, for messages and run tags."""
+    """ "Ctrl-C" or "SIGTERM": what stopped the process, for messages and run tags."""
     return WORDS[Terminated if isinstance(stop, Terminated) else KeyboardInterrupt]
 
 
@@ -110,7 +110,8 @@ def deferred(raise_earlier: bool = True) -> Iterator[Pending]:
             _remember(pending.kind)
         print(
             f"\nrnnbench: {WORDS[pending.kind]}: stopping after the current steps ({WORDS[pending.kind]} again stops at once)",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
 
     for number in taken:

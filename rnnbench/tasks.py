@@ -20,7 +20,7 @@ IMAGE_SIDE = 28
 PIXELS = IMAGE_SIDE * IMAGE_SIDE
 LONGEST_UNROLL = 100
 """Time steps up to which `model.unroll=true` is allowed: unrolling builds one copy of the cell per step, and
-784 steps (pixel by pixel) make a graph 28 times the row task's (see README, Tasks, for its measured cost)."""
+784 steps (pixel by pixel) make a graph 28 times the row task's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Task:
     features: int
     """Values read at each step (steps x features = the image's 784 pixels)."""
     description: str
-    """How the image is read, for figures and the README."""
+    """How the image is read, for figures and the docs."""
     permuted: bool = False
     """The pixels are read in one fixed random order, drawn from `data.permutation_seed` (permuted MNIST)."""
 
@@ -51,8 +51,10 @@ class Task:
 
         layers = [keras.layers.Reshape((self.steps, self.features), name="sequence")]
         if self.permuted:
-            layers[:0] = [keras.layers.Reshape((PIXELS,), name="pixels"),
-                          keras.layers.Dense(PIXELS, use_bias=False, trainable=False, name="permutation")]
+            layers[:0] = [
+                keras.layers.Reshape((PIXELS,), name="pixels"),
+                keras.layers.Dense(PIXELS, use_bias=False, trainable=False, name="permutation"),
+            ]
         return layers
 
 
@@ -76,7 +78,8 @@ def set_permutation(model, seed: int) -> None:
 TASKS: dict[str, Task] = {
     "row": Task(steps=28, features=28, description="row by row: 28 steps of a 28-pixel row"),
     "pixel": Task(steps=784, features=1, description="pixel by pixel: 784 steps of one pixel, in scanline order"),
-    "permuted_pixel": Task(steps=784, features=1, description="pixel by pixel in one fixed random order: 784 steps",
-                           permuted=True),
+    "permuted_pixel": Task(
+        steps=784, features=1, description="pixel by pixel in one fixed random order: 784 steps", permuted=True
+    ),
 }
 """`data.task` key -> how its images become sequences."""

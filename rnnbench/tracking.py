@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,9 @@ DEFAULT_STORE = Path("mlruns")
 PROBE_SECONDS = 15
 """How long a tracking server gets to answer before a command gives up on it, in one line."""
 HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
 """MLflow retries a failed request for about 4 minutes by default; with these a server lost mid-run fails
 the run in under a minute (15 s of back-off when it refuses connections). Set the variables to change them."""
@@ -83,8 +86,10 @@ def open_store(write: bool = True) -> MlflowClient:
         _probed.add(uri)
     read_only = read_only_reason()  # also creates a missing local store's folder
     if write and read_only:
-        raise UserError(f"{read_only}; make it writable, or set MLFLOW_TRACKING_URI to a store you can write "
-                        "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)")
+        raise UserError(
+            f"{read_only}; make it writable, or set MLFLOW_TRACKING_URI to a store you can write "
+            "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)"
+        )
     mlflow.set_tracking_uri(uri)  # mlflow's model logging and loading read the global URI
     client = MlflowClient(uri)
     if uri.startswith("sqlite:") and uri not in _probed:  # made now: a full disk fails here, before any other file
@@ -122,8 +127,10 @@ def _database_kind(url: str) -> str:
     return url.partition("://")[0].partition("+")[0]
 
 
-DRIVERS = {"postgresql": "psycopg[binary] (pip install -e '.[postgres]')", "mysql": "PyMySQL (pip install -e '.[mysql]'), "
-           "with a mysql+pymysql:// URL"}
+DRIVERS = {
+    "postgresql": "psycopg[binary] (pip install -e '.[postgres]')",
+    "mysql": "PyMySQL (pip install -e '.[mysql]'), with a mysql+pymysql:// URL",
+}
 
 
 def probe_database(url: str, what: str, fix: str) -> None:
@@ -137,20 +144,26 @@ def probe_database(url: str, what: str, fix: str) -> None:
     import sqlalchemy
 
     kind = _database_kind(url)
-    timeout = {"postgresql": {"connect_timeout": PROBE_SECONDS},  # PyMySQL's covers the TCP connection only
-               "mysql": {"connect_timeout": PROBE_SECONDS, "read_timeout": PROBE_SECONDS}}.get(kind, {})
+    timeout = {
+        "postgresql": {"connect_timeout": PROBE_SECONDS},  # PyMySQL's covers the TCP connection only
+        "mysql": {"connect_timeout": PROBE_SECONDS, "read_timeout": PROBE_SECONDS},
+    }.get(kind, {})
     try:
         engine = sqlalchemy.create_engine(url, connect_args=timeout, poolclass=sqlalchemy.pool.NullPool)
         with engine.connect():
             pass
     except ModuleNotFoundError as error:
-        raise UserError(f"{what} {url} needs the database driver {error.name}, which is not installed; install "
-                        f"{DRIVERS.get(kind, error.name)}") from None
+        raise UserError(
+            f"{what} {url} needs the database driver {error.name}, which is not installed; install "
+            f"{DRIVERS.get(kind, error.name)}"
+        ) from None
     except Exception as error:  # a bad URL, a server down or silent, a login refused
         cause = getattr(error, "orig", None) or error
         first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0].rstrip(".")
-        raise UserError(f"{what} {url} cannot be reached ({first_line}; tried for at most {PROBE_SECONDS} s): start it "
-                        f"or correct the URL, {fix}") from None
+        raise UserError(
+            f"{what} {url} cannot be reached ({first_line}; tried for at most {PROBE_SECONDS} s): start it "
+            f"or correct the URL, {fix}"
+        ) from None
 
 
 def _probe(uri: str) -> None:
@@ -168,8 +181,7 @@ def _probe(uri: str) -> None:
         try:
             requests.get(f"{base}/health", timeout=max(min(5.0, deadline - time.monotonic()), 1.0))
             problem = "its /health answers, but its API does not"
-            requests.get(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
-                         timeout=max(deadline - time.monotonic(), 1.0))
+            requests.get(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", timeout=max(deadline - time.monotonic(), 1.0))
             return
         except requests.Timeout:
             if problem == "no connection":
@@ -232,8 +244,8 @@ def start_run(
 
 def log_dataset(client: MlflowClient, run_id: str, dataset: Dataset) -> None:
     """Records each split through MLflow's dataset tracking: name, source, size, its content digest."""
-    from mlflow.data import from_numpy
     from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.numpy_dataset import from_numpy
 
     with warnings.catch_warnings():  # MLflow registers its local-file source twice and warns about it
         warnings.simplefilter("ignore", UserWarning)
@@ -268,7 +280,7 @@ def log_evaluation(client: MlflowClient, run_id: str, evaluation: Evaluation) ->
     )
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int) -> None:
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int) -> None:
     timestamp = int(time.time() * 1000)
     batch = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
     client.log_batch(run_id, metrics=batch)
@@ -301,7 +313,8 @@ def log_model(client: MlflowClient, run_id: str, model) -> None:
         ),
         # Named here so that MLflow does not spend seconds inferring them in a subprocess.
         pip_requirements=[
-            f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+            f"tensorflow=={tf.__version__}",
+            f"keras=={keras.__version__}",
             *([f"jax=={importlib.metadata.version('jax')}"] if keras.backend.backend() == "jax" else []),
         ],
     )

@@ -15,8 +15,8 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -38,7 +38,7 @@ SKETCH = 16
 DIVERGED_LOSS = 10 * math.log(CLASSES)
 """Training loss (nats, a window's running mean) above which a run counts as diverged: ten times that of
 a uniform guess over the 10 classes (ln 10 = 2.30), i.e. about e^-23 = 1e-10 of probability on the true
-class on average, where a model that learned anything puts more than 1/10 (see README, Divergence)."""
+class on average, where a model that learned anything puts more than 1/10 (docs: When something fails)."""
 
 
 class TrainingDiverged(Exception):
@@ -55,8 +55,9 @@ class TrainingDiverged(Exception):
         self.loss = loss
 
 
-def train(config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation], None] | None = None,
-          probe_start: bool = False) -> TrainResult:
+def train(
+    config: Config, dataset: Dataset, on_evaluation: Callable[[Evaluation], None] | None = None, probe_start: bool = False
+) -> TrainResult:
     """Trains a fresh model for `config` on `dataset.train`, validating on `dataset.valid`.
 
     Args:
@@ -217,7 +218,9 @@ class _PeakMemory:
     mark is reset when training starts; None where neither can be read."""
 
     def __init__(self):
-        self.gpu = "GPU:0" if keras.backend.backend() == "tensorflow" and tf.config.list_logical_devices("GPU") else None
+        self.gpu: str | bool | None = (
+            "GPU:0" if keras.backend.backend() == "tensorflow" and tf.config.list_logical_devices("GPU") else None
+        )
         if self.gpu:
             tf.config.experimental.reset_memory_stats(self.gpu)
             return

@@ -94,11 +94,17 @@ def postgres_server():
         shutil.chown(folder, "postgres")
     port = free_port()
     data = folder / "data"
-    subprocess.run([*as_owner, bin_folder / "initdb", "-D", data, "-U", "rnnbench", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_owner, bin_folder / "initdb", "-D", data, "-U", "rnnbench", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off"
-    subprocess.run([*as_owner, bin_folder / "pg_ctl", "-D", data, "-l", folder / "server.log", "-o", options, "-w", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_owner, bin_folder / "pg_ctl", "-D", data, "-l", folder / "server.log", "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://rnnbench@127.0.0.1:{port}"
     finally:

@@ -66,8 +66,15 @@ def test_every_cell_computes_the_same_function_on_jax(tmp_path):
 @pytest.mark.slow
 def test_a_run_on_jax_trains_and_records_its_backend(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "train.backend=jax", "train.steps=200",
-                      "train.eval_every_steps=100", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+    result = rnnbench(
+        "run",
+        str(EXPERIMENTS / "smoke.yaml"),
+        "train.backend=jax",
+        "train.steps=200",
+        "train.eval_every_steps=100",
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": uri},
+    )
     assert result.returncode == 0, result.stderr
     client = MlflowClient(uri)
     [run] = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])

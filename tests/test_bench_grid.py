@@ -18,6 +18,7 @@ def test_flops_per_sample_is_the_documented_count():
     assert cost.flops_per_sample("gru", 64) == 3 / 4 * cost.flops_per_sample("lstm", 64)
 
 
+@pytest.mark.slow
 def test_a_measurement_reports_every_figure():
     dataset = load_dataset(DataConfig())
     row = grid.measure("simple_rnn", 16, False, 50, 0.3, dataset)

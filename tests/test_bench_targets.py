@@ -15,8 +15,14 @@ pytestmark = pytest.mark.slow
 def make(target: str, *variables: str, env: dict | None = None) -> subprocess.CompletedProcess:
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the make targets run from the project's .venv: make install")
-    return subprocess.run(["make", "--no-print-directory", target, *variables], cwd=ROOT, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        ["make", "--no-print-directory", target, *variables],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_make_bench_runs_every_part_at_its_quick_size(tmp_path):
@@ -26,8 +32,11 @@ def test_make_bench_runs_every_part_at_its_quick_size(tmp_path):
     speed = json.loads((tmp_path / "speed.json").read_text())
     assert speed["matmul_peak_gflop_per_s"] > 1 and speed["machine"] and speed["tensorflow"] and speed["threads"] == 1
     assert [(row["cell"], row["hidden_units"], row["unroll"], row["xla"]) for row in speed["shapes"]] == [
-        ("simple_rnn", 16, False, False), ("simple_rnn", 16, False, True), ("simple_rnn", 16, True, False),
-        ("simple_rnn", 16, True, True)]
+        ("simple_rnn", 16, False, False),
+        ("simple_rnn", 16, False, True),
+        ("simple_rnn", 16, True, False),
+        ("simple_rnn", 16, True, True),
+    ]
     assert all(row["train_samples_per_s"] > 0 and row["fraction_of_peak"] > 0 for row in speed["shapes"])
     section = (tmp_path / "speed.md").read_text()
     assert speed["machine"] in section and "| simple_rnn | 16 | looped | 50 | no |" in section
@@ -46,7 +55,9 @@ def test_make_bench_backends_and_overhead_run_at_their_quick_size(tmp_path):
     backends = make("bench-backends", "BENCH_SIZE=quick", f"BENCH_OUT={tmp_path}")
     assert backends.returncode == 0, backends.stdout[-3000:] + backends.stderr[-3000:]
     record = json.loads((tmp_path / "backends.json").read_text())
-    assert all(0 < row[backend]["test_accuracy"] <= 1 for row in record["backends"]["rounds"] for backend in ("tensorflow", "jax"))
+    assert all(
+        0 < row[backend]["test_accuracy"] <= 1 for row in record["backends"]["rounds"] for backend in ("tensorflow", "jax")
+    )
     overhead = make("bench-overhead", "BENCH_SIZE=quick", f"BENCH_OUT={tmp_path}")
     assert overhead.returncode == 0, overhead.stdout[-3000:] + overhead.stderr[-3000:]
     report = json.loads((tmp_path / "overhead.json").read_text())

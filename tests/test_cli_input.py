@@ -46,10 +46,14 @@ def test_a_directory_given_as_the_config_file_is_named_as_one(rnnbench):
     assert code == 2 and f"{EXPERIMENTS} is a directory, not a config file" in err
 
 
-@pytest.mark.parametrize("arguments", [
-    ["sweep", str(TINY), f"sweep.name={'s' * (MAX_NAME_LENGTH + 1)}"],
-    ["run", str(EXPERIMENTS / "smoke.yaml"), f"tracking.experiment={'é' * (MAX_NAME_LENGTH // 2 + 1)}"],
-], ids=["sweep", "run"])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["sweep", str(TINY), f"sweep.name={'s' * (MAX_NAME_LENGTH + 1)}"],
+        ["run", str(EXPERIMENTS / "smoke.yaml"), f"tracking.experiment={'é' * (MAX_NAME_LENGTH // 2 + 1)}"],
+    ],
+    ids=["sweep", "run"],
+)
 def test_a_name_mlflow_cannot_keep_is_refused_before_anything_is_written(rnnbench, tmp_path, arguments):
     code, _, err = rnnbench(*arguments)
     assert code == 2 and f"expected a name of at most {MAX_NAME_LENGTH}" in err and len(err.strip().splitlines()) == 1

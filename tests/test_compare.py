@@ -57,7 +57,7 @@ def test_identical_variants_are_all_tied_with_the_best_and_a_bad_one_is_not():
     assert sorted(tied_with_best(differences)) == sorted(name for name in variants if name not in (best, "bad"))
     assert all(row.difference <= 0 for row in differences)
     holm = sorted(row.adjusted_p for row in differences)
-    assert all(adjusted >= raw for adjusted, raw in zip(holm, sorted(row.p_value for row in differences)))
+    assert all(adjusted >= raw for adjusted, raw in zip(holm, sorted(row.p_value for row in differences), strict=True))
 
 
 def test_the_pairing_and_the_seed_draws_do_not_depend_on_the_order_of_the_variants():
@@ -72,8 +72,9 @@ def test_the_pairing_and_the_seed_draws_do_not_depend_on_the_order_of_the_varian
 def test_one_seed_still_gets_an_interval_from_the_test_images_alone():
     rng = np.random.default_rng(2)
     difficulty = rng.normal(3.0, 2.0, size=IMAGES)
-    [row] = compare({"a": runs(rng, difficulty, 0.5, seeds=1), "b": runs(rng, difficulty, 0, seeds=1)}, "b",
-                    Resampler(IMAGES, 1000, 0))
+    [row] = compare(
+        {"a": runs(rng, difficulty, 0.5, seeds=1), "b": runs(rng, difficulty, 0, seeds=1)}, "b", Resampler(IMAGES, 1000, 0)
+    )
     assert row.low < row.difference < row.high  # the images' share of the uncertainty
     assert 0.5 < row.beats <= 1  # one run each: in most resampled test sets the better run scores higher
 

@@ -38,9 +38,22 @@ def test_overrides_win_over_the_file_and_are_typed(tmp_path):
 
 def test_flat_keys_are_the_documented_dotted_keys():
     keys = set(Config().flat())
-    assert {"data.source", "data.valid_fraction", "data.test_size", "model.cell", "model.hidden_units",
-            "model.unroll", "train.batch_size", "train.steps", "train.eval_every_steps",
-            "train.learning_rate", "train.seed", "train.steps_per_execution", "train.backend", "tracking.experiment"} <= keys
+    assert {
+        "data.source",
+        "data.valid_fraction",
+        "data.test_size",
+        "model.cell",
+        "model.hidden_units",
+        "model.unroll",
+        "train.batch_size",
+        "train.steps",
+        "train.eval_every_steps",
+        "train.learning_rate",
+        "train.seed",
+        "train.steps_per_execution",
+        "train.backend",
+        "tracking.experiment",
+    } <= keys
 
 
 def test_resolved_yaml_round_trips(tmp_path):
@@ -62,8 +75,10 @@ def test_resolved_yaml_round_trips(tmp_path):
         ("train.learning_rate=fast", ["train.learning_rate", "'fast'", "a number"]),
         ("train.learning_rate=0", ["train.learning_rate", "positive number"]),
         ("train.eval_every_steps=300", ["train.eval_every_steps", "divisor of train.steps=5000"]),
-        ("train.eval_every_steps=25",
-         ["train.steps_per_execution", "received 10", "divisor of train.eval_every_steps=25 (e.g. 5)"]),
+        (
+            "train.eval_every_steps=25",
+            ["train.steps_per_execution", "received 10", "divisor of train.eval_every_steps=25 (e.g. 5)"],
+        ),
         ("train.backend=torch", ["train.backend", "'torch'", "tensorflow, jax"]),
         ("train.xla_on_cpu=true", ["train.xla_on_cpu", "'true'", "none, looped, all"]),
         ("train.xla_on_cpu=always", ["train.xla_on_cpu", "'always'", "none, looped, all"]),
@@ -110,15 +125,21 @@ def test_a_learning_rate_written_as_people_write_it_is_a_number(tmp_path, writte
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
     path = tmp_path / "twice.yaml"
     path.write_text("train:\n  learning_rate: 3.0e-3\n  steps: 100\n  learning_rate: 1.0e-2\n")
-    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML at line 4: 'learning_rate' is given twice \(first at line 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"twice.yaml: not valid YAML at line 4: 'learning_rate' is given twice \(first at line 2\)"
+    ):
         load_config(path)
 
 
-@pytest.mark.parametrize("content", [
-    "train:\n  steps: 100\n".encode("utf-16"),  # an editor's "Unicode" save
-    bytes(range(256)),  # not text at all
-    b"model:\n  cell: lstm\x00\n",  # UTF-8, but with a control character YAML refuses
-], ids=["utf-16", "binary", "nul-byte"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "train:\n  steps: 100\n".encode("utf-16"),  # an editor's "Unicode" save
+        bytes(range(256)),  # not text at all
+        b"model:\n  cell: lstm\x00\n",  # UTF-8, but with a control character YAML refuses
+    ],
+    ids=["utf-16", "binary", "nul-byte"],
+)
 def test_a_config_that_is_not_utf8_yaml_is_one_line_naming_the_file(tmp_path, content):
     path = tmp_path / "odd.yaml"
     path.write_bytes(content)
@@ -133,12 +154,15 @@ def test_missing_config_file_is_named():
         load_config("nowhere.yaml")
 
 
-@pytest.mark.parametrize("arguments", [
-    ["run", "experiments/smoke.yaml", "model.cell=transformer"],
-    ["run", "experiments/smoke.yaml", "train.steps=-1"],
-    ["run", "experiments/missing.yaml"],
-    ["show-config", "experiments/smoke.yaml", "train.stepz=3"],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["run", "experiments/smoke.yaml", "model.cell=transformer"],
+        ["run", "experiments/smoke.yaml", "train.steps=-1"],
+        ["run", "experiments/missing.yaml"],
+        ["show-config", "experiments/smoke.yaml", "train.stepz=3"],
+    ],
+)
 def test_cli_bad_config_exits_2_with_one_line_and_creates_no_run(tmp_path, arguments):
     from conftest import ROOT
 

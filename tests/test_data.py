@@ -12,7 +12,7 @@ from conftest import FASHION_MNIST, needs_fashion_mnist
 
 from rnnbench.config import DataConfig
 from rnnbench.data import load_dataset, load_test_split, read_idx, read_idx_folder
-from rnnbench.errors import DataError
+from rnnbench.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def mnist5k():
 def assert_images(split):
     assert split.images.shape == (len(split), 28, 28)
     assert split.images.dtype == np.float32
-    assert 0.0 == split.images.min() and split.images.max() == 1.0
+    assert split.images.min() == 0.0 and split.images.max() == 1.0
     assert split.labels.shape == (len(split),)
     assert set(np.unique(split.labels)) == set(range(10))
 
@@ -58,7 +58,7 @@ def test_splits_are_fixed_by_the_split_seed(mnist5k):
     other = load_dataset(DataConfig(source="mnist5k", split_seed=1))
     digests = lambda dataset: [split.digest() for split in (dataset.train, dataset.valid, dataset.test)]  # noqa: E731
     assert digests(again) == digests(mnist5k)
-    assert all(theirs != ours for theirs, ours in zip(digests(other), digests(mnist5k)))
+    assert all(theirs != ours for theirs, ours in zip(digests(other), digests(mnist5k), strict=True))
     assert len(set(mnist5k.train.labels[:10].tolist())) > 3  # the first ten digits are a mix, not ten zeros
 
 
@@ -197,7 +197,36 @@ def test_the_split_sizes_of_a_keras_download_need_neither_the_download_nor_tenso
     import subprocess
     import sys
 
-    code = ("import sys; from rnnbench.config import DataConfig; from rnnbench.data import split_sizes; "
-            "print(split_sizes(DataConfig(source='mnist')), 'tensorflow' in sys.modules)")
+    code = (
+        "import sys; from rnnbench.config import DataConfig; from rnnbench.data import split_sizes; "
+        "print(split_sizes(DataConfig(source='mnist')), 'tensorflow' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "{'train': 54000, 'valid': 6000, 'test': 10000} False", result.stderr[-2000:]
+
+
+def test_a_new_data_source_is_one_entry_that_config_loading_sizes_and_the_report_read(monkeypatch):
+    """A source added inside the test: the config accepts its name, the loader reads it, a sweep's plan counts it
+    from its known sizes without reading it, and the report draws the published MNIST results beside its runs."""
+    import pandas as pd
+
+    from rnnbench.data import SOURCES, Source, split_sizes
+    from rnnbench.report import literature
+
+    reads = []
+
+    def read_mnist5k_again():
+        reads.append(1)
+        return SOURCES["mnist5k"].read()
+
+    monkeypatch.setitem(SOURCES, "mnist5k_again", Source("mnist5k, read again", read_mnist5k_again, mnist_images=True))
+    config = DataConfig(source="mnist5k_again")
+    assert load_dataset(config).sizes() == load_dataset(DataConfig()).sizes() and reads == [1]
+    monkeypatch.setitem(SOURCES, "counted", Source("sizes known", read_mnist5k_again, lambda: (1_000, 200)))
+    assert split_sizes(DataConfig(source="counted")) == {"train": 900, "valid": 100, "test": 200} and reads == [1]
+    runs = pd.DataFrame({"data_source": ["mnist5k_again"], "task": ["permuted_pixel"], "cell": ["lstm"]})
+    matched, why_not = literature.matching(runs)
+    assert why_not is None and set(matched.cell) == {"lstm"}
+    assert literature.matching(runs.assign(data_source="counted"))[1].startswith("the published figures are for MNIST")
+    with pytest.raises(ConfigError, match="one of mnist5k, mnist, fashion_mnist, mnist5k_again, counted or idx:PATH"):
+        DataConfig(source="nowhere")

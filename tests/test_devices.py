@@ -28,10 +28,15 @@ def test_workers_are_spread_over_the_gpus_in_turn_and_grow_their_memory(tmp_path
     """Four workers on two GPUs: 0, 1, 0, 1, each allocating as it needs so that two fit on one GPU; a setting the
     user made is kept; without GPUs no worker is pinned. Checked in the environment real worker processes see."""
     base = {"PATH": "/usr/bin:/bin", "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
-    show = "import json, os; print(json.dumps({k: os.environ.get(k) for k in ('CUDA_VISIBLE_DEVICES', " \
-           "'TF_FORCE_GPU_ALLOW_GROWTH', 'XLA_PYTHON_CLIENT_PREALLOCATE')}))"
-    workers = Workers.start([sys.executable, "-c", show], [devices.worker_environment(index, base, ["0", "1"])
-                                                            for index in range(4)], tmp_path / "sweep")
+    show = (
+        "import json, os; print(json.dumps({k: os.environ.get(k) for k in ('CUDA_VISIBLE_DEVICES', "
+        "'TF_FORCE_GPU_ALLOW_GROWTH', 'XLA_PYTHON_CLIENT_PREALLOCATE')}))"
+    )
+    workers = Workers.start(
+        [sys.executable, "-c", show],
+        [devices.worker_environment(index, base, ["0", "1"]) for index in range(4)],
+        tmp_path / "sweep",
+    )
     for process in workers.processes:
         process.wait(timeout=60)
     seen = [json.loads(log.read_text()) for log in workers.logs]

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -104,11 +105,17 @@ def test_run_logs_artifacts_and_a_reloadable_model(smoke_run, workspace):
     _, run, client = smoke_run
     folder, env, _ = workspace
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "model_summary.txt", "learning_curve.png", "digits.png", "confusion_matrix.png",
-            names.PREDICTIONS_ARTIFACT} <= artifacts
+    assert {
+        "config.yaml",
+        "model_summary.txt",
+        "learning_curve.png",
+        "digits.png",
+        "confusion_matrix.png",
+        names.PREDICTIONS_ARTIFACT,
+    } <= artifacts
     for name in ("learning_curve.png", "digits.png", "confusion_matrix.png"):
         path = client.download_artifacts(run.info.run_id, name, str(folder))
-        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     predictions = pd.read_csv(client.download_artifacts(run.info.run_id, names.PREDICTIONS_ARTIFACT, str(folder)))
     assert list(predictions.columns) == ["label", "predicted"] and len(predictions) == 1000  # mnist5k's test split
     accuracy = (predictions.label == predictions.predicted).mean()
@@ -116,9 +123,16 @@ def test_run_logs_artifacts_and_a_reloadable_model(smoke_run, workspace):
     assert len(run.data.tags[names.TEST_SPLIT]) == 16  # the split's digest: runs pair only on the same images
 
     reloaded = subprocess.run(
-        [sys.executable, "-c", f"import mlflow; m = mlflow.keras.load_model('runs:/{run.info.run_id}/model'); "
-         "import numpy as np; print(m(np.zeros((3, 28, 28), 'float32')).shape)"],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            f"import mlflow; m = mlflow.keras.load_model('runs:/{run.info.run_id}/model'); "
+            "import numpy as np; print(m(np.zeros((3, 28, 28), 'float32')).shape)",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert reloaded.stdout.strip().endswith("(3, 10)"), reloaded.stderr[-2000:]
 
@@ -139,10 +153,22 @@ def permuted_run(workspace):
     """A permuted-pixel LSTM run, 784 steps in the order data.permutation_seed=7 draws, gradients clipped, compiled with
     XLA (as sweep_permuted.yaml's are)."""
     folder, env, client = workspace
-    result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "data.task=permuted_pixel", "data.permutation_seed=7",
-                      "model.cell=lstm", "model.unroll=false", "model.hidden_units=8", "train.steps=20",
-                      "train.eval_every_steps=10", "train.clip_norm=1.0", "train.xla_on_cpu=looped", "tracking.experiment=permuted",
-                      cwd=folder, env=env)
+    result = rnnbench(
+        "run",
+        str(EXPERIMENTS / "smoke.yaml"),
+        "data.task=permuted_pixel",
+        "data.permutation_seed=7",
+        "model.cell=lstm",
+        "model.unroll=false",
+        "model.hidden_units=8",
+        "train.steps=20",
+        "train.eval_every_steps=10",
+        "train.clip_norm=1.0",
+        "train.xla_on_cpu=looped",
+        "tracking.experiment=permuted",
+        cwd=folder,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     return client.get_run(result.stdout.strip().splitlines()[-1].split()[2])
 
@@ -196,10 +222,16 @@ def test_evaluate_on_a_test_only_idx_folder(smoke_run, workspace, tmp_path):
     assert scores["samples"] == 10000 and 0 <= scores["accuracy"] <= 1
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["evaluate", "0123456789abcdef", "--data", "mnist5k"], "no run '0123456789abcdef'"),
-    (["run", str(EXPERIMENTS / "smoke.yaml"), "data.source=idx:/no/such/folder"], "data folder /no/such/folder does not exist"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["evaluate", "0123456789abcdef", "--data", "mnist5k"], "no run '0123456789abcdef'"),
+        (
+            ["run", str(EXPERIMENTS / "smoke.yaml"), "data.source=idx:/no/such/folder"],
+            "data folder /no/such/folder does not exist",
+        ),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(workspace, arguments, message):
     folder, env, client = workspace
     before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
@@ -211,8 +243,16 @@ def test_errors_are_one_line_and_exit_2(workspace, arguments, message):
 
 def test_a_diverging_run_ends_failed_with_its_metrics_kept(workspace):
     folder, env, client = workspace
-    result = rnnbench("run", str(EXPERIMENTS / "smoke.yaml"), "train.learning_rate=1e38",
-                      "train.eval_every_steps=1", "train.steps_per_execution=1", "tracking.experiment=diverge", cwd=folder, env=env)
+    result = rnnbench(
+        "run",
+        str(EXPERIMENTS / "smoke.yaml"),
+        "train.learning_rate=1e38",
+        "train.eval_every_steps=1",
+        "train.steps_per_execution=1",
+        "tracking.experiment=diverge",
+        cwd=folder,
+        env=env,
+    )
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "lower train.learning_rate" in result.stderr
     assert "Traceback" not in result.stderr
@@ -226,9 +266,20 @@ def test_a_diverging_run_ends_failed_with_its_metrics_kept(workspace):
 def test_ctrl_c_ends_the_run_killed_with_its_metrics_kept(workspace):
     folder, env, client = workspace
     process = subprocess.Popen(
-        [sys.executable, "-m", "rnnbench", "run", str(EXPERIMENTS / "smoke.yaml"), "train.steps=100000",
-         "tracking.experiment=interrupt"],
-        cwd=folder, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rnnbench",
+            "run",
+            str(EXPERIMENTS / "smoke.yaml"),
+            "train.steps=100000",
+            "tracking.experiment=interrupt",
+        ],
+        cwd=folder,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=answers_ctrl_c,
     )
     deadline = time.monotonic() + 240

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_report_tables import recorded
 
+from rnnbench.config import REFERENCE_LABEL
 from rnnbench.report import compare, export, leaderboard, tables
-from rnnbench.sweep.definition import REFERENCE_LABEL
 
 
 @pytest.fixture
@@ -25,8 +25,10 @@ def written(tmp_path):
     compared = tables.compared_runs(made_up)
     board = leaderboard.leaderboard(compared, tables.reference_runs(made_up, compared))
     rng = np.random.default_rng(0)
-    correct = {group: rng.random((2 if group != REFERENCE_LABEL else 1, 500)) < accuracy
-               for group, accuracy in zip(board.group, board.test_accuracy)}
+    correct = {
+        group: rng.random((2 if group != REFERENCE_LABEL else 1, 500)) < accuracy
+        for group, accuracy in zip(board.group, board.test_accuracy, strict=True)
+    }
     result = compare.verdict(board[~board.is_reference].group.tolist(), REFERENCE_LABEL, correct)
     return export.write(tmp_path, board, result)
 
@@ -49,7 +51,12 @@ def test_the_latex_compiles(written, tmp_path):
     (tmp_path / "paper.tex").write_text(
         rf"\documentclass{{article}}\usepackage{{booktabs}}\begin{{document}}{inputs}\end{{document}}" + "\n"
     )
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert (tmp_path / "paper.pdf").stat().st_size > 1000

@@ -40,8 +40,13 @@ def one_line(stderr: str) -> str:
 
 def start(arguments: list[str], folder, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnbench", *arguments], cwd=folder, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=answers_ctrl_c,
+        [sys.executable, "-m", "rnnbench", *arguments],
+        cwd=folder,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=answers_ctrl_c,
     )
 
 
@@ -129,8 +134,10 @@ def test_sigterm_stops_a_joined_worker_and_then_the_sweep_with_nothing_left_runn
     wait_for_line(coordinator, "sweep 'sweep-tiny'")
     worker = start(["worker", "sweep-tiny"], tmp_path, env)
     deadline = time.monotonic() + 240
-    while not any(f":{worker.pid}@" in run.data.tags.get(names.PROCESS, "") and run.info.status == "RUNNING"
-                  for run in runs_of(tmp_path, "sweep-tiny")):
+    while not any(
+        f":{worker.pid}@" in run.data.tags.get(names.PROCESS, "") and run.info.status == "RUNNING"
+        for run in runs_of(tmp_path, "sweep-tiny")
+    ):
         assert time.monotonic() < deadline and worker.poll() is None, worker.communicate()
         time.sleep(0.3)
     worker.send_signal(signal.SIGTERM)
@@ -210,7 +217,8 @@ echo $? > {outside}/sweep.code
     assert f"the MLflow store {store}/mlflow.db is read-only; make it writable" in one_line((outside / "run.err").read_text())
     assert (outside / "sweep.code").read_text().strip() == "2"
     assert f"cannot write the Optuna journal {journal}/optuna.journal: it is read-only" in one_line(
-        (outside / "sweep.err").read_text())
+        (outside / "sweep.err").read_text()
+    )
 
 
 class _HealthOnly(http.server.BaseHTTPRequestHandler):
@@ -246,17 +254,33 @@ def test_a_store_or_storage_that_does_not_answer_fails_within_30_seconds_in_one_
     database = "the MLflow tracking store {} cannot be reached"
     cases = {  # name: (arguments, tracking URI, what the line says)
         "run-http-down": (["run", SMOKE], "http://127.0.0.1:9", server.format("http://127.0.0.1:9")),
-        "evaluate-http-down": (["evaluate", "0" * 32, "--data", "mnist5k"], "http://127.0.0.1:9", server.format("http://127.0.0.1:9")),
-        "run-postgresql-down": (["run", SMOKE], f"postgresql://me:{SECRET}@127.0.0.1:9/db",
-                                database.format("postgresql://me:***@127.0.0.1:9/db")),
+        "evaluate-http-down": (
+            ["evaluate", "0" * 32, "--data", "mnist5k"],
+            "http://127.0.0.1:9",
+            server.format("http://127.0.0.1:9"),
+        ),
+        "run-postgresql-down": (
+            ["run", SMOKE],
+            f"postgresql://me:{SECRET}@127.0.0.1:9/db",
+            database.format("postgresql://me:***@127.0.0.1:9/db"),
+        ),
         "report-http-silent": (["report"], f"http://{hung}", server.format(f"http://{hung}")),
         "sweep-http-api-silent": (["sweep", TINY], api_silent, "its /health answers, but its API does not"),
-        "sweep-postgresql-silent": (["sweep", TINY], f"postgresql://me:{SECRET}@{hung}/db",
-                                    database.format(f"postgresql://me:***@{hung}/db")),
-        "run-mysql-silent": (["run", SMOKE], f"mysql+pymysql://me:{SECRET}@{hung}/db",
-                             database.format(f"mysql+pymysql://me:***@{hung}/db")),
-        "sweep-storage-postgresql-silent": (["sweep", TINY, "--storage", f"postgresql://me:{SECRET}@{hung}/db"], None,
-                                            f"the Optuna storage postgresql://me:***@{hung}/db cannot be reached"),
+        "sweep-postgresql-silent": (
+            ["sweep", TINY],
+            f"postgresql://me:{SECRET}@{hung}/db",
+            database.format(f"postgresql://me:***@{hung}/db"),
+        ),
+        "run-mysql-silent": (
+            ["run", SMOKE],
+            f"mysql+pymysql://me:{SECRET}@{hung}/db",
+            database.format(f"mysql+pymysql://me:***@{hung}/db"),
+        ),
+        "sweep-storage-postgresql-silent": (
+            ["sweep", TINY, "--storage", f"postgresql://me:{SECRET}@{hung}/db"],
+            None,
+            f"the Optuna storage postgresql://me:***@{hung}/db cannot be reached",
+        ),
     }
     names_ = list(cases)
     for batch in (names_[:4], names_[4:6], names_[6:]):  # the quick ones, then the silent two at a time: more Pythons
@@ -266,7 +290,9 @@ def test_a_store_or_storage_that_does_not_answer_fails_within_30_seconds_in_one_
         for name in batch:
             arguments, uri, _ = cases[name]
             (tmp_path / name).mkdir()
-            processes[name] = start(arguments, tmp_path / name, {"MLFLOW_TRACKING_URI": uri} if uri else store_of(tmp_path / name))
+            processes[name] = start(
+                arguments, tmp_path / name, {"MLFLOW_TRACKING_URI": uri} if uri else store_of(tmp_path / name)
+            )
         for name, process in processes.items():
             _, stderr = process.communicate(timeout=120)
             elapsed = time.monotonic() - started
@@ -279,11 +305,18 @@ def test_a_store_or_storage_that_does_not_answer_fails_within_30_seconds_in_one_
     health_only.shutdown()
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["run", SMOKE, "train.batch_size=100000000"], "train.batch_size=100000000 is more than the 3,600 training images"),
-    (["run", SMOKE, "model.hidden_units=100000000"], "model.hidden_units=100000000 with train.batch_size=50 needs at least"),
-    (["sweep", TINY, "grid.hidden_units=[16,100000000]"], "model.hidden_units=100000000 with train.batch_size=50 needs at least"),
-], ids=["batch", "hidden-units", "sweep"])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["run", SMOKE, "train.batch_size=100000000"], "train.batch_size=100000000 is more than the 3,600 training images"),
+        (["run", SMOKE, "model.hidden_units=100000000"], "model.hidden_units=100000000 with train.batch_size=50 needs at least"),
+        (
+            ["sweep", TINY, "grid.hidden_units=[16,100000000]"],
+            "model.hidden_units=100000000 with train.batch_size=50 needs at least",
+        ),
+    ],
+    ids=["batch", "hidden-units", "sweep"],
+)
 def test_sizes_that_cannot_fit_are_refused_before_any_run_with_the_estimate(tmp_path, arguments, message):
     result = rnnbench(*arguments, cwd=tmp_path, env=store_of(tmp_path))
     assert result.returncode == 2, result.stderr
@@ -326,7 +359,7 @@ def test_a_worker_whose_coordinator_has_stopped_does_not_wait_forever(tmp_path):
     loaded = studies.create_studies(studies.open_storage(str(journal)), definition, plan(definition))
     for study in plan(definition).studies:
         studies.enqueue_search_trials(loaded[study], plan(definition).trials_per_study)
-        for trial in loaded[study].get_trials():
+        for _trial in loaded[study].get_trials():
             loaded[study].tell(loaded[study].ask(), 0.5)
     loaded[None].set_user_attr(names.COORDINATOR, f"{socket.gethostname()}:{os.getpid()}")  # this test: alive
     worker = start(["worker", TINY, "--storage", str(journal)], tmp_path, store_of(tmp_path))
@@ -370,7 +403,8 @@ MLFLOW_TRACKING_URI=sqlite:///{store_disk}/mlflow.db {sys.executable} -m rnnbenc
 echo $? > store.code
 
 cd {artifact_disk}
-MLFLOW_TRACKING_URI=sqlite:///{outside}/artifacts.db {sys.executable} -m rnnbench run {SMOKE} > /dev/null 2> {outside}/artifacts.err
+MLFLOW_TRACKING_URI=sqlite:///{outside}/artifacts.db {sys.executable} -m rnnbench run {SMOKE} \\
+    > /dev/null 2> {outside}/artifacts.err
 echo $? > {outside}/artifacts.code
 """
     subprocess.run([*private_mounts(), "bash", "-c", script], check=True, timeout=600, capture_output=True)
@@ -378,7 +412,8 @@ echo $? > {outside}/artifacts.code
     assert (outside / "journal.code").read_text().strip() == "1", (outside / "journal.err").read_text()
     assert one_line((outside / "journal.err").read_text()) == (
         f"rnnbench: error: no space left on the device holding {journal_disk}/optuna.journal; free some space "
-        "(df -h shows how much is left) and run again")
+        "(df -h shows how much is left) and run again"
+    )
     full = (outside / "full.journal").read_bytes()
     assert full.endswith(b"\n") and all(json.loads(line)["op_code"] is not None for line in full.splitlines())
     client = MlflowClient(f"sqlite:///{outside / 'first' / 'mlflow.db'}")
@@ -392,7 +427,8 @@ echo $? > {outside}/artifacts.code
 
     assert (outside / "store.code").read_text().strip() == "1"
     assert f"no space left on the device holding the tracking store sqlite:///{store_disk}/mlflow.db" in one_line(
-        (outside / "store.err").read_text())
+        (outside / "store.err").read_text()
+    )
 
     assert (outside / "artifacts.code").read_text().strip() == "1"
     line = one_line((outside / "artifacts.err").read_text())

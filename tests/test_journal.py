@@ -59,10 +59,13 @@ def test_a_journal_already_broken_by_an_append_after_a_torn_record_is_recovered(
     assert "cut 1 torn record(s)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"SQLite format 3\x00\x10\x00\x01\x01", "is not an Optuna journal (its first line is not a journal record)"),
-    (b"key: value\n", "is not an Optuna journal"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"SQLite format 3\x00\x10\x00\x01\x01", "is not an Optuna journal (its first line is not a journal record)"),
+        (b"key: value\n", "is not an Optuna journal"),
+    ],
+)
 def test_a_file_that_is_not_a_journal_is_refused_in_one_line(tmp_path, content, message):
     path = tmp_path / "studies.db"
     path.write_bytes(content)
@@ -86,8 +89,10 @@ def test_an_append_that_stops_part_way_is_cut_at_once_and_its_error_names_the_jo
     journal = tmp_path / "optuna.journal"
     a_journal(journal)
     whole = journal.read_bytes()
-    code = (f"import sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); from test_journal import _append_beyond; "
-            f"_append_beyond({len(whole) + 100}, {str(journal)!r})")
+    code = (
+        f"import sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); from test_journal import _append_beyond; "
+        f"_append_beyond({len(whole) + 100}, {str(journal)!r})"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == str(journal), result.stderr
     assert journal.read_bytes() == whole  # what the failed append wrote is cut: the next one starts a line

@@ -34,8 +34,14 @@ def test_the_published_models_size_is_said_as_the_paper_gives_it():
 
 def runs(**columns) -> pd.DataFrame:
     """Two finished runs as the report's tables hold them: an LSTM and a GRU on permuted pixels of mnist5k."""
-    base = {"cell": ["lstm", "gru"], "task": ["permuted_pixel"] * 2, "data_source": ["mnist5k"] * 2,
-            "data_splits": ["train=3600 valid=400 test=1000"] * 2, "steps": [1000] * 2, "batch_size": [50] * 2}
+    base = {
+        "cell": ["lstm", "gru"],
+        "task": ["permuted_pixel"] * 2,
+        "data_source": ["mnist5k"] * 2,
+        "data_splits": ["train=3600 valid=400 test=1000"] * 2,
+        "steps": [1000] * 2,
+        "batch_size": [50] * 2,
+    }
     return pd.DataFrame({**base, **columns})
 
 
@@ -47,11 +53,14 @@ def test_the_matching_rows_are_those_of_the_runs_task_and_cells():
     assert rows.index.tolist() == expected.index.tolist() and len(rows) >= 3
 
 
-@pytest.mark.parametrize("columns, reason", [
-    ({"data_source": ["fashion_mnist"] * 2}, "the published figures are for MNIST"),
-    ({"task": ["row", "row"]}, "no checked figure for row"),
-    ({"cell": ["bn_lstm_we_do_not_have"] * 2}, "no checked figure for permuted_pixel with these cells"),
-])
+@pytest.mark.parametrize(
+    "columns, reason",
+    [
+        ({"data_source": ["fashion_mnist"] * 2}, "the published figures are for MNIST"),
+        ({"task": ["row", "row"]}, "no checked figure for row"),
+        ({"cell": ["bn_lstm_we_do_not_have"] * 2}, "no checked figure for permuted_pixel with these cells"),
+    ],
+)
 def test_no_figure_is_drawn_beside_runs_the_literature_does_not_cover(columns, reason):
     rows, missing = literature.matching(runs(**columns))
     assert rows.empty and reason in missing

@@ -27,8 +27,18 @@ pytestmark = pytest.mark.slow
 
 TINY = str(EXPERIMENTS / "sweep_tiny.yaml")
 SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
-FIGURE_FILES = ["curves.png", "size.png", "landscape.png", "landscape-dropout.png", "speed.png", "pareto.png",
-                "best_model_digits.png", "best_model_confusion_matrix.png", "forest.png", "tuning.png"]
+FIGURE_FILES = [
+    "curves.png",
+    "size.png",
+    "landscape.png",
+    "landscape-dropout.png",
+    "speed.png",
+    "pareto.png",
+    "best_model_digits.png",
+    "best_model_confusion_matrix.png",
+    "forest.png",
+    "tuning.png",
+]
 """The shared tiny sweep searches two keys: Figure 3 is one grid per key."""
 FIGURES = 9
 NO_LITERATURE = "<b>Figure 9. Beside the literature: published test accuracy for the same task and cell:</b> not drawn"
@@ -43,8 +53,16 @@ def workspace(tiny_sweep_store):
     commands = {
         "single0": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs"],
         "single1": ["run", str(EXPERIMENTS / "smoke.yaml"), "tracking.experiment=single-runs", "train.seed=1"],
-        "failed": ["sweep", TINY, "sweep.name=all-failed", "grid.cells=simple_rnn", "grid.unroll=false",
-                   "search.trials=2", "space.train.learning_rate={low: 1.0e37, high: 1.0e38, log: true}", "--report"],
+        "failed": [
+            "sweep",
+            TINY,
+            "sweep.name=all-failed",
+            "grid.cells=simple_rnn",
+            "grid.unroll=false",
+            "search.trials=2",
+            "space.train.learning_rate={low: 1.0e37, high: 1.0e38, log: true}",
+            "--report",
+        ],
     }
     for key, arguments in commands.items():
         outputs[key] = rnnbench(*arguments, cwd=folder, env=env, timeout=900)
@@ -91,8 +109,23 @@ def test_tables_have_one_row_per_run_and_the_documented_columns(workspace):
     recorded = client.search_runs([experiment.experiment_id], max_results=1000)
     runs = pd.read_csv(folder / "reports" / "sweep-tiny" / "runs.csv")
     assert sorted(runs.run_id) == sorted(run.info.run_id for run in recorded)
-    for column in ["run_id", "status", "stage", "variant", "cell", "hidden_units", "unroll", "learning_rate", "seed",
-                   "test_accuracy", "best_val_accuracy", "train_samples_per_s", "compile_s", "parameters", "trial_state"]:
+    for column in [
+        "run_id",
+        "status",
+        "stage",
+        "variant",
+        "cell",
+        "hidden_units",
+        "unroll",
+        "learning_rate",
+        "seed",
+        "test_accuracy",
+        "best_val_accuracy",
+        "train_samples_per_s",
+        "compile_s",
+        "parameters",
+        "trial_state",
+    ]:
         assert column in runs.columns
     assert set(runs.stage) == {"sweep", "study", "trial", "final", "timing", "reference"}
 
@@ -142,15 +175,20 @@ def test_the_headline_names_the_best_variant_and_claims_only_what_the_comparison
     mean = statistics.mean(accuracy[best])
     page = page_of(folder, "sweep-tiny")
     board = pd.read_csv(folder / "reports" / "sweep-tiny" / "leaderboard.md", sep="|", skiprows=[1]).rename(columns=str.strip)
-    tied = [model.strip() for model, mark in zip(board.Model, board.Tied) if mark.strip() == "yes"]
+    tied = [model.strip() for model, mark in zip(board.Model, board.Tied, strict=True) if mark.strip() == "yes"]
     assert tied[0] == best  # the leaderboard's first row is the best mean, and it is in its own tied group
     if len(tied) == 1:
         assert f"Best: {best}, test accuracy {mean:.2%}" in page and "ahead of every other model beyond noise" in page
     else:
-        assert f"No single best: {len(tied)} of {len(accuracy)} models are statistically tied at the top, led by {best} " \
-               f"(test accuracy {mean:.2%}" in page
-        behind = [variant.strip() for variant, mark in zip(board.Model, board.Tied)
-                  if mark.strip() != "yes" and not variant.strip().startswith("reference")]
+        assert (
+            f"No single best: {len(tied)} of {len(accuracy)} models are statistically tied at the top, led by {best} "
+            f"(test accuracy {mean:.2%}" in page
+        )
+        behind = [
+            variant.strip()
+            for variant, mark in zip(board.Model, board.Tied, strict=True)
+            if mark.strip() != "yes" and not variant.strip().startswith("reference")
+        ]
         assert "tied with it: " + ", ".join(tied[1:]) in page or "behind it beyond noise: " + ", ".join(behind) in page
     assert "(1 seed: its spread over seeds cannot be estimated)" in page  # the tiny sweep trains one seed
     seed = f"the seed tutorial ({statistics.mean(reference):.2%}; 95% CI"
@@ -205,13 +243,36 @@ def test_the_final_runs_link_lists_them_flat_in_a_real_mlflow_ui(workspace, tmp_
     trials = {run.info.run_name for run in client.search_runs([experiment.experiment_id], f"tags.`{names.STAGE}` = 'trial'")}
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1",
-         "--port", str(port)], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            env["MLFLOW_TRACKING_URI"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/health", ui)
-        report = rnnbench("report", "--experiment", "sweep-tiny", "--out", str(tmp_path), "--ui-url",
-                          f"http://127.0.0.1:{port}", cwd=folder, env=env)
+        report = rnnbench(
+            "report",
+            "--experiment",
+            "sweep-tiny",
+            "--out",
+            str(tmp_path),
+            "--ui-url",
+            f"http://127.0.0.1:{port}",
+            cwd=folder,
+            env=env,
+        )
         assert report.returncode == 0, report.stderr
         [link] = [href for href in Page((tmp_path / "index.html").read_text()).links if "searchFilter" in href]
         with sync_api.sync_playwright() as playwright:

@@ -6,28 +6,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnbench import records
 from rnnbench.report import figures, leaderboard, tables
 
 
-def recorded(*runs: dict) -> tables.Recorded:
+def recorded(*runs: dict) -> records.Recorded:
     """Runs as MLflow's search returns them (strings for params and tags), through the report's tidying."""
     rows = []
     for number, run in enumerate(runs):
-        rows.append({
-            "run_id": f"run{number}", "status": run.get("status", "FINISHED"),
-            "start_time": pd.Timestamp("2026-11-29", tz="UTC") + pd.Timedelta(minutes=number), "end_time": pd.NaT,
-            "tags.rnnbench.stage": run.get("stage", "run"), "params.model.cell": run["cell"],
-            "params.model.hidden_units": str(run["units"]), "params.model.unroll": str(run.get("unroll", True)),
-            "params.train.learning_rate": str(run.get("lr", 1e-3)), "params.train.seed": str(run.get("seed", 0)),
-            "params.train.steps": str(run.get("steps", 5000)), "params.train.batch_size": "50",
-            "params.data.source": "mnist5k", "metrics.test/accuracy": run["accuracy"],
-            **({"params.train.backend": run["backend"]} if "backend" in run else {}),
-            **({"params.train.xla_on_cpu": run["xla_on_cpu"]} if "xla_on_cpu" in run else {}),
-            **({"tags.rnnbench.study": run["study"]} if "study" in run else {}),
-            **({"tags.rnnbench.unroll_check": run["unroll_check"]} if "unroll_check" in run else {}),
-        })
-    runs_table = tables.tidy(pd.DataFrame(rows))
-    return tables.Recorded("made-up", "1", runs_table, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
+        rows.append(
+            {
+                "run_id": f"run{number}",
+                "status": run.get("status", "FINISHED"),
+                "start_time": pd.Timestamp("2026-11-29", tz="UTC") + pd.Timedelta(minutes=number),
+                "end_time": pd.NaT,
+                "tags.rnnbench.stage": run.get("stage", "run"),
+                "params.model.cell": run["cell"],
+                "params.model.hidden_units": str(run["units"]),
+                "params.model.unroll": str(run.get("unroll", True)),
+                "params.train.learning_rate": str(run.get("lr", 1e-3)),
+                "params.train.seed": str(run.get("seed", 0)),
+                "params.train.steps": str(run.get("steps", 5000)),
+                "params.train.batch_size": "50",
+                "params.data.source": "mnist5k",
+                "metrics.test/accuracy": run["accuracy"],
+                **({"params.train.backend": run["backend"]} if "backend" in run else {}),
+                **({"params.train.xla_on_cpu": run["xla_on_cpu"]} if "xla_on_cpu" in run else {}),
+                **({"tags.rnnbench.study": run["study"]} if "study" in run else {}),
+                **({"tags.rnnbench.unroll_check": run["unroll_check"]} if "unroll_check" in run else {}),
+            }
+        )
+    runs_table = records.tidy(pd.DataFrame(rows))
+    return records.Recorded("made-up", "1", runs_table, pd.DataFrame(columns=["run_id", "metric", "step", "value"]))
 
 
 def test_tidy_types_the_params():
@@ -46,8 +56,10 @@ def test_runs_that_differ_only_by_seed_share_a_group_and_other_differences_are_n
     )
     groups = tables.compared_runs(made_up).group.tolist()
     assert groups == [
-        "lstm-h32-unrolled", "lstm-h32-unrolled",
-        "gru-h32-unrolled train.learning_rate=0.001", "gru-h32-unrolled train.learning_rate=0.003",
+        "lstm-h32-unrolled",
+        "lstm-h32-unrolled",
+        "gru-h32-unrolled train.learning_rate=0.001",
+        "gru-h32-unrolled train.learning_rate=0.003",
     ]
 
 

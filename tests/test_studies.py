@@ -27,6 +27,7 @@ def _take_all(url: str, taken) -> None:
             study.tell(trial, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
 def test_concurrent_workers_take_each_planned_trial_exactly_once(tmp_path, kind):
     url = str(tmp_path / "optuna.journal") if kind == "journal" else f"sqlite:///{tmp_path / 'studies.db'}"
@@ -51,6 +52,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
+@pytest.mark.slow
 def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_path, monkeypatch):
     monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
     storage = studies.open_storage(str(tmp_path / "optuna.journal"))
@@ -69,7 +71,10 @@ def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_pa
     assert trials[dead.number].state == TrialState.FAIL
     assert trials[alive.number].state == TrialState.RUNNING
     retry = trials[-1]
-    assert retry.state == TrialState.WAITING and optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == dead.number
+    assert (
+        retry.state == TrialState.WAITING
+        and optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == dead.number
+    )
     # the plan still counts two trials: the running one and the retry, not the dead one
     assert studies.count(trials).running == 1 and studies.count(trials).waiting == 1 and studies.count(trials).failed == 0
     run = MlflowClient(store).get_run(run_id)
@@ -80,6 +85,7 @@ def test_a_dead_workers_trial_is_failed_retried_and_its_run_closed(store, tmp_pa
     assert len(study.get_trials()) == 3
 
 
+@pytest.mark.slow
 def test_a_worker_killed_before_it_recorded_its_run_id_still_has_its_run_closed(store, tmp_path, monkeypatch):
     """kill -9 between creating the MLflow run and writing its id on the trial: the run is found by the worker's
     identity and the trial number, which the run was created with."""
@@ -143,6 +149,7 @@ with studies.heartbeat(trial):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["journal", "postgresql"])
 def test_a_worker_on_another_machine_is_failed_when_its_heartbeat_stops(store, tmp_path, monkeypatch, kind, request):
     url = str(tmp_path / "optuna.journal") if kind == "journal" else request.getfixturevalue("postgres_database")
@@ -168,6 +175,7 @@ def test_a_worker_on_another_machine_is_failed_when_its_heartbeat_stops(store, t
     assert studies.count(trials).waiting == 1
 
 
+@pytest.mark.slow
 def test_joining_a_sweep_that_does_not_exist_names_the_fix(tmp_path):
     from conftest import rnnbench
 
@@ -193,7 +201,7 @@ def _log_datasets(uri: str, location: str, rounds: int, barrier) -> None:
     for round_number in range(rounds):
         rng = np.random.default_rng(round_number)  # the same data in every worker, new in every round
 
-        def split(size):
+        def split(size, rng=rng):
             return Split(rng.random((size, 28, 28), dtype=np.float32), np.arange(size, dtype=np.int32) % 10)
 
         dataset = Dataset("mnist5k", location, split(20), split(10), split(10))
@@ -202,6 +210,7 @@ def _log_datasets(uri: str, location: str, rounds: int, barrier) -> None:
         tracking.log_dataset(client, run_id, dataset)
 
 
+@pytest.mark.slow
 def test_workers_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -77,7 +77,9 @@ def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
         study = parent.data.tags[names.STUDY]
         # each model trained in full in one setting, timed in the other, and the two checked against each other
         trained = parent.data.tags[names.TRAINED_UNROLL] == "true"
-        assert {run.data.params["model.unroll"] for run in finished_finals if run.data.tags[names.STUDY] == study} == {str(trained)}
+        assert {run.data.params["model.unroll"] for run in finished_finals if run.data.tags[names.STUDY] == study} == {
+            str(trained)
+        }
         [timed] = [run for run in timing if run.data.tags[names.STUDY] == study]
         assert timed.data.params["model.unroll"] == str(not trained) and "test/accuracy" not in timed.data.metrics
         assert timed.data.params["train.steps"] == timed.data.params["train.eval_every_steps"]
@@ -96,7 +98,7 @@ def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
 
     # either side leads to the other: each Optuna trial names its MLflow run, with the same state
     runs_by_id = {run.info.run_id: run for run in everything}
-    for key, optuna_study in loaded.items():
+    for _key, optuna_study in loaded.items():
         for trial in studies.live_trials(optuna_study.get_trials()):
             run = runs_by_id[trial.user_attrs[names.MLFLOW_RUN]]
             assert run.data.tags[names.TRIAL_STATE] == trial.state.name
@@ -153,7 +155,11 @@ def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
 def start_sweep(folder) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "rnnbench", "sweep", str(TINY)],
-        cwd=folder, env={**os.environ, **environment(folder)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=folder,
+        env={**os.environ, **environment(folder)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=answers_ctrl_c,
     )
 
@@ -219,7 +225,8 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     assert all(run.info.status == "KILLED" for run in by_stage["study"] if run.info.status != "FINISHED")
     assert [run.info.status for run in by_stage["sweep"]] == ["KILLED"]
     done_before = {
-        run.info.run_id for run in everything
+        run.info.run_id
+        for run in everything
         if run.info.status == "FINISHED" and run.data.tags[names.STAGE] not in ("sweep", "study")
     }
     report = rnnbench("report", cwd=tmp_path, env=environment(tmp_path))
@@ -250,10 +257,13 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     artifacts = Path(urlparse(experiment.artifact_location).path)
     artifacts.mkdir(parents=True)
     arguments = ["sweep", str(TINY), "search.trials=2", "grid.cells=gru", "--workers", "2"]
-    script = (f"mount --bind {artifacts} {artifacts} && mount -o remount,ro,bind {artifacts} && cd {tmp_path} && "
-              f"{sys.executable} -m rnnbench {' '.join(arguments)}")
-    first = subprocess.run([*private_mounts(), "bash", "-c", script], env={**os.environ, **env},
-                           capture_output=True, text=True, timeout=600)
+    script = (
+        f"mount --bind {artifacts} {artifacts} && mount -o remount,ro,bind {artifacts} && cd {tmp_path} && "
+        f"{sys.executable} -m rnnbench {' '.join(arguments)}"
+    )
+    first = subprocess.run(
+        [*private_mounts(), "bash", "-c", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=600
+    )
     assert first.returncode == 1, first.stdout + first.stderr
     line = first.stderr.strip().splitlines()[-1]
     assert line.startswith("rnnbench: error: 2 of 4 planned runs failed") and "re-run the same command to retry them" in line
@@ -286,8 +296,17 @@ def test_make_dashboard_serves_the_sweeps_studies_in_optuna_dashboard(tiny_sweep
     folder, _ = tiny_sweep
     port = free_port()
     server = subprocess.Popen(
-        ["make", "--no-print-directory", "dashboard", f"STORAGE={folder / 'mlruns' / 'optuna.journal'}",
-         f"DASHBOARD_PORT={port}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            "make",
+            "--no-print-directory",
+            "dashboard",
+            f"STORAGE={folder / 'mlruns' / 'optuna.journal'}",
+            f"DASHBOARD_PORT={port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/api/studies", server)

@@ -20,7 +20,7 @@ def test_default_sweep_is_the_documented_grid():
     assert definition.grid.cells == ("simple_rnn", "lstm", "gru")
     assert definition.grid.hidden_units == (32, 64, 128)
     assert definition.grid.unroll == (False, True)
-    assert [(d.key, d.low, d.high, d.log) for d in definition.space] == [("train.learning_rate", 1e-4, 3e-2, True)]
+    assert [(d.key, d.spec()) for d in definition.space] == [("train.learning_rate", {"low": 1e-4, "high": 3e-2, "log": True})]
     assert definition.data.source == "mnist5k"
     sweep_plan = plan(definition)
     assert len(sweep_plan.studies) == 9
@@ -109,9 +109,11 @@ def test_bad_sweep_file_is_one_line_from_the_cli_before_any_work(tmp_path):
     assert not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_cost_and_runs_nothing(tmp_path):
-    result = rnnbench("sweep", str(EXPERIMENTS / "sweep.yaml"), "--dry-run", "--workers", "2", cwd=tmp_path,
-                      env={"MLFLOW_TRACKING_URI": ""})
+    result = rnnbench(
+        "sweep", str(EXPERIMENTS / "sweep.yaml"), "--dry-run", "--workers", "2", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""}
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "9 studies x 8 trials = 72 trials" in out
@@ -120,7 +122,13 @@ def test_dry_run_prints_the_plan_and_cost_and_runs_nothing(tmp_path):
     [row] = [line for line in out.splitlines() if line.startswith("lstm-h128 ")]
     assert row.split()[5] in ("looped", "unrolled")  # the setting its final runs train in
     assert "estimate on one worker" in out and "with 2 workers" in out
-    every = rnnbench("sweep", str(EXPERIMENTS / "sweep.yaml"), "final.train_every_unroll=true", "--dry-run", cwd=tmp_path,
-                     env={"MLFLOW_TRACKING_URI": ""})
+    every = rnnbench(
+        "sweep",
+        str(EXPERIMENTS / "sweep.yaml"),
+        "final.train_every_unroll=true",
+        "--dry-run",
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": ""},
+    )
     assert "54 final runs = 2 unroll setting(s) x 3 seeds per model" in every.stdout
     assert not (tmp_path / "mlruns").exists()

@@ -101,9 +101,18 @@ def test_the_dry_run_takes_measured_speeds_only_from_runs_of_the_same_task_and_c
     experiment = client.create_experiment("speeds")
     for task, xla, rate in (("pixel", None, 200.0), (None, None, 5000.0), ("row", "looped", 9000.0), ("row", "none", 5200.0)):
         run = client.create_run(experiment).info.run_id
-        params = {"train.batch_size": "50", "train.steps": "1000", "model.cell": "lstm", "model.hidden_units": "64",
-                  "model.unroll": "False"}
-        for key, value in {**params, **({"data.task": task} if task else {}), **({"train.xla_on_cpu": xla} if xla else {})}.items():
+        params = {
+            "train.batch_size": "50",
+            "train.steps": "1000",
+            "model.cell": "lstm",
+            "model.hidden_units": "64",
+            "model.unroll": "False",
+        }
+        for key, value in {
+            **params,
+            **({"data.task": task} if task else {}),
+            **({"train.xla_on_cpu": xla} if xla else {}),
+        }.items():
             client.log_param(run, key, value)
         for key, value in ((names.TRAIN_SAMPLES_PER_S, rate), (names.COMPILE_S, 1.0), (names.EVAL_SAMPLES_PER_S, 3 * rate)):
             client.log_metric(run, key, value)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import collections
 import os
-import threading
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,18 +38,33 @@ def mlflow_server(postgres_server, tmp_path_factory):
         connection.execute("CREATE DATABASE mlflow_team")
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    log = open(folder / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres_server}/mlflow_team",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(f"{url}/health", server)
-    yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
-    log.close()
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"{postgres_server}/mlflow_team",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(f"{url}/health", server)
+        yield url
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 SECRET = "team-s3cret-Pa55"
@@ -65,9 +80,12 @@ def with_password(url: str) -> str:
 def start(arguments: list[str], folder, url: str, storage: str | None = None) -> subprocess.Popen:
     storage_variable = {credentials.STORAGE_VARIABLE: storage} if storage else {}
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnbench", *arguments], cwd=folder,
-        env={**os.environ, "MLFLOW_TRACKING_URI": url, **storage_variable}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "rnnbench", *arguments],
+        cwd=folder,
+        env={**os.environ, "MLFLOW_TRACKING_URI": url, **storage_variable},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -152,10 +170,18 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
 
     finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
     trained = {run.data.tags[names.STUDY]: run.data.tags[names.TRAINED_UNROLL] == "true" for run in by_stage["study"]}
-    planned = sorted((final.variant, str(final.seed), final.timing)
-                     for study in sweep_plan.studies for final in sweep_plan.finals_of(study, trained[study.key]))
-    assert sorted((run.data.tags[names.VARIANT], run.data.params["train.seed"], run.data.tags[names.STAGE] == "timing")
-                  for run in finals) == planned
+    planned = sorted(
+        (final.variant, str(final.seed), final.timing)
+        for study in sweep_plan.studies
+        for final in sweep_plan.finals_of(study, trained[study.key])
+    )
+    assert (
+        sorted(
+            (run.data.tags[names.VARIANT], run.data.params["train.seed"], run.data.tags[names.STAGE] == "timing")
+            for run in finals
+        )
+        == planned
+    )
 
     [sweep_run] = by_stage["sweep"]
     assert sweep_run.info.status == "FINISHED"
@@ -188,14 +214,29 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(kind, mlflow_server, po
     if kind == "postgresql":
         assert "rnnbench:***@" in single_output  # the store it names, masked
         assert_secret_nowhere(
-            [output, extra.stdout.read(), report_output, single_output], tmp_path, client, [name, f"{name}-run"],
-            optuna_storage, [studies.study_name(definition, study) for study in [None, *sweep_plan.studies]], watched)
-    print(f"\n{kind}: {sweep_plan.runs} runs planned, {len(finals)} of {len(sweep_plan.final_runs)} final runs finished, "
-          f"{retried} retried, {len(runs)} MLflow runs in all, {elapsed:.0f} s")
+            [output, extra.stdout.read(), report_output, single_output],
+            tmp_path,
+            client,
+            [name, f"{name}-run"],
+            optuna_storage,
+            [studies.study_name(definition, study) for study in [None, *sweep_plan.studies]],
+            watched,
+        )
+    print(
+        f"\n{kind}: {sweep_plan.runs} runs planned, {len(finals)} of {len(sweep_plan.final_runs)} final runs finished, "
+        f"{retried} retried, {len(runs)} MLflow runs in all, {elapsed:.0f} s"
+    )
 
 
-def assert_secret_nowhere(outputs: list[str], folder: Path, client: MlflowClient, experiments: list[str], storage,
-                          study_names: list[str], watched: CommandLines) -> None:
+def assert_secret_nowhere(
+    outputs: list[str],
+    folder: Path,
+    client: MlflowClient,
+    experiments: list[str],
+    storage,
+    study_names: list[str],
+    watched: CommandLines,
+) -> None:
     """SECRET in no command's output, no file under `folder` (logs, the report, its tables), no param or tag of any run
     of `experiments`, no Optuna study or trial attribute, and no process's command line while they ran."""
     assert not [line for output in outputs for line in output.splitlines() if SECRET in line]
@@ -208,7 +249,6 @@ def assert_secret_nowhere(outputs: list[str], folder: Path, client: MlflowClient
             assert SECRET not in str(run.data.params) + str(run.data.tags), run.info.run_name
     for study_name in study_names:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        attributes = [study.user_attrs] + [
-            (trial.user_attrs, trial.system_attrs, trial.params) for trial in study.get_trials()]
+        attributes = [study.user_attrs] + [(trial.user_attrs, trial.system_attrs, trial.params) for trial in study.get_trials()]
         assert SECRET not in str(attributes)
     assert watched.found == set(), watched.found

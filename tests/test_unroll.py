@@ -24,15 +24,25 @@ def test_each_model_trains_once_in_one_setting_and_the_other_is_timed():
     sweep_plan = plan(DEFAULT)
     runs = sweep_plan.finals_of(GRU, trained=True)
     # seed 0 and the timing run first: the check is decided early
-    assert runs == (FinalRun("gru", 128, True, 0), FinalRun("gru", 128, False, 0, timing=True),
-                    FinalRun("gru", 128, True, 1), FinalRun("gru", 128, True, 2))
+    assert runs == (
+        FinalRun("gru", 128, True, 0),
+        FinalRun("gru", 128, False, 0, timing=True),
+        FinalRun("gru", 128, True, 1),
+        FinalRun("gru", 128, True, 2),
+    )
     assert len(sweep_plan.final_runs) == 9 * (3 + 1) and sum(run.timing for run in sweep_plan.final_runs) == 9
     assert sweep_plan.runs == 72 + 36 + 3
     # settings that differ: every setting in full, the timing run kept (it ran)
     differ = sweep_plan.finals_of(GRU, trained=True, differ=True)
     assert sorted((run.unroll, run.seed, run.timing) for run in differ) == [
-        (False, 0, False), (False, 0, True), (False, 1, False), (False, 2, False), (True, 0, False), (True, 1, False),
-        (True, 2, False)]
+        (False, 0, False),
+        (False, 0, True),
+        (False, 1, False),
+        (False, 2, False),
+        (True, 0, False),
+        (True, 1, False),
+        (True, 2, False),
+    ]
 
 
 def test_a_sweep_can_still_train_every_setting_in_full():
@@ -44,14 +54,24 @@ def test_a_sweep_can_still_train_every_setting_in_full():
 
 def final_trial(unroll: bool, first: dict | None, state=TrialState.COMPLETE, timing=False, seed=0, failure=None, units=128):
     """A final-stage trial as a worker leaves it: the parameters the coordinator fixed, its starting point."""
-    params = {"reference": False, "train.learning_rate": 0.01, "cell": "gru", "hidden_units": units, "unroll": unroll,
-              "seed": seed, "timing": timing}
+    params = {
+        "reference": False,
+        "train.learning_rate": 0.01,
+        "cell": "gru",
+        "hidden_units": units,
+        "unroll": unroll,
+        "seed": seed,
+        "timing": timing,
+    }
     attributes = {names.STARTING_POINT: first} if first else {}
     if failure:
         attributes[names.FAILURE] = failure
     return create_trial(
-        params=params, distributions={key: CategoricalDistribution([value]) for key, value in params.items()},
-        value=0.9 if state == TrialState.COMPLETE else None, state=state, user_attrs=attributes,
+        params=params,
+        distributions={key: CategoricalDistribution([value]) for key, value in params.items()},
+        value=0.9 if state == TrialState.COMPLETE else None,
+        state=state,
+        user_attrs=attributes,
     )
 
 
@@ -60,15 +80,18 @@ def start(loss: float = 2.3, gradient=(1.0, -2.0, 0.5)) -> dict:
     return {"loss": loss, "gradient_norm": 2.3, "gradient_sketch": list(gradient)}
 
 
-@pytest.mark.parametrize("other, expected", [
-    (final_trial(False, start(2.300_000_2, (1.0, -2.000_000_1, 0.5)), timing=True), unroll.AGREE),  # float rounding
-    (final_trial(False, start(2.31), timing=True), unroll.DIFFER),  # the untrained model computes something else
-    (final_trial(False, start(gradient=(1.0, -1.9, 0.5)), timing=True), unroll.DIFFER),  # so does its first step
-    (final_trial(False, start(), timing=False), unroll.PENDING),  # not the timing run: still to come
-    (final_trial(False, None, TrialState.RUNNING, timing=True), unroll.PENDING),
-    (final_trial(False, None, TrialState.FAIL, timing=True, failure="diverged"), unroll.UNCHECKED),
-    (final_trial(False, None, TrialState.FAIL, timing=True, failure="disk_full"), unroll.PENDING),  # lost: retried
-])
+@pytest.mark.parametrize(
+    "other, expected",
+    [
+        (final_trial(False, start(2.300_000_2, (1.0, -2.000_000_1, 0.5)), timing=True), unroll.AGREE),  # float rounding
+        (final_trial(False, start(2.31), timing=True), unroll.DIFFER),  # the untrained model computes something else
+        (final_trial(False, start(gradient=(1.0, -1.9, 0.5)), timing=True), unroll.DIFFER),  # so does its first step
+        (final_trial(False, start(), timing=False), unroll.PENDING),  # not the timing run: still to come
+        (final_trial(False, None, TrialState.RUNNING, timing=True), unroll.PENDING),
+        (final_trial(False, None, TrialState.FAIL, timing=True, failure="diverged"), unroll.UNCHECKED),
+        (final_trial(False, None, TrialState.FAIL, timing=True, failure="disk_full"), unroll.PENDING),  # lost: retried
+    ],
+)
 def test_the_check_compares_the_starting_points_of_both_settings(other, expected):
     trained = final_trial(True, start())
     check = unroll.check(plan(DEFAULT), GRU, True, [trained, final_trial(True, None, seed=1), other])
@@ -99,9 +122,8 @@ def test_a_sweep_stays_incomplete_until_the_runs_of_a_differing_model_are_done(s
     loaded = studies.create_studies(storage, definition, sweep_plan)
     client = tracking.open_store()
     study = sweep_plan.studies[0]
-    parents = {study: tracking.start_parent_run(client, definition.sweep.name, name=study.key, stage="study", params={},
-                                                tags={})}
-    for number in range(sweep_plan.trials_per_study):  # the search is over
+    parents = {study: tracking.start_parent_run(client, definition.sweep.name, name=study.key, stage="study", params={}, tags={})}
+    for _number in range(sweep_plan.trials_per_study):  # the search is over
         loaded[study].add_trial(create_trial(params={}, distributions={}, value=0.5))
     loaded[study].set_user_attr(names.TRAINED_UNROLL, True)
     units = study.hidden_units
@@ -110,8 +132,9 @@ def test_a_sweep_stays_incomplete_until_the_runs_of_a_differing_model_are_done(s
     assert not state.sweep_complete(sweep_plan, loaded)  # the check wants more than the two runs done
 
     said = []
-    coordinator._check_unroll(client, definition, sweep_plan, loaded, parents, {study: {"train.learning_rate": 0.01}},
-                              set(), said.append)
+    coordinator._check_unroll(
+        client, definition, sweep_plan, loaded, parents, {study: {"train.learning_rate": 0.01}}, set(), said.append
+    )
     assert len(said) == 1 and "compute different functions" in said[0] and "training it in full in each setting" in said[0]
     waiting = [trial for trial in loaded[None].get_trials() if trial.state == TrialState.WAITING]
     assert len(waiting) == 1  # the looped setting's full run of seed 0 (the tiny sweep has one seed)

@@ -33,14 +33,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: its experiments/ folder holds the run and sweep files the benchmarks time."""
 OUT = Path("reports/bench/baselines.json")
 QUICK = {
-    "run": ["train.steps=100", "train.eval_every_steps=50"], "plain": ["--steps", "100", "--eval-every", "50"],
-    "sweep": ["grid.cells=[simple_rnn]", "grid.unroll=[false]", "search.trials=1", "train.steps=20",
-              "train.eval_every_steps=10"],
+    "run": ["train.steps=100", "train.eval_every_steps=50"],
+    "plain": ["--steps", "100", "--eval-every", "50"],
+    "sweep": ["grid.cells=[simple_rnn]", "grid.unroll=[false]", "search.trials=1", "train.steps=20", "train.eval_every_steps=10"],
     "grid": ["--seconds", "0.3"],
 }
 """--quick: every part at a size that checks the benchmark end to end in seconds (its figures mean nothing)."""
@@ -70,13 +71,26 @@ def command_part(rounds: int) -> dict:
     for round_number in range(rounds):
         with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
             store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
-            run_s, _ = timed([sys.executable, "-m", "rnnbench", "run", str(ROOT / "experiments/seed_simple_rnn.yaml"),
-                              *SIZE["run"]], Path(folder), store)
+            run_s, _ = timed(
+                [sys.executable, "-m", "rnnbench", "run", str(ROOT / "experiments/seed_simple_rnn.yaml"), *SIZE["run"]],
+                Path(folder),
+                store,
+            )
             plain_s, output = timed([sys.executable, "-m", "rnnbench.bench.plain_keras", *SIZE["plain"]], Path(folder))
-        rows.append({"round": round_number + 1, "rnnbench_run_s": run_s, "plain_keras_s": plain_s,
-                     "ratio": run_s / plain_s, "plain_test_accuracy": json.loads(output)["test_accuracy"]})
-        print(f"command round {round_number + 1}: rnnbench run {run_s:.1f} s, plain Keras {plain_s:.1f} s, "
-              f"ratio {run_s / plain_s:.3f}", flush=True)
+        rows.append(
+            {
+                "round": round_number + 1,
+                "rnnbench_run_s": run_s,
+                "plain_keras_s": plain_s,
+                "ratio": run_s / plain_s,
+                "plain_test_accuracy": json.loads(output)["test_accuracy"],
+            }
+        )
+        print(
+            f"command round {round_number + 1}: rnnbench run {run_s:.1f} s, plain Keras {plain_s:.1f} s, "
+            f"ratio {run_s / plain_s:.3f}",
+            flush=True,
+        )
     return {"rounds": rows, "median_ratio": statistics.median(row["ratio"] for row in rows)}
 
 
@@ -87,17 +101,37 @@ def sweep_part(rounds: int) -> dict:
         for workers in (1, 2):
             with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                 store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
-                seconds, _ = timed([sys.executable, "-m", "rnnbench", "sweep", str(ROOT / "experiments/sweep_tiny.yaml"),
-                                    *SIZE["sweep"], "--workers", str(workers)], Path(folder), store)
+                seconds, _ = timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "rnnbench",
+                        "sweep",
+                        str(ROOT / "experiments/sweep_tiny.yaml"),
+                        *SIZE["sweep"],
+                        "--workers",
+                        str(workers),
+                    ],
+                    Path(folder),
+                    store,
+                )
             minutes[workers] = seconds / 60
         from rnnbench.sweep.definition import load_sweep, plan
 
         runs = plan(load_sweep(ROOT / "experiments/sweep_tiny.yaml", SIZE["sweep"])).runs
-        row = {"round": round_number + 1, "runs": runs, "one_worker_runs_per_min": runs / minutes[1],
-               "two_workers_runs_per_min": runs / minutes[2], "speedup": minutes[1] / minutes[2]}
+        row = {
+            "round": round_number + 1,
+            "runs": runs,
+            "one_worker_runs_per_min": runs / minutes[1],
+            "two_workers_runs_per_min": runs / minutes[2],
+            "speedup": minutes[1] / minutes[2],
+        }
         rows.append(row)
-        print(f"sweep round {round_number + 1}: {runs} runs, 1 worker {row['one_worker_runs_per_min']:.1f}/min, "
-              f"2 workers {row['two_workers_runs_per_min']:.1f}/min, speed-up {row['speedup']:.2f}", flush=True)
+        print(
+            f"sweep round {round_number + 1}: {runs} runs, 1 worker {row['one_worker_runs_per_min']:.1f}/min, "
+            f"2 workers {row['two_workers_runs_per_min']:.1f}/min, speed-up {row['speedup']:.2f}",
+            flush=True,
+        )
     return {"rounds": rows, "median_speedup": statistics.median(row["speedup"] for row in rows)}
 
 
@@ -108,21 +142,52 @@ def peers_part(rounds: int) -> dict:
         for round_number in range(rounds):
             with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                 out = Path(folder) / "speed.json"
-                timed([sys.executable, "-m", "rnnbench.bench.grid", "--cells", cell, "--hidden-units", str(units),
-                       "--batch-sizes", "50", *SIZE["grid"], "--out", str(out)], Path(folder))
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "rnnbench.bench.grid",
+                        "--cells",
+                        cell,
+                        "--hidden-units",
+                        str(units),
+                        "--batch-sizes",
+                        "50",
+                        *SIZE["grid"],
+                        "--out",
+                        str(out),
+                    ],
+                    Path(folder),
+                )
                 ours = next(row for row in json.loads(out.read_text())["shapes"] if row["unroll"] == unroll)
-            row = {"shape": f"{cell}-h{units}-{'unrolled' if unroll else 'looped'}", "round": round_number + 1,
-                   "rnnbench_samples_per_s": ours["train_samples_per_s"]}
+            row = {
+                "shape": f"{cell}-h{units}-{'unrolled' if unroll else 'looped'}",
+                "round": round_number + 1,
+                "rnnbench_samples_per_s": ours["train_samples_per_s"],
+            }
             for backend in backends:
-                command = [sys.executable, "-m", "rnnbench.bench.plain_keras", "--cell", cell, "--units", str(units),
-                           *(SIZE["plain"] or ["--steps", "1500", "--eval-every", "500"])] + ([] if unroll else ["--looped"])
+                command = [
+                    sys.executable,
+                    "-m",
+                    "rnnbench.bench.plain_keras",
+                    "--cell",
+                    cell,
+                    "--units",
+                    str(units),
+                    *(SIZE["plain"] or ["--steps", "1500", "--eval-every", "500"]),
+                ] + ([] if unroll else ["--looped"])
                 _, output = timed(command, ROOT, {"KERAS_BACKEND": backend})
                 peer = json.loads(output)["train_samples_per_s"]
                 row[f"plain_keras_{backend}_samples_per_s"] = peer
                 row[f"plain_keras_{backend}_to_rnnbench"] = peer / ours["train_samples_per_s"]
             results.append(row)
-            print("peers " + ", ".join(f"{key} {value:,.3f}" if isinstance(value, float) else f"{key} {value}"
-                                       for key, value in row.items()), flush=True)
+            print(
+                "peers "
+                + ", ".join(
+                    f"{key} {value:,.3f}" if isinstance(value, float) else f"{key} {value}" for key, value in row.items()
+                ),
+                flush=True,
+            )
     return {"backends": backends, "rounds": results}
 
 
@@ -133,31 +198,57 @@ def backends_part(rounds: int) -> dict:
     shapes = dict(list(BACKEND_RUNS.items())[:1]) if SIZE["run"] else BACKEND_RUNS  # --quick: the seed's shape only
     for shape, arguments in shapes.items():
         for seed in range(rounds):
-            row = {"shape": shape, "seed": seed}
+            row: dict[str, Any] = {"shape": shape, "seed": seed}
             for backend in ("tensorflow", "jax"):
                 with tempfile.TemporaryDirectory(prefix="rnnbench-bench-") as folder:
                     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlruns/mlflow.db"}
-                    command = [sys.executable, "-m", "rnnbench", "run", str(ROOT / arguments[0]), *arguments[1:],
-                               f"train.backend={backend}", f"train.seed={seed}", *SIZE["run"]]
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "rnnbench",
+                        "run",
+                        str(ROOT / arguments[0]),
+                        *arguments[1:],
+                        f"train.backend={backend}",
+                        f"train.seed={seed}",
+                        *SIZE["run"],
+                    ]
                     seconds, output = timed(command, Path(folder), store)
-                summary = RUN_SUMMARY.search(output)
-                row[backend] = {"test_accuracy": float(summary["accuracy"]), "command_s": seconds,
-                                "train_samples_per_s": float(summary["speed"].replace(",", "")),
-                                "compile_s": float(summary["compile"])}
+                line = RUN_SUMMARY.search(output)
+                if line is None:
+                    raise RuntimeError(f"`rnnbench run` printed no summary line: {output[-500:]}")
+                row[backend] = {
+                    "test_accuracy": float(line["accuracy"]),
+                    "command_s": seconds,
+                    "train_samples_per_s": float(line["speed"].replace(",", "")),
+                    "compile_s": float(line["compile"]),
+                }
             row["speed_ratio"] = row["jax"]["train_samples_per_s"] / row["tensorflow"]["train_samples_per_s"]
             row["command_ratio"] = row["jax"]["command_s"] / row["tensorflow"]["command_s"]
             results.append(row)
-            print(f"backends {shape} seed {seed}: " + ", ".join(
-                f"{backend} acc {row[backend]['test_accuracy']:.4f} {row[backend]['train_samples_per_s']:,.0f}/s "
-                f"{row[backend]['command_s']:.1f} s" for backend in ("tensorflow", "jax")), flush=True)
+            print(
+                f"backends {shape} seed {seed}: "
+                + ", ".join(
+                    f"{backend} acc {row[backend]['test_accuracy']:.4f} {row[backend]['train_samples_per_s']:,.0f}/s "
+                    f"{row[backend]['command_s']:.1f} s"
+                    for backend in ("tensorflow", "jax")
+                ),
+                flush=True,
+            )
     summary = {}
     for shape in shapes:
         rows = [row for row in results if row["shape"] == shape]
         summary[shape] = {
-            **{f"{backend}_accuracy_mean": statistics.mean(row[backend]["test_accuracy"] for row in rows)
-               for backend in ("tensorflow", "jax")},
-            **{f"{backend}_accuracy_sd": statistics.stdev(row[backend]["test_accuracy"] for row in rows) if len(rows) > 1 else 0.0
-               for backend in ("tensorflow", "jax")},
+            **{
+                f"{backend}_accuracy_mean": statistics.mean(row[backend]["test_accuracy"] for row in rows)
+                for backend in ("tensorflow", "jax")
+            },
+            **{
+                f"{backend}_accuracy_sd": statistics.stdev(row[backend]["test_accuracy"] for row in rows)
+                if len(rows) > 1
+                else 0.0
+                for backend in ("tensorflow", "jax")
+            },
             "median_speed_ratio": statistics.median(row["speed_ratio"] for row in rows),
             "median_command_ratio": statistics.median(row["command_ratio"] for row in rows),
         }
@@ -175,50 +266,63 @@ def markdown(record: dict) -> str:
     if "command" in record:
         part = record["command"]
         lines += ["| round | `rnnbench run` seed (s) | plain-Keras script (s) | ratio |", "| --- | --- | --- | --- |"]
-        lines += [f"| {r['round']} | {r['rnnbench_run_s']:.1f} | {r['plain_keras_s']:.1f} | {r['ratio']:.3f} |"
-                  for r in part["rounds"]]
+        lines += [
+            f"| {r['round']} | {r['rnnbench_run_s']:.1f} | {r['plain_keras_s']:.1f} | {r['ratio']:.3f} |" for r in part["rounds"]
+        ]
         lines += ["", f"Median ratio: {part['median_ratio']:.3f}.", ""]
     if "sweep" in record:
         part = record["sweep"]
         lines += ["| round | runs | 1 worker (runs/min) | 2 workers (runs/min) | speed-up |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['round']} | {r['runs']} | {r['one_worker_runs_per_min']:.1f} | {r['two_workers_runs_per_min']:.1f} "
-                  f"| {r['speedup']:.2f} |" for r in part["rounds"]]
+        lines += [
+            f"| {r['round']} | {r['runs']} | {r['one_worker_runs_per_min']:.1f} | {r['two_workers_runs_per_min']:.1f} "
+            f"| {r['speedup']:.2f} |"
+            for r in part["rounds"]
+        ]
         lines += ["", f"Median speed-up: {part['median_speedup']:.2f}.", ""]
     if "peers" in record:
         part = record["peers"]
-        header = "| shape | round | rnnbench samples/s | " + " | ".join(
-            f"plain Keras on {backend} (samples/s, ratio)" for backend in part["backends"]) + " |"
+        header = (
+            "| shape | round | rnnbench samples/s | "
+            + " | ".join(f"plain Keras on {backend} (samples/s, ratio)" for backend in part["backends"])
+            + " |"
+        )
         lines += [header, "| " + " | ".join(["---"] * (3 + len(part["backends"]))) + " |"]
         for r in part["rounds"]:
-            cells = [f"{r[f'plain_keras_{b}_samples_per_s']:,.0f} ({r[f'plain_keras_{b}_to_rnnbench']:.2f}x)"
-                     for b in part["backends"]]
+            cells = [
+                f"{r[f'plain_keras_{b}_samples_per_s']:,.0f} ({r[f'plain_keras_{b}_to_rnnbench']:.2f}x)" for b in part["backends"]
+            ]
             lines.append(f"| {r['shape']} | {r['round']} | {r['rnnbench_samples_per_s']:,.0f} | " + " | ".join(cells) + " |")
         lines.append("")
     if "backends" in record:
         part = record["backends"]
-        lines += ["| shape | seed | test accuracy TF / JAX | samples/s TF / JAX (ratio) | whole command TF / JAX (ratio) |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "| shape | seed | test accuracy TF / JAX | samples/s TF / JAX (ratio) | whole command TF / JAX (ratio) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for r in part["rounds"]:
             tf_, jax_ = r["tensorflow"], r["jax"]
             lines.append(
                 f"| {r['shape']} | {r['seed']} | {tf_['test_accuracy']:.4f} / {jax_['test_accuracy']:.4f} "
                 f"| {tf_['train_samples_per_s']:,.0f} / {jax_['train_samples_per_s']:,.0f} ({r['speed_ratio']:.2f}x) "
-                f"| {tf_['command_s']:.1f} / {jax_['command_s']:.1f} s ({r['command_ratio']:.2f}x) |")
+                f"| {tf_['command_s']:.1f} / {jax_['command_s']:.1f} s ({r['command_ratio']:.2f}x) |"
+            )
         lines.append("")
         for shape, figures in part["summary"].items():
             lines.append(
                 f"- {shape}: test accuracy {figures['tensorflow_accuracy_mean']:.4f} ± {figures['tensorflow_accuracy_sd']:.4f} "
                 f"on TensorFlow, {figures['jax_accuracy_mean']:.4f} ± {figures['jax_accuracy_sd']:.4f} on JAX (mean ± sd over "
                 f"seeds); JAX's steady speed {figures['median_speed_ratio']:.2f}x, whole command "
-                f"{figures['median_command_ratio']:.2f}x TensorFlow's (medians).")
+                f"{figures['median_command_ratio']:.2f}x TensorFlow's (medians)."
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["command", "sweep", "peers"],
-                        choices=["command", "sweep", "peers", "backends"])
+    parser.add_argument(
+        "--parts", nargs="+", default=["command", "sweep", "peers"], choices=["command", "sweep", "peers", "backends"]
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the command comparison")
     parser.add_argument("--sweep-rounds", type=int, default=1, help="rounds of the 1-vs-2-worker sweeps (2 minutes each)")
     parser.add_argument("--peer-rounds", type=int, default=1, help="rounds of the peer comparison")
@@ -232,10 +336,18 @@ def main(argv: list[str] | None = None) -> int:
     from rnnbench.bench.grid import write
     from rnnbench.provenance import cpu_description
 
-    record = {"benchmark": "baselines", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
-              "command_line": "python -m rnnbench.bench.baselines " + " ".join(argv if argv is not None else sys.argv[1:])}
-    parts = {"command": (command_part, args.rounds), "sweep": (sweep_part, args.sweep_rounds),
-             "peers": (peers_part, args.peer_rounds), "backends": (backends_part, args.backend_seeds)}
+    record: dict[str, Any] = {
+        "benchmark": "baselines",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": cpu_description(),
+        "command_line": "python -m rnnbench.bench.baselines " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    parts = {
+        "command": (command_part, args.rounds),
+        "sweep": (sweep_part, args.sweep_rounds),
+        "peers": (peers_part, args.peer_rounds),
+        "backends": (backends_part, args.backend_seeds),
+    }
     for part in args.parts:
         function, rounds = parts[part]
         record[part] = function(rounds)

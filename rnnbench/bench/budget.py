@@ -24,9 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnbench import cost, provenance
+from rnnbench import cost, provenance, records
 from rnnbench.errors import UserError
-from rnnbench.report import tables
 from rnnbench.sweep import devices
 
 PARTS = {
@@ -49,7 +48,7 @@ def budget(runs: pd.DataFrame, sweep_start: pd.Timestamp, sweep_end: pd.Timestam
     """Worker-seconds per part (index: PARTS' keys; columns: seconds, share), from the tidy runs of one sweep.
 
     Args:
-        runs: the sweep's trial, final and reference runs as `rnnbench.report.tables` reads them (with the
+        runs: the sweep's trial, final and reference runs as `rnnbench.records` reads them (with the
             `params.train.eval_every_steps` column).
         sweep_start, sweep_end: the sweep's run's start and end.
         valid_images: images in the validation split.
@@ -96,13 +95,16 @@ def efficiency(runs: pd.DataFrame, last_steps: pd.Series, trained_s: pd.Series, 
     """
     finished = runs.training_s.notna()
     steps = runs.steps.where(finished, runs.run_id.map(last_steps)).fillna(0)
-    per_image = [cost.flops_per_sample(cell, units, task) for cell, units, task in zip(runs.cell, runs.hidden_units, runs.task)]
+    per_image = [
+        cost.flops_per_sample(cell, units, task)
+        for cell, units, task in zip(runs.cell, runs.hidden_units, runs.task, strict=True)
+    ]
     flops = steps * runs.batch_size * per_image
     on_cpu = runs.gpu.fillna("none") == "none"
     shapes = (
         runs.assign(xla=runs.xla & on_cpu, flops=flops, trained_s=trained_s)[finished]
-        .groupby(["cell", "hidden_units", "unroll", "xla"]).agg(runs=("run_id", "size"), training_s=("trained_s", "sum"),
-                                                              flops=("flops", "sum"))
+        .groupby(["cell", "hidden_units", "unroll", "xla"])
+        .agg(runs=("run_id", "size"), training_s=("trained_s", "sum"), flops=("flops", "sum"))
         .reset_index()
     )
     shapes["flops_per_s"] = shapes.pop("flops") / shapes.training_s
@@ -110,7 +112,7 @@ def efficiency(runs: pd.DataFrame, last_steps: pd.Series, trained_s: pd.Series, 
     return float(flops.sum()), shapes
 
 
-def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.Series, wall: float, folder: Path) -> list[str]:
+def _against_peak(runs: pd.DataFrame, recorded: records.Recorded, trained_s: pd.Series, wall: float, folder: Path) -> list[str]:
     """Markdown: the sweep's training FLOPs, the peak, the sweep's time at the peak, its training loops alone and
     measured, and the shapes' rates, furthest from the peak first (also as `folder`/peak.csv); or why there is nothing
     to compare with."""
@@ -118,8 +120,10 @@ def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.S
     if runs.gpu.fillna("none").ne("none").any():
         return ["The sweep trained on a GPU: it is not compared with the CPU's peak."]
     if machines != {here}:
-        return [f"The sweep ran on {', '.join(sorted(machines)) or 'a machine it did not record'}, not on this one ({here}): "
-                "run this there to compare it with its machine's peak."]
+        return [
+            f"The sweep ran on {', '.join(sorted(machines)) or 'a machine it did not record'}, not on this one ({here}): "
+            "run this there to compare it with its machine's peak."
+        ]
     from rnnbench import backend
 
     workers = runs.process.nunique()
@@ -137,13 +141,19 @@ def _against_peak(runs: pd.DataFrame, recorded: tables.Recorded, trained_s: pd.S
     ]
     shapes.to_csv(folder / "peak.csv", index=False)
     return [
-        "## Training against the machine's peak", "",
+        "## Training against the machine's peak",
+        "",
         f"- Training FLOPs: {flops / 1e12:.1f} TFLOP (`rnnbench.cost.flops_per_sample` times the images each run trained "
         "on; stopped runs up to their last recorded step).",
-        f"- Peak: {peak / 1e9:.1f} GFLOP/s per worker: float32 {PEAK_MATRIX_SIZE} x {PEAK_MATRIX_SIZE} matrix products on {threads} thread(s), a "
+        f"- Peak: {peak / 1e9:.1f} GFLOP/s per worker: float32 {PEAK_MATRIX_SIZE} x {PEAK_MATRIX_SIZE} matrix products on "
+        f"{threads} thread(s), a "
         f"worker's share of {here}, measured now.",
-        f"- The sweep on {workers} worker(s): " + "; ".join(f"{what} {seconds / 60:.1f} min" for what, seconds in times.items()) + ".",
-        "", "| model | XLA | finished runs | training seconds | GFLOP/s per worker | of peak |", "| --- | --- | --- | --- | --- | --- |",
+        f"- The sweep on {workers} worker(s): "
+        + "; ".join(f"{what} {seconds / 60:.1f} min" for what, seconds in times.items())
+        + ".",
+        "",
+        "| model | XLA | finished runs | training seconds | GFLOP/s per worker | of peak |",
+        "| --- | --- | --- | --- | --- | --- |",
         *rows,
     ]
 
@@ -152,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", help="the sweep's MLflow experiment (default: the latest sweep)")
     parser.add_argument("--out", default="reports/bench/budget")
-    parser.add_argument("--compare", nargs="+", metavar="LABEL=FOLDER",
-                        help="budgets written earlier by this command, drawn side by side (no store is read)")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL=FOLDER",
+        help="budgets written earlier by this command, drawn side by side (no store is read)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.compare:
@@ -171,13 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         return _compare(budgets, folder)
     runs = recorded.runs[recorded.runs.stage.isin(SWEEP_RUN_STAGES)]
-    valid_images = tables.validation_images(recorded.runs)
+    valid_images = records.validation_images(recorded.runs)
+    if valid_images is None:
+        print(f"rnnbench: error: no run of '{experiment}' recorded its data splits; re-run the sweep", file=sys.stderr)
+        return 2
     table = budget(runs, sweep.start_time, sweep.end_time, valid_images)
     table.to_csv(folder / "budget.csv", index_label="part")
     workers = runs.process.nunique()
     wall = (sweep.end_time - sweep.start_time).total_seconds()
-    heading = (f"{experiment}: {len(runs)} runs, {workers} worker(s) x {wall:.0f} s = {workers * wall:.0f} "
-               f"worker-seconds ({runs.cpu.dropna().iloc[0] if runs.cpu.notna().any() else 'machine not recorded'})")
+    heading = (
+        f"{experiment}: {len(runs)} runs, {workers} worker(s) x {wall:.0f} s = {workers * wall:.0f} "
+        f"worker-seconds ({runs.cpu.dropna().iloc[0] if runs.cpu.notna().any() else 'machine not recorded'})"
+    )
     lines = [heading, "", "| part | worker-seconds | share | what it counts |", "| --- | --- | --- | --- |"]
     lines += [f"| {part} | {row.seconds:,.0f} | {row.share:.1%} | {PARTS[part]} |" for part, row in table.iterrows()]
     lines += ["", *_against_peak(runs, recorded, training_s(runs, valid_images), wall, folder)]
@@ -187,18 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ended_sweep(experiment: str | None) -> tuple[str, tables.Recorded, pd.Series]:
+def _ended_sweep(experiment: str | None) -> tuple[str, records.Recorded, pd.Series]:
     """(experiment, its tidy runs, its sweep run), for the named or the latest sweep.
 
     Raises:
         UserError: no such experiment, no runs, or no sweep run that has ended.
     """
-    experiment = experiment or tables.latest_sweep_experiment()
-    recorded = tables.read(experiment, curves=True)
+    experiment = experiment or records.latest_sweep_experiment()
+    recorded = records.read(experiment, curves=True)
     sweep = recorded.sweep_run
     if sweep is None or pd.isna(sweep.end_time):
-        raise UserError(f"'{experiment}' has no ended sweep run; give --experiment a finished sweep's name, or let the "
-                        "sweep end first")
+        raise UserError(
+            f"'{experiment}' has no ended sweep run; give --experiment a finished sweep's name, or let the sweep end first"
+        )
     return experiment, recorded, sweep
 
 
@@ -217,7 +237,9 @@ def _written_budgets(compared: list[str]) -> dict[str, tuple[str, pd.DataFrame]]
             heading = (Path(folder) / "budget.md").read_text().splitlines()[0]
             table = pd.read_csv(Path(folder) / "budget.csv", index_col="part")
         except (OSError, IndexError, ValueError) as error:
-            raise UserError(f"--compare: {folder} has no budget written by this command ({error}); run it with --out {folder}") from None
+            raise UserError(
+                f"--compare: {folder} has no budget written by this command ({error}); run it with --out {folder}"
+            ) from None
         budgets[label] = (heading, table)
     return budgets
 
@@ -246,14 +268,16 @@ def _figure(table: pd.DataFrame, title: str, path: Path, hue: str | None = None)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.container import BarContainer
 
     if hue is None:
         table = table.rename_axis("part").reset_index()
-    totals = table.groupby(hue, sort=False).seconds.sum() if hue else None  # seaborn's order: first appearance
+    # one total per hue level, in seaborn's order (first appearance): a sweep's bars, or the whole table's
+    totals = table.groupby(hue, sort=False).seconds.sum().tolist() if hue else [table.seconds.sum()] * len(table)
     figure, axis = plt.subplots(figsize=(9, 1.2 + 0.35 * len(PARTS) * (len(totals) if hue else 1)))
     sns.barplot(table, x="seconds", y="part", hue=hue or "part", palette="muted", legend=bool(hue), ax=axis)
-    for index, container in enumerate(axis.containers):  # one per hue level: a sweep's bars, or one part's
-        total = totals.iloc[index] if hue else table.seconds.sum()
+    for total, container in zip(totals, axis.containers, strict=True):  # one container per hue level
+        assert isinstance(container, BarContainer)
         axis.bar_label(container, labels=[f"{bar.get_width() / total:.1%}" for bar in container], padding=4)
     axis.set(xlabel="worker-seconds", ylabel="", title=title)
     axis.title.set_fontsize(9)

@@ -11,12 +11,13 @@ FLOP rate that implies, that rate as a fraction of the machine's float32 matrix-
 (measured first), the compile and warm-up time, evaluation samples per second, and the peak
 resident memory of the process while it ran, also as growth over what it held before. Writes
 reports/bench/speed.json, the same as a Markdown section in reports/bench/speed.md (what
-BENCHMARKS.md quotes), and prints a table.
+the docs' results page quotes), and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -74,10 +75,8 @@ def recurrent_product_rate(batch_size: int = 50, hidden_units: int = 128, gates:
 
 def peak_memory_reset() -> None:
     """Linux: starts a new peak of the process's resident memory (VmHWM)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def memory_mib(field: str) -> float | None:
@@ -91,8 +90,9 @@ def memory_mib(field: str) -> float | None:
     return None
 
 
-def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds: float, dataset,
-            xla_on_cpu: str = "none") -> dict:
+def measure(
+    cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds: float, dataset, xla_on_cpu: str = "none"
+) -> dict:
     """One shape: a real training of about `seconds` of steady steps, with two validations (`train.xla_on_cpu`)."""
     from rnnbench.config import TrainConfig, load_config
     from rnnbench.train import train
@@ -100,19 +100,30 @@ def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds
     spe = TrainConfig().steps_per_execution
     guess = modelled_speed(cell, hidden_units, unroll, batch_size).train_samples_per_second
     window = max(spe, round(seconds * guess / batch_size / 2 / spe) * spe)  # steps per validation
-    config = load_config(None, [
-        f"model.cell={cell}", f"model.hidden_units={hidden_units}", f"model.unroll={unroll}",
-        f"train.batch_size={batch_size}", f"train.steps={2 * window}", f"train.eval_every_steps={window}",
-        f"train.xla_on_cpu={xla_on_cpu}",
-    ])
+    config = load_config(
+        None,
+        [
+            f"model.cell={cell}",
+            f"model.hidden_units={hidden_units}",
+            f"model.unroll={unroll}",
+            f"train.batch_size={batch_size}",
+            f"train.steps={2 * window}",
+            f"train.eval_every_steps={window}",
+            f"train.xla_on_cpu={xla_on_cpu}",
+        ],
+    )
     peak_memory_reset()
     before = memory_mib("VmRSS")
     speed = train(config, dataset).speed
     peak = memory_mib("VmHWM")
     rate = speed.train_samples_per_second
     return {
-        "cell": cell, "hidden_units": hidden_units, "unroll": unroll, "batch_size": batch_size,
-        "steps": 2 * window, "steps_per_execution": spe,
+        "cell": cell,
+        "hidden_units": hidden_units,
+        "unroll": unroll,
+        "batch_size": batch_size,
+        "steps": 2 * window,
+        "steps_per_execution": spe,
         "xla": xla_on_cpu_for(xla_on_cpu, unroll),
         "train_samples_per_s": rate,
         "gflop_per_s": rate * flops_per_sample(cell, hidden_units) / 1e9,
@@ -128,7 +139,7 @@ def measure(cell: str, hidden_units: int, unroll: bool, batch_size: int, seconds
 
 
 def markdown(record: dict) -> str:
-    """The record as a BENCHMARKS.md section: where and how it was measured, then one row per shape."""
+    """The record as a results-page section: where and how it was measured, then one row per shape."""
     lines = [
         f"Measured {record['date']} on {record['machine']}, Python {record['python']}, TensorFlow "
         f"{record['tensorflow']}, Keras {record['keras']}; float32 matrix-product peak "
@@ -158,11 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[50, 250])
     parser.add_argument("--seconds", type=float, default=3.0, help="steady training time per shape")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: all; a sweep worker gets its share)")
-    parser.add_argument("--xla-on-cpu", nargs="+", choices=XLA_ON_CPU, default=["none"],
-                        help="train.xla_on_cpu values, each shape measured with each in turn (none all: both ways)")
+    parser.add_argument(
+        "--xla-on-cpu",
+        nargs="+",
+        choices=XLA_ON_CPU,
+        default=["none"],
+        help="train.xla_on_cpu values, each shape measured with each in turn (none all: both ways)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--quick", action="store_true",
-                        help="one tiny shape (SimpleRNN-16, batch 50, 0.3 s, one thread, without and with XLA): checks it runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one tiny shape (SimpleRNN-16, batch 50, 0.3 s, one thread, without and with XLA): checks it runs",
+    )
     args = parser.parse_args(argv)
     peak_size = 4096
     if args.quick:  # one tiny shape, measured without and with XLA on one thread, and a smaller peak's product
@@ -205,18 +224,24 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     record = {
-        "benchmark": "speed", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
-        "python": platform.python_version(), "tensorflow": tf.__version__,
-        "keras": __import__("keras").__version__, "threads": args.threads or os.cpu_count(),
+        "benchmark": "speed",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": cpu_description(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": __import__("keras").__version__,
+        "threads": args.threads or os.cpu_count(),
         "command_line": "python -m rnnbench.bench.grid " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "matmul_peak_gflop_per_s": peak / 1e9, "lstm128_b50_products_gflop_per_s": lstm_products / 1e9, "shapes": rows,
+        "matmul_peak_gflop_per_s": peak / 1e9,
+        "lstm128_b50_products_gflop_per_s": lstm_products / 1e9,
+        "shapes": rows,
     }
     write(args.out, record, markdown(record))
     return 0
 
 
 def write(out: Path, record: dict, section: str) -> None:
-    """A benchmark's record as JSON at `out`, and as the Markdown section BENCHMARKS.md quotes beside it."""
+    """A benchmark's record as JSON at `out`, and as the Markdown section the results page quotes beside it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2))
     out.with_suffix(".md").write_text(section)

@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_experiment(config, stage="bench").result.speed
 
         variants = {"plain": plain, "metrics": metrics, "full_run": full_run}
-        seconds = {name: [] for name in variants}
-        loop_seconds = {name: [] for name in variants}
+        seconds: dict[str, list[float]] = {name: [] for name in variants}
+        loop_seconds: dict[str, list[float]] = {name: [] for name in variants}
         for round_number in range(args.repeats):
             for name, variant in variants.items():
                 started = time.perf_counter()
@@ -83,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     ratios = {
-        name: statistics.median(value / base for value, base in zip(seconds[name], seconds["plain"]))
+        name: statistics.median(value / base for value, base in zip(seconds[name], seconds["plain"], strict=True))
         for name in ("metrics", "full_run")
     }
-    outside = {name: statistics.median(t - loop for t, loop in zip(seconds[name], loop_seconds[name])) for name in variants}
+    outside = {
+        name: statistics.median(t - loop for t, loop in zip(seconds[name], loop_seconds[name], strict=True)) for name in variants
+    }
     fixed_cost = {name: (outside[name] - outside["plain"]) / statistics.median(seconds["plain"]) for name in ratios}
     report = {
         "config": args.config,
@@ -105,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmetrics logged during training: {ratios['metrics']:.3f}x plain training")
     print(f"the whole tracked run:          {ratios['full_run']:.3f}x plain training")
     for name in ratios:
-        print(f"{name}: {outside[name] - outside['plain']:.3f} s more outside the training loop "
-              f"= {fixed_cost[name]:.1%} of a plain run")
+        print(
+            f"{name}: {outside[name] - outside['plain']:.3f} s more outside the training loop "
+            f"= {fixed_cost[name]:.1%} of a plain run"
+        )
     print(f"figures in {args.out}")
     return 0
 

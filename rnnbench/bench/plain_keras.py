@@ -49,11 +49,13 @@ def main() -> None:
 
     keras.utils.set_random_seed(0)
     layer = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[args.cell]
-    model = keras.Sequential([
-        keras.Input((28, 28)),
-        layer(args.units, unroll=not args.looped),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            layer(args.units, unroll=not args.looped),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     batches = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=0).repeat().batch(args.batch)
 
@@ -74,18 +76,23 @@ def main() -> None:
 
     steady = Steady()
     epochs = args.steps // args.eval_every
-    model.fit(batches, steps_per_epoch=args.eval_every, epochs=epochs, validation_data=(x_valid, y_valid),
-              callbacks=[steady], verbose=0)
+    model.fit(
+        batches, steps_per_epoch=args.eval_every, epochs=epochs, validation_data=(x_valid, y_valid), callbacks=[steady], verbose=0
+    )
     _, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     steady_steps = (epochs - 1) * args.eval_every
-    print(json.dumps({
-        "backend": keras.backend.backend(),
-        "wall_s": time.perf_counter() - STARTED,
-        "train_samples_per_s": steady_steps * args.batch / steady.seconds if steady.seconds else float("nan"),
-        "test_accuracy": float(test_accuracy),
-        "steps": args.steps,
-        "sizes": [len(x_train), len(x_valid), len(x_test)],
-    }))
+    print(
+        json.dumps(
+            {
+                "backend": keras.backend.backend(),
+                "wall_s": time.perf_counter() - STARTED,
+                "train_samples_per_s": steady_steps * args.batch / steady.seconds if steady.seconds else float("nan"),
+                "test_accuracy": float(test_accuracy),
+                "steps": args.steps,
+                "sizes": [len(x_train), len(x_valid), len(x_test)],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

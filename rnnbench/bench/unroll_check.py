@@ -43,28 +43,55 @@ def measure(cell: str, units: int, learning_rate: float, steps: list[int], datas
     window = math.gcd(*steps)
     runs = []
     for setting in ("false", "true"):
-        config = load_config(None, [f"model.cell={cell}", f"model.hidden_units={units}", f"model.unroll={setting}",
-                                    f"train.steps={max(steps)}", f"train.eval_every_steps={window}",
-                                    f"train.learning_rate={learning_rate}", "train.xla_on_cpu=looped",
-                                    f"train.steps_per_execution={math.gcd(window, 10)}"])
+        config = load_config(
+            None,
+            [
+                f"model.cell={cell}",
+                f"model.hidden_units={units}",
+                f"model.unroll={setting}",
+                f"train.steps={max(steps)}",
+                f"train.eval_every_steps={window}",
+                f"train.learning_rate={learning_rate}",
+                "train.xla_on_cpu=looped",
+                f"train.steps_per_execution={math.gcd(window, 10)}",
+            ],
+        )
         runs.append(train(config, dataset, probe_start=True))
+
+    first_start, second_start = runs[0].start, runs[1].start
+    if first_start is None or second_start is None:
+        raise RuntimeError("train(probe_start=True) recorded no starting point")
 
     def apart(first: float, second: float) -> float:
         return abs(first - second) / max(abs(first), abs(second))
 
     looped, unrolled = ({evaluation.step: evaluation for evaluation in run.evaluations} for run in runs)
-    return [{"cell": cell, "hidden_units": units, "learning_rate": learning_rate, "steps": step,
-             "start": unroll.difference(runs[0].start, runs[1].start),
-             "train_loss": apart(looped[step].train_loss, unrolled[step].train_loss),
-             "val_loss": apart(looped[step].val_loss, unrolled[step].val_loss)} for step in steps]
+    return [
+        {
+            "cell": cell,
+            "hidden_units": units,
+            "learning_rate": learning_rate,
+            "steps": step,
+            "start": unroll.difference(first_start, second_start),
+            "train_loss": apart(looped[step].train_loss, unrolled[step].train_loss),
+            "val_loss": apart(looped[step].val_loss, unrolled[step].val_loss),
+        }
+        for step in steps
+    ]
 
 
 def markdown(record: dict) -> str:
-    lines = [f"Measured {record['date']} on {record['machine']}; command: `{record['command_line']}`.", "",
-             "| model | learning rate | steps | untrained loss and gradient | training loss | validation loss |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {row['cell']}-h{row['hidden_units']} | {row['learning_rate']:g} | {row['steps']} | {row['start']:.1e} "
-              f"| {row['train_loss']:.1e} | {row['val_loss']:.1e} |" for row in record["rows"]]
+    lines = [
+        f"Measured {record['date']} on {record['machine']}; command: `{record['command_line']}`.",
+        "",
+        "| model | learning rate | steps | untrained loss and gradient | training loss | validation loss |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {row['cell']}-h{row['hidden_units']} | {row['learning_rate']:g} | {row['steps']} | {row['start']:.1e} "
+        f"| {row['train_loss']:.1e} | {row['val_loss']:.1e} |"
+        for row in record["rows"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -100,11 +127,18 @@ def main(argv: list[str] | None = None) -> int:
             for learning_rate in args.learning_rates:
                 for row in measure(cell, units, learning_rate, sorted(args.steps), dataset):
                     rows.append(row)
-                    print(f"{cell}-h{units} lr {learning_rate:g} {row['steps']} steps: untrained {row['start']:.1e}, "
-                          f"training {row['train_loss']:.1e}, validation {row['val_loss']:.1e}", flush=True)
-    record = {"benchmark": "unroll_check", "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": cpu_description(),
-              "command_line": "python -m rnnbench.bench.unroll_check " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "rows": rows}
+                    print(
+                        f"{cell}-h{units} lr {learning_rate:g} {row['steps']} steps: untrained {row['start']:.1e}, "
+                        f"training {row['train_loss']:.1e}, validation {row['val_loss']:.1e}",
+                        flush=True,
+                    )
+    record = {
+        "benchmark": "unroll_check",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": cpu_description(),
+        "command_line": "python -m rnnbench.bench.unroll_check " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "rows": rows,
+    }
     write(args.out, record, markdown(record))
     return 0
 

@@ -28,7 +28,7 @@ from statsmodels.stats.multitest import multipletests
 
 RESAMPLES = 2000
 LEVEL = 0.95
-"""Confidence of the intervals; the nominal family-wise error rate of the tied group is 1 - LEVEL (see README)."""
+"""Confidence of the intervals; the nominal family-wise error rate of the tied group is 1 - LEVEL (docs: Reading the report)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +115,7 @@ def compare(correct: dict[str, np.ndarray], against: str, resampler: Resampler) 
     adjusted = multipletests(p_values, alpha=1 - LEVEL, method="holm")[1] if len(rows) > 1 else p_values
     return [
         Difference(name, against, observed, float(low), float(high), p_value, float(holm), beats, float(b_low), float(b_high))
-        for (name, observed, low, high, p_value, beats, b_low, b_high), holm in zip(rows, adjusted)
+        for (name, observed, low, high, p_value, beats, b_low, b_high), holm in zip(rows, adjusted, strict=True)
     ]
 
 

@@ -26,7 +26,6 @@ from rnnbench.cells import CELLS
 from rnnbench.tasks import TASKS
 
 
-
 def palette() -> dict[str, str]:
     """Each cell's display name -> its colour, the same in every figure (read from rnnbench.cells)."""
     return {cell.name: cell.colour for cell in CELLS.values()}
@@ -35,13 +34,11 @@ def palette() -> dict[str, str]:
 def cell_names() -> dict[str, str]:
     return {key: cell.name for key, cell in CELLS.items()}
 
+
 UNROLL_NAMES = {False: "looped", True: "unrolled"}
 UNROLL_SHADES = {"looped": "#a9b4c2", "unrolled": "#3d4a5c"}
 """Greys, so that bars of unroll settings are not mistaken for the colours of the cells."""
 STATES = {"COMPLETE": ("#1f77b4", "o"), "PRUNED": ("#999999", "v"), "FAIL": ("#d62728", "X"), "RUNNING": ("#ff7f0e", "s")}
-FILE_STEMS = ("curves", "size", "landscape", "speed", "pareto", "best_model_digits", "best_model_confusion_matrix",
-              "published")
-"""The figures' file names (without .png) in the report's figures/ folder."""
 BAND = ("ci", 95)
 """Seaborn's 95% bootstrap confidence interval of the mean across seeds."""
 
@@ -66,7 +63,8 @@ class Figure:
 def labelled(runs: pd.DataFrame) -> pd.DataFrame:
     """Adds the display columns the figures group and colour by."""
     return runs.assign(
-        cell_name=runs.cell.map(cell_names()), unroll_name=runs.unroll.map(UNROLL_NAMES),
+        cell_name=runs.cell.map(cell_names()),
+        unroll_name=runs.unroll.map(UNROLL_NAMES),
         model=runs.cell.map(cell_names()) + "-" + runs.hidden_units.astype(str),
     )
 
@@ -80,10 +78,21 @@ def accuracy_curves(compared: pd.DataFrame, curves: pd.DataFrame, folder: Path) 
     seeds = int(compared.groupby("group").seed.nunique().max())
     by_cell = compared.group.nunique() == compared.groupby(["cell", "hidden_units"]).ngroups
     grid = sns.relplot(
-        points, kind="line", x="step", y="value", col="hidden_units", style="unroll_name",
-        hue="cell_name" if by_cell else "group", palette=palette() if by_cell else None,
-        errorbar=BAND if seeds > 1 else None, n_boot=1000, seed=0, height=3.6, aspect=1.05,
-        style_order=["looped", "unrolled"], facet_kws={"sharey": True},
+        points,
+        kind="line",
+        x="step",
+        y="value",
+        col="hidden_units",
+        style="unroll_name",
+        hue="cell_name" if by_cell else "group",
+        palette=palette() if by_cell else None,
+        errorbar=BAND if seeds > 1 else None,
+        n_boot=1000,
+        seed=0,
+        height=3.6,
+        aspect=1.05,
+        style_order=["looped", "unrolled"],
+        facet_kws={"sharey": True},
     )
     grid.set_axis_labels("optimizer step", "validation accuracy (fraction correct)")
     grid.set_titles("{col_name} hidden units")
@@ -103,8 +112,18 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
         return figure
     runs = labelled(compared)
     grid = sns.catplot(
-        runs, kind="point", x="hidden_units", y="test_accuracy", hue="cell_name",
-        palette=palette(), errorbar=BAND, n_boot=1000, seed=0, capsize=0.08, height=3.8, aspect=1.6,
+        runs,
+        kind="point",
+        x="hidden_units",
+        y="test_accuracy",
+        hue="cell_name",
+        palette=palette(),
+        errorbar=BAND,
+        n_boot=1000,
+        seed=0,
+        capsize=0.08,
+        height=3.8,
+        aspect=1.6,
         dodge=0.3 if runs.cell.nunique() > 1 else False,  # seaborn divides by (cells - 1)
     )
     grid.set_axis_labels("hidden units", "test accuracy (fraction correct)")
@@ -117,8 +136,14 @@ def accuracy_by_size(compared: pd.DataFrame, reference: pd.DataFrame, folder: Pa
             if len(reference) > 1:
                 axis.axhspan(reference.test_accuracy.min(), reference.test_accuracy.max(), color="black", alpha=0.07)
             axis.annotate(
-                f"seed tutorial (SimpleRNN-50, 5,000 steps): {mean:.1%}", (0.99, mean), xycoords=("axes fraction", "data"),
-                xytext=(0, -4), textcoords="offset points", fontsize=8.5, ha="right", va="top",
+                f"seed tutorial (SimpleRNN-50, 5,000 steps): {mean:.1%}",
+                (0.99, mean),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, -4),
+                textcoords="offset points",
+                fontsize=8.5,
+                ha="right",
+                va="top",
             )
         spread = ", grey: its range" if len(reference) > 1 else ""
         seed_note = f"dotted: the seed tutorial's SimpleRNN-50, mean of {len(reference)} run(s){spread}"
@@ -134,29 +159,45 @@ def speed(runs: pd.DataFrame, speeds: pd.DataFrame, folder: Path) -> Figure:
     """Each model's speed in each unroll setting, from its final and timing runs (or single runs): `tables.speeds`."""
     figure = Figure("speed", "Speed in each unroll setting")
     measured = runs[runs.stage.isin(["final", "timing", "run"]) & (runs.status == "FINISHED")].dropna(
-        subset=["cell", "hidden_units", "unroll", "train_samples_per_s"])
+        subset=["cell", "hidden_units", "unroll", "train_samples_per_s"]
+    )
     if measured.empty:
         figure.missing = "no finished final, timing or single run with speed measurements yet"
         return figure
     measured = labelled(measured).sort_values(["cell", "hidden_units"])
     shapes = labelled(speeds)
     order = list(dict.fromkeys(measured.model))
-    panels = [(measured, "train_samples_per_s", "training samples per second (steady state)"),
-              (shapes, "compile_s", "compile time of a shape's first run (s)"),
-              (measured, "peak_memory_mb", "peak memory while training (MB)")]
+    panels = [
+        (measured, "train_samples_per_s", "training samples per second (steady state)"),
+        (shapes, "compile_s", "compile time of a shape's first run (s)"),
+        (measured, "peak_memory_mb", "peak memory while training (MB)"),
+    ]
     panels = [(data, column, label) for data, column, label in panels if data[column].notna().any()]
-    plot, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 0.42 * len(order) + 1.9), sharey=True,
-                              squeeze=False)
-    for index, (axis, (data, column, label)) in enumerate(zip(axes[0], panels)):
-        sns.barplot(data, x=column, y="model", order=order, hue="unroll_name", hue_order=["looped", "unrolled"],
-                    palette=UNROLL_SHADES, orient="h", errorbar="sd" if data is measured else None,
-                    err_kws={"color": "#c44e52", "linewidth": 1.5}, ax=axis, legend=index == 0)
+    plot, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 0.42 * len(order) + 1.9), sharey=True, squeeze=False)
+    for index, (axis, (data, column, label)) in enumerate(zip(axes[0], panels, strict=True)):
+        sns.barplot(
+            data,
+            x=column,
+            y="model",
+            order=order,
+            hue="unroll_name",
+            hue_order=["looped", "unrolled"],
+            palette=UNROLL_SHADES,
+            orient="h",
+            errorbar="sd" if data is measured else None,
+            err_kws={"color": "#c44e52", "linewidth": 1.5},
+            ax=axis,
+            legend=index == 0,
+        )
         axis.set(xlabel=label, ylabel="")
     axes[0][0].legend(title="unroll", fontsize=8, title_fontsize=8, loc="upper right")
     ratios = speeds.dropna(subset=["unrolled_over_looped"]).drop_duplicates(["cell", "hidden_units"])
-    ratio_note = (f"unrolled trains at {ratios.unrolled_over_looped.min():.2f}x to {ratios.unrolled_over_looped.max():.2f}x "
-                  "the looped setting's samples/s (the speed table gives each model's)" if len(ratios) else
-                  "only one unroll setting was measured")
+    ratio_note = (
+        f"unrolled trains at {ratios.unrolled_over_looped.min():.2f}x to {ratios.unrolled_over_looped.max():.2f}x "
+        "the looped setting's samples/s (the speed table gives each model's)"
+        if len(ratios)
+        else "only one unroll setting was measured"
+    )
     figure.caption = (
         "Speed of each model in each unroll setting, as measured in its runs (mean, bars: sd over runs): the setting it "
         "was trained in by its final runs, the other by its timing run (one evaluation window); compile time: the "
@@ -174,13 +215,31 @@ def pareto(board: pd.DataFrame, folder: Path) -> Figure:
         return figure
     board = labelled(board)
     plot, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
-    for axis, cost, label in ((axes[0], "training_s", "training time per run (s, log scale)"),
-                              (axes[1], "parameters", "parameters (log scale)")):
+    for axis, cost, label in (
+        (axes[0], "training_s", "training time per run (s, log scale)"),
+        (axes[1], "parameters", "parameters (log scale)"),
+    ):
         others = board[~board.is_reference]
-        sns.scatterplot(others, x=cost, y="test_accuracy", hue="cell_name", style="unroll_name", palette=palette(),
-                        style_order=["looped", "unrolled"], s=80, ax=axis, legend=axis is axes[0])
-        axis.scatter(board.loc[board.is_reference, cost], board.loc[board.is_reference, "test_accuracy"],
-                     marker="*", s=220, color="black", label="seed tutorial")
+        sns.scatterplot(
+            others,
+            x=cost,
+            y="test_accuracy",
+            hue="cell_name",
+            style="unroll_name",
+            palette=palette(),
+            style_order=["looped", "unrolled"],
+            s=80,
+            ax=axis,
+            legend=axis is axes[0],
+        )
+        axis.scatter(
+            board.loc[board.is_reference, cost],
+            board.loc[board.is_reference, "test_accuracy"],
+            marker="*",
+            s=220,
+            color="black",
+            label="seed tutorial",
+        )
         front = _front(board, cost)
         axis.step(front[cost], front.test_accuracy, where="post", color="black", alpha=0.5, linewidth=1)
         for _, row in front.iterrows():

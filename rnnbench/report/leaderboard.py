@@ -6,15 +6,16 @@ makes: the HTML report, its LaTeX/Markdown export and the sweep's terminal summa
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import mlflow
 import numpy as np
 import pandas as pd
 
 from rnnbench import names
-from rnnbench.report.tables import Recorded, is_variant, settings
-from rnnbench.sweep.definition import REFERENCE_LABEL
+from rnnbench.config import REFERENCE_LABEL
+from rnnbench.records import Recorded
+from rnnbench.report.tables import is_variant, settings
 from rnnbench.sweep.space import described_as_log, short
 
 
@@ -22,10 +23,15 @@ def searched(recorded: Recorded) -> dict[str, bool]:
     """The settings the experiment's sweep searched -> whether on a log scale (the learning rate for a sweep
     recorded before the `space:` section, or an experiment of single runs)."""
     sweep = recorded.sweep_run
-    declared = {} if sweep is None else {
-        column.removeprefix("params.space."): described_as_log(str(value))
-        for column, value in sweep.items() if column.startswith("params.space.") and pd.notna(value)
-    }
+    declared = (
+        {}
+        if sweep is None
+        else {
+            column.removeprefix("params.space."): described_as_log(str(value))
+            for column, value in sweep.items()
+            if column.startswith("params.space.") and pd.notna(value)
+        }
+    )
     order = str(sweep.get("params.space", "")).split(",") if sweep is not None else []
     ordered = {key: declared[key] for key in order if key in declared}
     return {**ordered, **declared} or {"train.learning_rate": True}
@@ -36,13 +42,17 @@ def format_tuned(tuned: dict) -> str:
     parts = []
     for key, value in tuned.items():
         number = pd.to_numeric(value, errors="coerce")
-        text = "-" if pd.isna(number) else f"{number:.3g}"
+        text = f"{number:.3g}" if pd.notna(number) else "-" if pd.isna(value) else str(value)  # a choice: as it is
         parts.append(f"{short(key)} {text}")
     return ", ".join(parts)
 
 
-def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence[str] = ("train.learning_rate",),
-                speeds: pd.DataFrame | None = None) -> pd.DataFrame:
+def leaderboard(
+    compared: pd.DataFrame,
+    reference: pd.DataFrame,
+    tuned: Sequence[str] = ("train.learning_rate",),
+    speeds: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per group (a sweep's model, or a variant), best first: test accuracy over seeds, its `tuned` settings,
     speed, size, runs, and (from `speeds`, `tables.speeds`) the unroll setting it trains fastest in, `train_unrolled`.
 
@@ -58,16 +68,27 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence
     rows = rows.assign(tuned=[{key: values.at[index, key] for key in tuned if key in values} for index in rows.index])
     per_seed = rows.groupby(["group", "seed"], sort=False).test_accuracy.agg(["mean", "var", "size"]).reset_index()
     repeated = per_seed[per_seed["size"] > 1]
-    pooled = (repeated["var"] * (repeated["size"] - 1)).groupby(repeated.group).sum() / (repeated["size"] - 1).groupby(repeated.group).sum()
-    seeds = per_seed.groupby("group").agg(test_accuracy=("mean", "mean"), test_accuracy_sd=("mean", "std"), seeds=("mean", "size"))
+    pooled = (repeated["var"] * (repeated["size"] - 1)).groupby(repeated.group).sum() / (repeated["size"] - 1).groupby(
+        repeated.group
+    ).sum()
+    seeds = per_seed.groupby("group").agg(
+        test_accuracy=("mean", "mean"), test_accuracy_sd=("mean", "std"), seeds=("mean", "size")
+    )
     board = (
         rows.groupby("group", sort=False)
         .agg(
-            cell=("cell", "first"), hidden_units=("hidden_units", "first"), unroll=("unroll", "first"),
-            runs=("run_id", "size"), tuned=("tuned", "first"), parameters=("parameters", "first"),
-            train_samples_per_s=("train_samples_per_s", "mean"), compile_s=("compile_s", "mean"),
-            training_s=("training_s", "mean"), steps=("steps", "first"),
-            run_ids=("run_id", list), seeds_of_runs=("seed", list),
+            cell=("cell", "first"),
+            hidden_units=("hidden_units", "first"),
+            unroll=("unroll", "first"),
+            runs=("run_id", "size"),
+            tuned=("tuned", "first"),
+            parameters=("parameters", "first"),
+            train_samples_per_s=("train_samples_per_s", "mean"),
+            compile_s=("compile_s", "mean"),
+            training_s=("training_s", "mean"),
+            steps=("steps", "first"),
+            run_ids=("run_id", list),
+            seeds_of_runs=("seed", list),
         )
         .join(seeds)
         .assign(repeat_sd=np.sqrt(pooled))
@@ -81,12 +102,17 @@ def leaderboard(compared: pd.DataFrame, reference: pd.DataFrame, tuned: Sequence
     board["behind_best"] = best - board.test_accuracy
     reference_accuracy = board.loc[board.is_reference, "test_accuracy"]
     board["over_reference"] = board.test_accuracy - (reference_accuracy.iloc[0] if len(reference_accuracy) else np.nan)
-    faster = {} if speeds is None or speeds.empty else {
-        (row.cell, row.hidden_units): row.unroll for row in speeds[speeds.faster].itertuples()}
+    faster = (
+        {}
+        if speeds is None or speeds.empty
+        else {(row.cell, row.hidden_units): row.unroll for row in speeds[speeds.faster].itertuples()}
+    )
     board["train_unrolled"] = [  # a variant (the reference, a model whose settings differ) trains in its own setting
         unroll if reference or is_variant(group) else faster.get((cell, units), unroll)
-        for group, cell, units, unroll, reference in zip(board.group, board.cell, board.hidden_units, board.unroll,
-                                                           board.is_reference)]
+        for group, cell, units, unroll, reference in zip(
+            board.group, board.cell, board.hidden_units, board.unroll, board.is_reference, strict=True
+        )
+    ]
     return board
 
 
@@ -120,5 +146,6 @@ def correctness(runs: pd.DataFrame) -> dict[str, np.ndarray]:
             by_seed.setdefault(run.group, {}).setdefault(int(run.seed), []).append(table[:, 0] == table[:, 1])
     return {
         group: np.stack([np.mean(repeats, axis=0) for _, repeats in sorted(seeds.items())])
-        for group, seeds in by_seed.items() if group not in missing
+        for group, seeds in by_seed.items()
+        if group not in missing
     }

@@ -1,17 +1,17 @@
 """What a report's page lacks, and why: a sweep running, stopped, failed or orphaned; failed studies and runs.
 
-    rnnbench report      # prints each note, and the page lists them under "What this page lacks"
+rnnbench report      # prints each note, and the page lists them under "What this page lacks"
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from rnnbench import processes
+from rnnbench import processes, records
 from rnnbench.report import tables
 
 
-def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd.DataFrame) -> list[str]:
+def missing_notes(recorded: records.Recorded, compared: pd.DataFrame, studies: pd.DataFrame) -> list[str]:
     """What the page lacks and why: a running or stopped sweep, failed studies, absent runs."""
     notes = []
     sweep = recorded.sweep_run
@@ -46,8 +46,10 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
         short = compared.groupby("group").seed.nunique()
         short = short[short < seeds]
         if len(short):
-            notes.append(f"{len(short)} model(s) have fewer than {seeds} finished seeds: " + ", ".join(
-                f"{group} ({count})" for group, count in short.items()))
+            notes.append(
+                f"{len(short)} model(s) have fewer than {seeds} finished seeds: "
+                + ", ".join(f"{group} ({count})" for group, count in short.items())
+            )
     for _, study in studies.iterrows():
         if study.complete == 0 and study.status != "RUNNING":
             notes.append(
@@ -58,8 +60,11 @@ def missing_notes(recorded: tables.Recorded, compared: pd.DataFrame, studies: pd
     failed = finished[(finished.status == "FAILED") & ~retried]
     if len(failed):
         reasons = failed.failure.fillna("error").value_counts()
-        notes.append(f"{len(failed)} run(s) FAILED (" + ", ".join(f"{reason}: {n}" for reason, n in reasons.items())
-                     + "); their reasons are in the tag rnnbench.failure_reason in the MLflow UI.")
+        notes.append(
+            f"{len(failed)} run(s) FAILED ("
+            + ", ".join(f"{reason}: {n}" for reason, n in reasons.items())
+            + "); their reasons are in the tag rnnbench.failure_reason in the MLflow UI."
+        )
     return notes
 
 
@@ -77,8 +82,10 @@ def orphan_notes(runs: pd.DataFrame) -> list[str]:
         )
     if len(elsewhere):
         hosts = ", ".join(sorted(set(elsewhere.process.map(processes.host_of))))
-        notes.append(f"{len(elsewhere)} run(s) are RUNNING on other machines ({hosts}); this one cannot tell whether "
-                     "their processes are alive.")
+        notes.append(
+            f"{len(elsewhere)} run(s) are RUNNING on other machines ({hosts}); this one cannot tell whether "
+            "their processes are alive."
+        )
     return notes
 
 

@@ -4,7 +4,7 @@
     rnnbench report --experiment rnnbench --out /tmp/single-runs/index.html
 
 Beside the page: `runs.csv` and `curves.csv` (the tidy tables every figure and table is made
-from), `leaderboard.csv`, `studies.csv`, `published.csv` (the published rows Figure 9 draws) and
+from), `leaderboard.csv`, `studies.csv`, `published.csv` (the published rows the literature figure draws) and
 `figures/*.png`. The page embeds its figures and styles, so it opens without a network and prints.
 A sweep's report is also logged as an artifact of the sweep's MLflow run, under `report/`.
 """
@@ -21,14 +21,14 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from rnnbench import credentials, tracking
+from rnnbench import credentials, records, tracking
+from rnnbench.config import REFERENCE_LABEL
+from rnnbench.errors import UserError
 from rnnbench.links import Links
 from rnnbench.links import ui_url as default_ui_url
-from rnnbench.sweep import unroll
-from rnnbench.sweep.definition import REFERENCE_LABEL
-from rnnbench.errors import UserError
-from rnnbench.report import compare, export, figures, landscape, leaderboard, literature, speed, tables, uncertainty
+from rnnbench.report import compare, export, figures, gallery, leaderboard, literature, speed, tables, uncertainty
 from rnnbench.report import notes as report_notes
+from rnnbench.sweep import unroll
 
 REPORTS = Path("reports")
 
@@ -52,8 +52,8 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     Raises:
         UserError: no runs in the store, or no such experiment (the message lists those that exist).
     """
-    experiment = experiment or tables.latest_sweep_experiment()
-    recorded = tables.read(experiment)
+    experiment = experiment or records.latest_sweep_experiment()
+    recorded = records.read(experiment)
     out = Path(out) if out else REPORTS / re.sub(r"[^\w.-]+", "_", experiment) / "index.html"
     if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
         out = out / "index.html"  # --out named a folder
@@ -64,7 +64,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     except OSError as error:
         raise UserError(f"cannot write the report to {folder}: {error.strerror}; choose another --out") from None
     for stale in figure_folder.glob("*.png"):  # a figure not drawn this time must not linger from the last
-        if stale.stem.split("-")[0] in figures.FILE_STEMS + uncertainty.FILE_STEMS:  # landscape-<key> too
+        if gallery.is_figure_file(stale):
             stale.unlink()
 
     compared = tables.compared_runs(recorded)
@@ -78,7 +78,7 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         contenders, REFERENCE_LABEL, leaderboard.correctness(pd.concat([compared, reference.assign(group=REFERENCE_LABEL)]))
     )
     studies = tables.study_summary(recorded)
-    scores, valid_images = tables.trial_scores(recorded.stage("trial")), tables.validation_images(recorded.runs)
+    scores, valid_images = tables.trial_scores(recorded.stage("trial")), records.validation_images(recorded.runs)
     recorded.runs.to_csv(folder / "runs.csv", index=False)
     recorded.curves.to_csv(folder / "curves.csv", index=False)
     plain = board.drop(columns=["run_ids", "seeds_of_runs"], errors="ignore")
@@ -89,22 +89,16 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
     published[0].to_csv(folder / "published.csv", index=False)
     export.write(folder, board, result)
 
-    drawn = [
-        _draw(figures.accuracy_curves, compared, recorded.curves, figure_folder),
-        _draw(figures.accuracy_by_size, compared, reference, figure_folder),
-        _draw(landscape.landscape, recorded.stage("trial"), studies, searched, figure_folder),
-        _draw(figures.speed, recorded.runs, speeds, figure_folder),
-        _draw(figures.pareto, board, figure_folder),
-        _draw(figures.best_model, board, compared, figure_folder),
-        _draw(uncertainty.forest, board, result, figure_folder),
-        _draw(uncertainty.tuning_curves, scores, valid_images, figure_folder),
-        _draw(literature.published_beside_ours, board, compared, published, figure_folder),
-    ]
+    inputs = gallery.Inputs(
+        recorded, compared, reference, board, result, studies, searched, speeds, scores, valid_images, published
+    )
+    drawn = gallery.draw_all(inputs, figure_folder)
+    numbers = gallery.numbers()
     links = Links(credentials.without_credentials(ui_url or default_ui_url()), recorded.experiment_id)
     notes = report_notes.missing_notes(recorded, compared, studies)
     html = _template().render(
         experiment=experiment,
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         headline=headline(board, result, speeds),
         notes=notes,
         header=header(recorded, compared),
@@ -112,12 +106,16 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         speeds=speed.rows(speeds, checks),
         tolerance=unroll.RELATIVE_TOLERANCE,
         studies=study_rows(studies, links, scores, valid_images),
-        method=None if result is None else {
-            "resamples": f"{compare.RESAMPLES:,}", "images": f"{result.images:,}", "comparisons": len(result.vs_best),
-            "figure": 7,
+        method=None
+        if result is None
+        else {
+            "resamples": f"{compare.RESAMPLES:,}",
+            "images": f"{result.images:,}",
+            "comparisons": len(result.vs_best),
         },
         final_runs_link=links.final_runs(),
         figures=[_embedded(number, figure) for number, figure in enumerate(drawn, 1)],
+        figure_numbers=numbers,
         ui_url=links.base,
         experiment_link=links.experiment(),
     )
@@ -130,15 +128,6 @@ def build_report(experiment: str | None = None, out: Path | None = None, ui_url:
         tracking.open_store().log_artifacts(sweep.run_id, str(folder), artifact_path="report")
         logged = sweep.run_id
     return Built(out, drawn, notes, logged)
-
-
-def _draw(function, *arguments) -> figures.Figure:
-    """One figure; a figure that cannot be drawn becomes a note on the page, not a failed report."""
-    try:
-        return function(*arguments)
-    except Exception as error:  # the CLI prints the reason, the page shows it; the other figures still appear
-        name = function.__name__.replace("_", " ")
-        return figures.Figure(function.__name__, name, missing=f"an error in drawing it: {type(error).__name__}: {error}")
 
 
 def headline(board: pd.DataFrame, result: compare.Verdict | None, speeds: pd.DataFrame | None = None) -> str | None:
@@ -154,33 +143,47 @@ def headline(board: pd.DataFrame, result: compare.Verdict | None, speeds: pd.Dat
     if len(contenders) > 1 and result is not None:
         second = contenders.iloc[1]
         lead = result.vs_best[second.group]  # the runner-up minus the best
-        margin = (f"a lead of {points(-lead.difference)} over the runner-up {second.group} (95% CI {-lead.high * 100:+.2f} "
-                  f"to {-lead.low * 100:+.2f}; P(a run of {best.group} beats one of {second.group}) = {1 - lead.beats:.2f})")
+        margin = (
+            f"a lead of {points(-lead.difference)} over the runner-up {second.group} (95% CI {-lead.high * 100:+.2f} "
+            f"to {-lead.low * 100:+.2f}; P(a run of {best.group} beats one of {second.group}) = {1 - lead.beats:.2f})"
+        )
         if len(result.tied) == 1:
             parts.append(f"ahead of every other {_kind(contenders)[:-1]} beyond noise, with {margin}")
         else:
             behind = [group for group in contenders.group if group not in result.tied]
-            who = (f"tied with it: {', '.join(result.tied[1:])}" if len(result.tied) <= len(behind) + 2 else
-                   f"behind it beyond noise: {', '.join(behind)}" if behind else "none is behind it beyond noise")
-            parts = [f"No single best: {len(result.tied)} of {len(contenders)} {_kind(contenders)} are statistically tied at the top, "
-                     f"led by {best.group} ({accuracy}); {who}; {margin}"]
+            who = (
+                f"tied with it: {', '.join(result.tied[1:])}"
+                if len(result.tied) <= len(behind) + 2
+                else f"behind it beyond noise: {', '.join(behind)}"
+                if behind
+                else "none is behind it beyond noise"
+            )
+            parts = [
+                f"No single best: {len(result.tied)} of {len(contenders)} {_kind(contenders)} are statistically tied at the top, "
+                f"led by {best.group} ({accuracy}); {who}; {margin}"
+            ]
     elif len(contenders) > 1:
         second = contenders.iloc[1]
-        parts.append(f"{points(best.test_accuracy - second.test_accuracy)} ahead of {second.group}; no per-image test "
-                     "predictions were recorded, so whether that is beyond noise is unknown")
+        parts.append(
+            f"{points(best.test_accuracy - second.test_accuracy)} ahead of {second.group}; no per-image test "
+            "predictions were recorded, so whether that is beyond noise is unknown"
+        )
     reference = board[board.is_reference]
     if not reference.empty:
         seed = reference.iloc[0]
         versus = result.vs_reference.get(best.group) if result is not None else None
         if versus is None:
-            parts.append(f"{points(best.test_accuracy - seed.test_accuracy)} against the seed tutorial "
-                         f"({percent(seed.test_accuracy)})")
+            parts.append(
+                f"{points(best.test_accuracy - seed.test_accuracy)} against the seed tutorial ({percent(seed.test_accuracy)})"
+            )
         else:
             interval = f"95% CI {versus.low * 100:+.2f} to {versus.high * 100:+.2f}"
             verb = "above" if versus.difference > 0 else "below"
-            parts.append(f"{points(versus.difference)} {verb} the seed tutorial ({percent(seed.test_accuracy)}; {interval})"
-                         if versus.significant else
-                         f"not distinguishable from the seed tutorial ({percent(seed.test_accuracy)}; {interval})")
+            parts.append(
+                f"{points(versus.difference)} {verb} the seed tutorial ({percent(seed.test_accuracy)}; {interval})"
+                if versus.significant
+                else f"not distinguishable from the seed tutorial ({percent(seed.test_accuracy)}; {interval})"
+            )
     return "; ".join(parts) + f". {speed.sentence(best, contenders, speeds, _kind(contenders)[:-1])}"
 
 
@@ -189,7 +192,7 @@ def _kind(contenders: pd.DataFrame) -> str:
     return "variants" if any(tables.is_variant(group) for group in contenders.group) else "models"
 
 
-def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
+def header(recorded: records.Recorded, compared: pd.DataFrame) -> dict:
     runs = recorded.runs
     sweep = recorded.sweep_run
     if sweep is not None:
@@ -216,7 +219,8 @@ def header(recorded: tables.Recorded, compared: pd.DataFrame) -> dict:
         "gpu": "; ".join(_values(runs.gpu)) or "-",
         "versions": {
             "Keras backend": ", ".join(_values(runs.backend)),
-            "TensorFlow": ", ".join(_values(runs.tensorflow_version)), "Keras": ", ".join(_values(runs.keras_version)),
+            "TensorFlow": ", ".join(_values(runs.tensorflow_version)),
+            "Keras": ", ".join(_values(runs.keras_version)),
             **({"JAX": ", ".join(_values(runs.jax_version))} if runs.jax_version.notna().any() else {}),
             "Python": ", ".join(_values(runs.python_version)),
             **{package: importlib.metadata.version(package) for package in ("mlflow", "optuna", "pandas", "seaborn")},
@@ -232,20 +236,35 @@ def leaderboard_rows(board: pd.DataFrame, links: Links, result: compare.Verdict 
     for _, row in board.iterrows():
         versus_best = result.vs_best.get(row.group) if result is not None else None
         versus_reference = result.vs_reference.get(row.group) if result is not None else None
-        rows.append({
-            "rank": "" if row.is_reference else int(row["rank"]),
-            "variant": row.group, "reference": row.is_reference, "tied": row.group in tied,
-            "setting": "unrolled" if row.train_unrolled else "looped",
-            "accuracy": percent(row.test_accuracy),
-            "seeds": f"{row.seeds}" + (f" ({row.runs} runs)" if row.runs > row.seeds else ""),
-            "spread": "-" if pd.isna(row.test_accuracy_sd) else f"± {row.test_accuracy_sd * 100:.2f}",
-            "behind": ("-", "") if row.is_reference else ("best", "") if row["rank"] == 1 else _interval(versus_best, -row.behind_best),
-            "beats": "-" if versus_best is None else f"{versus_best.beats:.2f}",
-            "over_reference": ("-", "") if pd.isna(row.over_reference) or row.is_reference else _interval(versus_reference, row.over_reference),
-            "tuned": leaderboard.format_tuned(row.tuned).split(", "), "parameters": f"{row.parameters:,}",
-            "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}", "training": f"{row.training_s:.0f}",
-            "runs": [(f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids))],
-        })
+        rows.append(
+            {
+                "rank": "" if row.is_reference else int(row["rank"]),
+                "variant": row.group,
+                "reference": row.is_reference,
+                "tied": row.group in tied,
+                "setting": "unrolled" if row.train_unrolled else "looped",
+                "accuracy": percent(row.test_accuracy),
+                "seeds": f"{row.seeds}" + (f" ({row.runs} runs)" if row.runs > row.seeds else ""),
+                "spread": "-" if pd.isna(row.test_accuracy_sd) else f"± {row.test_accuracy_sd * 100:.2f}",
+                "behind": ("-", "")
+                if row.is_reference
+                else ("best", "")
+                if row["rank"] == 1
+                else _interval(versus_best, -row.behind_best),
+                "beats": "-" if versus_best is None else f"{versus_best.beats:.2f}",
+                "over_reference": ("-", "")
+                if pd.isna(row.over_reference) or row.is_reference
+                else _interval(versus_reference, row.over_reference),
+                "tuned": leaderboard.format_tuned(row.tuned).split(", "),
+                "parameters": f"{row.parameters:,}",
+                "speed": f"{row.train_samples_per_s:,.0f}",
+                "compile": f"{row.compile_s:.1f}",
+                "training": f"{row.training_s:.0f}",
+                "runs": [
+                    (f"s{seed}", links.run(run_id)) for seed, run_id in sorted(zip(row.seeds_of_runs, row.run_ids, strict=True))
+                ],
+            }
+        )
     return rows
 
 
@@ -259,8 +278,13 @@ def _interval(difference: compare.Difference | None, plain: float) -> tuple[str,
 def study_rows(studies: pd.DataFrame, links: Links, scores: dict, valid_images: int | None) -> list[dict]:
     return [
         {
-            "study": row.study, "status": row.status, "planned": row.planned, "complete": int(row.complete),
-            "pruned": int(row.pruned), "failed": int(row.fail), "running": int(row.running),
+            "study": row.study,
+            "status": row.status,
+            "planned": row.planned,
+            "complete": int(row.complete),
+            "pruned": int(row.pruned),
+            "failed": int(row.fail),
+            "running": int(row.running),
             "best": percent(row.best_val_accuracy),
             "tuned": leaderboard.format_tuned(row.chosen) or "-",
             "budget": uncertainty.budget(scores[row.study], valid_images) if len(scores.get(row.study, [])) else "-",
@@ -299,15 +323,16 @@ def _time(moment: pd.Timestamp) -> str:
 
 
 def _embedded(number: int, figure: figures.Figure) -> dict:
-    images = [
-        {"data": base64.b64encode(path.read_bytes()).decode("ascii"), "name": path.name} for path in figure.paths
-    ]
+    images = [{"data": base64.b64encode(path.read_bytes()).decode("ascii"), "name": path.name} for path in figure.paths]
     return {"number": number, "title": figure.title, "caption": figure.caption, "missing": figure.missing, "images": images}
 
 
 def _template() -> jinja2.Template:
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("rnnbench.report"), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.PackageLoader("rnnbench.report"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
     return environment.get_template("report.html.j2")

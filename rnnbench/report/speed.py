@@ -15,7 +15,7 @@ from rnnbench.report import tables
 
 def table(speeds: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
     """`speeds` with each row's model and its check (`unroll_check`, `unroll_difference`): speed.csv."""
-    models = [tables.model_name(cell, units) for cell, units in zip(speeds.cell, speeds.hidden_units)]
+    models = [tables.model_name(cell, units) for cell, units in zip(speeds.cell, speeds.hidden_units, strict=True)]
     checked = checks.drop(columns=["trained"]).rename(columns={"verdict": "unroll_check", "difference": "unroll_difference"})
     return speeds.assign(model=pd.Series(models, index=speeds.index, dtype=object)).join(checked, on="model")
 
@@ -29,29 +29,39 @@ def rows(speeds: pd.DataFrame, checks: pd.DataFrame) -> list[dict]:
         verdict = "-" if check is None or pd.isna(check.verdict) else check.verdict
         if check is not None and pd.notna(check.difference):
             verdict += f" ({check.difference:.1e})"
-        listed.append({
-            "model": model, "setting": "unrolled" if row.unroll else "looped",
-            "runs": f"{row.runs} {'trained' if row.trained else 'timing'}", "faster": bool(row.faster),
-            "speed": f"{row.train_samples_per_s:,.0f}", "compile": f"{row.compile_s:.1f}",
-            "memory": "-" if pd.isna(row.peak_memory_mb) else f"{row.peak_memory_mb:,.0f}",
-            "run": f"{row.run_s:.0f}",
-            "ratio": "-" if pd.isna(row.unrolled_over_looped) else f"{row.unrolled_over_looped:.2f}x",
-            "check": verdict,
-        })
+        listed.append(
+            {
+                "model": model,
+                "setting": "unrolled" if row.unroll else "looped",
+                "runs": f"{row.runs} {'trained' if row.trained else 'timing'}",
+                "faster": bool(row.faster),
+                "speed": f"{row.train_samples_per_s:,.0f}",
+                "compile": f"{row.compile_s:.1f}",
+                "memory": "-" if pd.isna(row.peak_memory_mb) else f"{row.peak_memory_mb:,.0f}",
+                "run": f"{row.run_s:.0f}",
+                "ratio": "-" if pd.isna(row.unrolled_over_looped) else f"{row.unrolled_over_looped:.2f}x",
+                "check": verdict,
+            }
+        )
     return listed
 
 
 def sentence(best: pd.Series, contenders: pd.DataFrame, speeds: pd.DataFrame | None, kind: str = "model") -> str:
     """How to train the best model: the unroll setting it trains fastest in (its measured speeds in both settings), and
     how it compares in speed with the fastest model."""
-    shape = pd.DataFrame() if speeds is None or speeds.empty else speeds[
-        (speeds.cell == best.cell) & (speeds.hidden_units == best.hidden_units)]
+    shape = (
+        pd.DataFrame()
+        if speeds is None or speeds.empty
+        else speeds[(speeds.cell == best.cell) & (speeds.hidden_units == best.hidden_units)]
+    )
     if len(shape) > 1 and not best.is_reference:
         chosen = shape[shape.faster].iloc[0]
         other = shape[~shape.faster].iloc[0]
         setting, other_setting = ("unrolled", "looped") if chosen.unroll else ("looped", "unrolled")
-        text = (f"Train it {setting}: {chosen.train_samples_per_s:,.0f} samples/s and {chosen.compile_s:.1f} s to "
-                    f"compile, against {other.train_samples_per_s:,.0f} and {other.compile_s:.1f} s {other_setting}")
+        text = (
+            f"Train it {setting}: {chosen.train_samples_per_s:,.0f} samples/s and {chosen.compile_s:.1f} s to "
+            f"compile, against {other.train_samples_per_s:,.0f} and {other.compile_s:.1f} s {other_setting}"
+        )
         rate = chosen.train_samples_per_s
     else:
         text, rate = f"It trains at {best.train_samples_per_s:,.0f} samples/s", best.train_samples_per_s

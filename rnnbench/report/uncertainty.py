@@ -1,7 +1,7 @@
 """The report's figures of uncertainty: the differences between variants with their intervals (a forest plot),
 and whether each learning-rate search had enough trials (tuning curves).
 
-    rnnbench report      # figures 7 and 8 of the page
+    rnnbench report      # the forest and tuning figures of the page (rnnbench.report.gallery)
 
 Both read `rnnbench.report.compare`; like the other figures, each returns a `Figure` that says what is missing
 when it cannot be drawn.
@@ -20,7 +20,6 @@ from matplotlib.ticker import MaxNLocator
 from rnnbench.report import compare
 from rnnbench.report.figures import Figure, save
 
-FILE_STEMS = ("forest", "tuning")
 TIED, BEHIND, REFERENCE = "#2e7d32", "#8c8c8c", "#c44e52"
 
 
@@ -37,7 +36,7 @@ def forest(board: pd.DataFrame, result: compare.Verdict | None, folder: Path) ->
     panels = [(name, rows) for name, rows in panels if rows]
     plot, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 0.34 * len(order) + 1.6), sharey=True, squeeze=False)
     tied = set(result.tied)
-    for axis, (name, rows) in zip(axes[0], panels):
+    for axis, (name, rows) in zip(axes[0], panels, strict=True):
         for position, group in enumerate(order):
             row = rows.get(group)
             if group == result.best and rows is result.vs_best:
@@ -45,8 +44,15 @@ def forest(board: pd.DataFrame, result: compare.Verdict | None, folder: Path) ->
             if row is None:
                 continue
             colour = TIED if group in tied and rows is result.vs_best else (REFERENCE if not row.significant else BEHIND)
-            axis.errorbar(row.difference * 100, position, xerr=[[(row.difference - row.low) * 100], [(row.high - row.difference) * 100]],
-                          fmt="o", color=colour, capsize=3, markersize=5)
+            axis.errorbar(
+                row.difference * 100,
+                position,
+                xerr=[[(row.difference - row.low) * 100], [(row.high - row.difference) * 100]],
+                fmt="o",
+                color=colour,
+                capsize=3,
+                markersize=5,
+            )
         axis.axvline(0, color="black", linewidth=1)
         axis.set(xlabel=f"test accuracy minus {name}'s (percentage points)", yticks=range(len(order)), yticklabels=order)
         axis.grid(axis="x", alpha=0.3)
@@ -75,15 +81,19 @@ def tuning_curves(scores: dict[str, np.ndarray], valid_images: int | None, folde
     rows = []
     for study, values in scores.items():
         means, sds = compare.tuning_curve(values, len(values))
-        rows += [{"study": study, "trials": n, "expected": mean, "sd": sd} for n, (mean, sd) in enumerate(zip(means, sds), 1)]
+        rows += [
+            {"study": study, "trials": n, "expected": mean, "sd": sd}
+            for n, (mean, sd) in enumerate(zip(means, sds, strict=True), 1)
+        ]
     curves = pd.DataFrame(rows)
     order = sorted(scores, key=lambda key: (key.split("-h")[0], int(key.split("-h")[1])) if "-h" in key else (key, 0))
     grid = sns.FacetGrid(curves, col="study", col_order=order, col_wrap=min(3, len(order)), height=2.7, aspect=1.3)
-    for study, axis in zip(order, grid.axes.flat):
+    for study, axis in zip(order, grid.axes.flat, strict=True):
         mine = curves[curves.study == study]
         axis.plot(mine.trials, mine.expected, marker="o", color="#1f77b4")
-        axis.fill_between(mine.trials, mine.expected - mine["sd"], np.minimum(mine.expected + mine["sd"], 1.0),
-                          color="#1f77b4", alpha=0.2)
+        axis.fill_between(
+            mine.trials, mine.expected - mine["sd"], np.minimum(mine.expected + mine["sd"], 1.0), color="#1f77b4", alpha=0.2
+        )
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(f"{study}: {budget(scores[study], valid_images)}", fontsize=9)
     grid.set_axis_labels("trials", "expected best val. accuracy")

@@ -19,14 +19,14 @@ import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import optuna
 
 from rnnbench import credentials, faults, names, processes, signals, tracking
+from rnnbench.data import split_sizes
 from rnnbench.errors import UserError
 from rnnbench.links import Links, ui_url
-from rnnbench.report import summary
-from rnnbench.data import split_sizes
 from rnnbench.sweep import devices, estimate, state, studies, unroll
 from rnnbench.sweep.definition import FinalRun, Plan, Study, SweepDefinition, plan
 from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
@@ -36,9 +36,16 @@ EXIT_LOST = 1
 """The exit code of a sweep that ended with planned runs lost (failed for another reason than divergence)."""
 
 
-def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int) -> int:
+def run_sweep(
+    definition: SweepDefinition, storage_url: str | None, workers: int, closing_summary: Callable[[str], str] | None = None
+) -> int:
     """Runs (or resumes) the sweep with `workers` local worker processes; returns the exit code:
-    0 done, EXIT_LOST when planned runs failed (re-running retries them), 130 or 143 when stopped."""
+    0 done, EXIT_LOST when planned runs failed (re-running retries them), 130 or 143 when stopped.
+
+    Args:
+        closing_summary: the text printed when the sweep ends or is stopped, from its experiment's name (the command
+            line passes the report's leaderboard as text, `rnnbench.report.summary.final_runs`).
+    """
     sweep_plan = plan(definition)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_url = storage_url or str(studies.DEFAULT_STORAGE.resolve())
@@ -87,13 +94,23 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     except KeyboardInterrupt as stop:
         if bar:
             bar.close()
-        print(f"\nrnnbench: {signals.describe(stop)}: stopping the workers; their runs are recorded as KILLED ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"\nrnnbench: {signals.describe(stop)}: stopping the workers; their runs are recorded as KILLED ...",
+            file=sys.stderr,
+            flush=True,
+        )
         pool.stop()
-        _close_unfinished(client, loaded, parents, "KILLED", "interrupted",
-                          f"the sweep was stopped by {signals.describe(stop)}; re-run it to resume")
+        _close_unfinished(
+            client,
+            loaded,
+            parents,
+            "KILLED",
+            "interrupted",
+            f"the sweep was stopped by {signals.describe(stop)}; re-run it to resume",
+        )
         totals = state.totals(sweep_plan, loaded)
-        print(summary.final_runs(definition.sweep.name))
+        if closing_summary:
+            print(closing_summary(definition.sweep.name))
         print(
             f"rnnbench: stopped by {signals.describe(stop)} with {totals.finished} of {totals.planned} runs done; "
             "re-run the same command to do only the rest",
@@ -103,15 +120,22 @@ def run_sweep(definition: SweepDefinition, storage_url: str | None, workers: int
     except BaseException as error:
         pool.stop()
         fault = faults.explain(error)  # a full disk, a store gone: the runs say so, and the command line in one line
-        _close_unfinished(client, loaded, parents, "FAILED", fault.kind if fault else "coordinator_failed",
-                          f"{fault.message if fault else 'the sweep coordinator failed'}; re-run it to resume")
+        _close_unfinished(
+            client,
+            loaded,
+            parents,
+            "FAILED",
+            fault.kind if fault else "coordinator_failed",
+            f"{fault.message if fault else 'the sweep coordinator failed'}; re-run it to resume",
+        )
         raise
     bar.close()
     pool.finish(POLL_SECONDS)
     state.sign_coordinator(loaded[None], present=False)
-    print(summary.final_runs(definition.sweep.name))
+    if closing_summary:
+        print(closing_summary(definition.sweep.name))
     where = "" if tracking.is_server(tracking.tracking_uri()) else " (`make ui` serves it)"
-    final_runs = Links(ui_url(), client.get_experiment_by_name(definition.sweep.name).experiment_id).final_runs()
+    final_runs = Links(ui_url(), tracking.experiment_id(client, definition.sweep.name)).final_runs()
     print(f"MLflow: the final runs, best first, to chart and compare{where}: {final_runs}")
     return _close_sweep(client, definition, sweep_plan, loaded, parents[None])
 
@@ -132,10 +156,13 @@ def _close_sweep(client, definition: SweepDefinition, sweep_plan: Plan, loaded, 
     examples = "; ".join(
         f"{studies.study_name(definition, study)} trial {trial.number}: "
         f"{trial.user_attrs.get(names.FAILURE_REASON) or 'no reason recorded: its worker died, again and again?'}"
-        for study, trials in lost.items() for trial in trials[:1]
+        for study, trials in lost.items()
+        for trial in trials[:1]
     )
-    reason = (f"{count} of {sweep_plan.runs} planned runs failed ({examples}); re-run the same command to retry "
-              "them (the worker logs in mlruns/logs/ have the details)")
+    reason = (
+        f"{count} of {sweep_plan.runs} planned runs failed ({examples}); re-run the same command to retry "
+        "them (the worker logs in mlruns/logs/ have the details)"
+    )
     tracking.log_metrics(client, run_id, {names.RUNS_LOST: count}, step=0)
     tracking.end_run(client, run_id, "FAILED", failure="runs_lost", reason=reason)
     print(f"rnnbench: error: {reason}", file=sys.stderr)
@@ -150,13 +177,17 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
         name=definition.sweep.name,
         stage="sweep",
         params={
-            **{key: ",".join(map(str, value)) if isinstance(value, list) else value
-               for key, value in definition.values().items()
-               if key not in definition.set_by_the_sweep() and not key.startswith("space.")},
+            **{
+                key: ",".join(map(str, value)) if isinstance(value, list) else value
+                for key, value in definition.values().items()
+                if key not in definition.set_by_the_sweep() and not key.startswith("space.")
+            },
             **{f"space.{dimension.key}": dimension.describe() for dimension in definition.space},
             "space": ",".join(dimension.key for dimension in definition.space),  # the declared order
-            "plan.studies": len(sweep_plan.studies), "plan.trials": sweep_plan.trials,
-            "plan.final_runs": len(sweep_plan.final_runs), "plan.reference_runs": len(sweep_plan.reference_seeds),
+            "plan.studies": len(sweep_plan.studies),
+            "plan.trials": sweep_plan.trials,
+            "plan.final_runs": len(sweep_plan.final_runs),
+            "plan.reference_runs": len(sweep_plan.reference_seeds),
             "plan.timing_runs": sum(run.timing for run in sweep_plan.final_runs),
         },
         tags={names.SWEEP: definition.sweep.name},
@@ -185,10 +216,15 @@ def _prepare(client, definition: SweepDefinition, sweep_plan: Plan, loaded, pare
                 stage="study",
                 parent_run_id=parents[None],
                 params={
-                    "model.cell": study.cell, "model.hidden_units": study.hidden_units, "model.unroll": search.unroll,
+                    "model.cell": study.cell,
+                    "model.hidden_units": study.hidden_units,
+                    "model.unroll": search.unroll,
                     **{f"search.{key}": value for key, value in dataclasses.asdict(search).items()},
-                    **{f"train.{key}": value for key, value in dataclasses.asdict(definition.train).items()
-                       if f"train.{key}" not in definition.set_by_the_sweep()},
+                    **{
+                        f"train.{key}": value
+                        for key, value in dataclasses.asdict(definition.train).items()
+                        if f"train.{key}" not in definition.set_by_the_sweep()
+                    },
                     **{f"space.{dimension.key}": dimension.describe() for dimension in definition.space},
                     "data.source": definition.data.source,
                     "optuna.study": optuna_study.study_name,
@@ -216,8 +252,14 @@ def _reopen(client, optuna_study: optuna.Study) -> str | None:
     return run_id
 
 
-def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str],
-            recorded: dict[Study, dict | None]) -> None:
+def _follow(
+    client,
+    definition: SweepDefinition,
+    sweep_plan: Plan,
+    loaded,
+    parents: dict[Study | None, str],
+    recorded: dict[Study, dict | None],
+) -> None:
     """Fails trials of dead workers; for each study that has just finished, records it, chooses the unroll setting its
     model trains in and enqueues its finals; `recorded` keeps each recorded study's tuned values (None: none)."""
     for optuna_study in loaded.values():
@@ -232,8 +274,8 @@ def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, paren
         if counts.finished < sweep_plan.trials_per_study:
             continue
         best = _best(optuna_study) if counts.decided else None
-        recorded[study] = None if best is None else values_of(definition.space, best.params)
-        if best is not None:
+        tuned = recorded[study] = None if best is None else values_of(definition.space, best.params)
+        if best is not None and tuned is not None:
             trained = state.trained_unroll(optuna_study)
             if trained is None:  # chosen once, and kept with the study: a resumed sweep trains the same setting
                 if speeds is None:
@@ -242,13 +284,21 @@ def _follow(client, definition: SweepDefinition, sweep_plan: Plan, loaded, paren
                 optuna_study.set_user_attr(names.TRAINED_UNROLL, trained)
             client.set_tag(parents[study], names.TRAINED_UNROLL, str(trained).lower())
             for final in sweep_plan.finals_of(study, trained):
-                studies.enqueue(loaded[None], _final_params(definition, final, recorded[study]), skip_if_exists=True)
+                studies.enqueue(loaded[None], _final_params(definition, final, tuned), skip_if_exists=True)
         if client.get_run(parents[study]).info.status == "RUNNING":  # a finished sweep's re-run leaves it as it was
             _close_study(client, definition, parents[study], counts, best)
 
 
-def _check_unroll(client, definition: SweepDefinition, sweep_plan: Plan, loaded, parents: dict[Study, str],
-                  recorded: dict[Study, dict | None], checked: set[Study], say) -> None:
+def _check_unroll(
+    client,
+    definition: SweepDefinition,
+    sweep_plan: Plan,
+    loaded,
+    parents: dict[Study | None, str],
+    recorded: dict[Study, dict | None],
+    checked: set[Study],
+    say,
+) -> None:
     """Each decided study's unroll check, once both of its runs have ended: recorded on the study's run and its timing
     runs; where the settings differ (or could not be checked), its model's full runs in every setting enqueued, and
     one line said."""
@@ -258,6 +308,8 @@ def _check_unroll(client, definition: SweepDefinition, sweep_plan: Plan, loaded,
             continue
         final_trials = final_trials or studies.live_trials(loaded[None].get_trials(deepcopy=False))
         trained = state.trained_unroll(loaded[study])
+        if trained is None:  # chosen when the study was recorded; not yet in a storage that lags
+            continue
         verdict = unroll.check(sweep_plan, study, trained, final_trials)
         if verdict.verdict == unroll.PENDING:
             continue
@@ -268,8 +320,11 @@ def _check_unroll(client, definition: SweepDefinition, sweep_plan: Plan, loaded,
         if verdict.difference is not None:
             tracking.log_metrics(client, parents[study], {names.UNROLL_DIFFERENCE: verdict.difference}, step=0)
         for trial in final_trials:
-            if trial.params.get("timing") and (trial.params.get("cell"), trial.params.get("hidden_units")) == (
-                    study.cell, study.hidden_units) and trial.user_attrs.get(names.MLFLOW_RUN):
+            if (
+                trial.params.get("timing")
+                and (trial.params.get("cell"), trial.params.get("hidden_units")) == (study.cell, study.hidden_units)
+                and trial.user_attrs.get(names.MLFLOW_RUN)
+            ):
                 client.set_tag(trial.user_attrs[names.MLFLOW_RUN], names.UNROLL_CHECK, verdict.verdict)
         if verdict.trains_every_setting:
             say(f"rnnbench: {verdict.describe(study)}")
@@ -281,14 +336,24 @@ def _close_study(client, definition: SweepDefinition, run_id: str, counts: studi
     metrics = {names.TRIALS_COMPLETE: counts.complete, names.TRIALS_PRUNED: counts.pruned, names.TRIALS_FAILED: counts.failed}
     if counts.lost:
         tracking.log_metrics(client, run_id, metrics, step=0)
-        tracking.end_run(client, run_id, "FAILED", failure="trials_lost",
-                         reason=f"{counts.lost} trial(s) failed with an error: its final runs wait until a re-run of the "
-                                "sweep has retried them")
+        tracking.end_run(
+            client,
+            run_id,
+            "FAILED",
+            failure="trials_lost",
+            reason=f"{counts.lost} trial(s) failed with an error: its final runs wait until a re-run of the "
+            "sweep has retried them",
+        )
         return
     if best is None:
         tracking.log_metrics(client, run_id, metrics, step=0)
-        tracking.end_run(client, run_id, "FAILED", failure="no_trial_completed",
-                         reason="no trial completed: its final runs are skipped; widen the ranges of space:")
+        tracking.end_run(
+            client,
+            run_id,
+            "FAILED",
+            failure="no_trial_completed",
+            reason="no trial completed: its final runs are skipped; widen the ranges of space:",
+        )
         return
     metrics.update({names.best_value(key): value for key, value in values_of(definition.space, best.params).items()})
     metrics[names.BEST_VAL_ACCURACY] = best.value
@@ -323,8 +388,13 @@ def _final_params(definition: SweepDefinition, final: FinalRun, tuned: dict) -> 
     it is a timing run (a parameter only where the sweep has timing runs; see `worker.is_timing`)."""
     timing = {} if definition.final.train_every_unroll else {"timing": final.timing}
     return {
-        "reference": False, **tuned, "cell": final.cell, "hidden_units": final.hidden_units,
-        "unroll": final.unroll, "seed": final.seed, **timing,
+        "reference": False,
+        **tuned,
+        "cell": final.cell,
+        "hidden_units": final.hidden_units,
+        "unroll": final.unroll,
+        "seed": final.seed,
+        **timing,
     }
 
 
@@ -333,7 +403,9 @@ def _start_workers(definition: SweepDefinition, storage_url: str, count: int) ->
     mlruns/logs/."""
     threads = devices.cpu_threads(count)
     base = {  # the URLs through the environment: a password in one is not on a command line that `ps` shows
-        **os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(), credentials.STORAGE_VARIABLE: storage_url,
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
+        credentials.STORAGE_VARIABLE: storage_url,
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     gpus = devices.visible_gpus(base)

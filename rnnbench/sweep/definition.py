@@ -7,8 +7,8 @@ four of its own (`sweep:`, `grid:`, `search:`, `final:`), each listing only what
 the defaults below. The method, in two stages:
 
 1. search: one Optuna study per (cell, hidden size) tunes the searched settings (`space:`, by
-   default the learning rate; see `rnnbench.sweep.space`) on the validation split. `unroll` changes speed and memory, not the function computed, so it is not searched:
-   trials train with `search.unroll`.
+   default the learning rate; see `rnnbench.sweep.space`) on the validation split. `unroll` changes speed and
+   memory, not the function computed, so it is not searched: trials train with `search.unroll`.
 2. final: every model of the grid (cell, hidden size) is trained with every tuned value of its study's
    best trial, with each of `final.seeds` seeds, and tested on the test split, the only stage that touches
    it. It is trained in one `grid.unroll` setting, the faster one; each other setting gets one timing run,
@@ -20,15 +20,26 @@ the defaults below. The method, in two stages:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from rnnbench.config import CELLS, Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, _invalid, check_name
+from rnnbench.config import (
+    CELLS,
+    SEED_MODEL,
+    SEED_TRAIN,
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrackingConfig,
+    TrainConfig,
+    _invalid,
+    check_name,
+)
 from rnnbench.config_files import RawText, build, flat, from_command_line, read_values
 from rnnbench.errors import ConfigError
-from rnnbench.tasks import LONGEST_UNROLL, TASKS
 from rnnbench.sweep import space
 from rnnbench.sweep.space import Dimension
+from rnnbench.tasks import LONGEST_UNROLL, TASKS
 
 PRUNERS = ("median", "successive_halving", "none")
 
@@ -143,10 +154,15 @@ def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepD
     values = read_values(path, overrides)
     for old in ("search.learning_rate_min", "search.learning_rate_max"):
         if old in values:
-            raise ConfigError(f"{old} is now part of the search space: write 'space:' then "
-                              "'  train.learning_rate: {low: 1.0e-4, high: 3.0e-2, log: true}' (see experiments/sweep.yaml)")
-    entries = {key.removeprefix("space."): from_command_line(key, value) if isinstance(value, RawText) else value
-               for key, value in values.items() if key.startswith("space.")}
+            raise ConfigError(
+                f"{old} is now part of the search space: write 'space:' then "
+                "'  train.learning_rate: {low: 1.0e-4, high: 3.0e-2, log: true}' (see experiments/sweep.yaml)"
+            )
+    entries = {
+        key.removeprefix("space."): from_command_line(key, value) if isinstance(value, RawText) else value
+        for key, value in values.items()
+        if key.startswith("space.")
+    }
     dimensions = space.parse(entries)
     definition = build(SweepDefinition, {key: value for key, value in values.items() if not key.startswith("space.")})
     definition = dataclasses.replace(definition, space=dimensions)
@@ -163,11 +179,15 @@ def _check_unroll(definition: SweepDefinition) -> None:
     if task.steps <= LONGEST_UNROLL:
         return
     if True in definition.grid.unroll or definition.search.unroll:
-        raise ConfigError(f"data.task={definition.data.task} has {task.steps} steps, too many to unroll (more than "
-                          f"{LONGEST_UNROLL}); set grid.unroll: [false] (and search.unroll: false)")
+        raise ConfigError(
+            f"data.task={definition.data.task} has {task.steps} steps, too many to unroll (more than "
+            f"{LONGEST_UNROLL}); set grid.unroll: [false] (and search.unroll: false)"
+        )
     if definition.final.reference:
-        raise ConfigError(f"final.reference: the seed tutorial is an unrolled SimpleRNN, which data.task={definition.data.task} "
-                          f"({task.steps} steps) cannot unroll; set final.reference: false")
+        raise ConfigError(
+            f"final.reference: the seed tutorial is an unrolled SimpleRNN, which data.task={definition.data.task} "
+            f"({task.steps} steps) cannot unroll; set final.reference: false"
+        )
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -253,8 +273,9 @@ def plan(definition: SweepDefinition) -> Plan:
     grid = definition.grid
     studies = tuple(Study(cell, units) for cell in grid.cells for units in grid.hidden_units)
     references = tuple(range(definition.final.seeds)) if definition.final.reference else ()
-    return Plan(studies, definition.search.trials, grid.unroll, definition.final.seeds, definition.final.train_every_unroll,
-                references)
+    return Plan(
+        studies, definition.search.trials, grid.unroll, definition.final.seeds, definition.final.train_every_unroll, references
+    )
 
 
 def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unroll: bool, tuned: dict, seed: int) -> Config:
@@ -266,13 +287,6 @@ def run_config(definition: SweepDefinition, *, cell: str, hidden_units: int, unr
         train=dataclasses.replace(definition.train, seed=seed),
         tracking=TrackingConfig(experiment=definition.sweep.name),
     ).with_values(tuned)
-
-
-SEED_MODEL = ModelConfig(cell="simple_rnn", hidden_units=50, unroll=True)
-SEED_TRAIN = TrainConfig(batch_size=50, steps=5000, eval_every_steps=500, learning_rate=1e-3)
-"""The seed tutorial, as pinned in experiments/seed_simple_rnn.yaml (a test keeps them equal)."""
-REFERENCE_LABEL = "reference: the seed tutorial"
-"""How tables (the sweep's summary, the report's leaderboard) name the reference runs' row."""
 
 
 def reference_config(definition: SweepDefinition, seed: int) -> Config:
@@ -295,6 +309,7 @@ def build_definition(values: dict) -> SweepDefinition:
     """A definition from its flat `section.key` values, as stored with the sweep's studies (`values()`)."""
     values = stored_values(values)
     entries = {key.removeprefix("space."): value for key, value in values.items() if key.startswith("space.")}
-    sections = {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()
-                if not key.startswith("space.")}
+    sections = {
+        key: list(value) if isinstance(value, tuple) else value for key, value in values.items() if not key.startswith("space.")
+    }
     return dataclasses.replace(build(SweepDefinition, sections), space=space.parse(entries, start_from_default=False))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Mapping
+from collections.abc import Mapping
 
 GROW_MEMORY = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 """TensorFlow and JAX allocate GPU memory as they need it rather than all (or 75%) of it at start.

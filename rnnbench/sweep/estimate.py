@@ -15,12 +15,11 @@ import dataclasses
 
 import mlflow
 
-from rnnbench import cost, tracking
-from rnnbench.config import ModelConfig, TrainConfig, xla_on_cpu_for
-from rnnbench.report import tables
+from rnnbench import cost, records, tracking
+from rnnbench.config import SEED_MODEL, SEED_TRAIN, ModelConfig, TrainConfig, xla_on_cpu_for
 from rnnbench.results import Speed
 from rnnbench.sweep import unroll
-from rnnbench.sweep.definition import SEED_MODEL, SEED_TRAIN, Plan, SweepDefinition
+from rnnbench.sweep.definition import Plan, Study, SweepDefinition
 
 FIXED_S = 2.0
 """Per run: building the model, the MLflow records, figures (and for final runs the test and the model)."""
@@ -48,11 +47,10 @@ def measured_speeds(batch_size: int, task: str = "row") -> dict[tuple[str, int, 
     if raw.empty:
         return {}
     speed_columns = ["train_samples_per_s", "compile_s", "eval_samples_per_s"]
-    runs = tables.tidy(raw).dropna(subset=speed_columns)
+    runs = records.tidy(raw).dropna(subset=speed_columns)
     medians = runs[runs.task == task].groupby(["cell", "hidden_units", "unroll", "xla"])[speed_columns].median()
     return {
-        (cell, int(units), bool(unroll), bool(xla)): Speed(*values)
-        for (cell, units, unroll, xla), values in medians.iterrows()
+        (cell, int(units), bool(unroll), bool(xla)): Speed(*values) for (cell, units, unroll, xla), values in medians.iterrows()
     }
 
 
@@ -69,13 +67,17 @@ def run_seconds(speed: Speed, train: TrainConfig, valid_images: int) -> float:
 def _final_stage(definition: SweepDefinition, sweep_plan: Plan) -> str:
     seeds = definition.final.seeds
     if sweep_plan.every_unroll or len(sweep_plan.unroll) == 1:
-        return (f"{len(sweep_plan.final_runs)} final runs = {len(sweep_plan.unroll)} unroll setting(s) x {seeds} seeds per "
-                "model, tested on the test split")
+        return (
+            f"{len(sweep_plan.final_runs)} final runs = {len(sweep_plan.unroll)} unroll setting(s) x {seeds} seeds per "
+            "model, tested on the test split"
+        )
     timing = sum(run.timing for run in sweep_plan.final_runs)
-    return (f"{len(sweep_plan.final_runs) - timing} final runs = {seeds} seeds per model in its faster unroll setting "
-            f"('trained' below), tested on the test split, and {timing} timing runs of the other setting "
-            f"({definition.train.eval_every_steps} steps each: its speed, and the check that both settings agree; a model "
-            "whose settings differ is trained in full in each)")
+    return (
+        f"{len(sweep_plan.final_runs) - timing} final runs = {seeds} seeds per model in its faster unroll setting "
+        f"('trained' below), tested on the test split, and {timing} timing runs of the other setting "
+        f"({definition.train.eval_every_steps} steps each: its speed, and the check that both settings agree; a model "
+        "whose settings differ is trained in full in each)"
+    )
 
 
 def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, workers: int) -> str:
@@ -97,17 +99,22 @@ def describe(definition: SweepDefinition, sweep_plan: Plan, valid_images: int, w
     timing_train = dataclasses.replace(definition.train, steps=definition.train.eval_every_steps)
     search_total = final_total = 0.0
     for study in sweep_plan.studies:
-        def measured_key(unroll: bool) -> tuple[str, int, bool, bool]:
+
+        def measured_key(unroll: bool, study: Study = study) -> tuple[str, int, bool, bool]:
             return study.cell, study.hidden_units, unroll, xla_on_cpu_for(definition.train.xla_on_cpu, unroll)
 
-        def speed_of(unroll: bool) -> Speed:
-            modelled = cost.modelled_speed(study.cell, study.hidden_units, unroll, definition.train.batch_size, definition.data.task)
-            return speeds.get(measured_key(unroll)) or modelled
+        def speed_of(unroll: bool, study: Study = study) -> Speed:
+            modelled = cost.modelled_speed(
+                study.cell, study.hidden_units, unroll, definition.train.batch_size, definition.data.task
+            )
+            return speeds.get(measured_key(unroll, study)) or modelled
 
         trial = run_seconds(speed_of(search.unroll), definition.train, valid_images)
         trained = unroll.trained_setting(definition, study, speeds, valid_images)
-        finals = sum(run_seconds(speed_of(run.unroll), timing_train if run.timing else definition.train, valid_images)
-                     for run in sweep_plan.finals_of(study, trained))
+        finals = sum(
+            run_seconds(speed_of(run.unroll), timing_train if run.timing else definition.train, valid_images)
+            for run in sweep_plan.finals_of(study, trained)
+        )
         search_total += trial * search.trials
         final_total += finals
         source = "measured in this store" if measured_key(search.unroll) in speeds else "FLOP model (~20%)"

@@ -43,7 +43,10 @@ class Workers:
             with open(log, "a") as output:
                 processes.append(
                     subprocess.Popen(
-                        command, stdout=output, stderr=subprocess.STDOUT, env=environment,
+                        command,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                        env=environment,
                         start_new_session=True,  # a Ctrl-C reaches only the coordinator, which stops them in order
                         preexec_fn=_die_with_parent,
                     )

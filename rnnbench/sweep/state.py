@@ -83,9 +83,10 @@ def close_dead_trial(optuna_study: optuna.Study, trial) -> None:
     run_ids = [trial.user_attrs[names.MLFLOW_RUN]] if trial.user_attrs.get(names.MLFLOW_RUN) else []
     if not run_ids and worker:
         found = mlflow.search_runs(
-            search_all_experiments=True, output_format="list",
+            search_all_experiments=True,
+            output_format="list",
             filter_string=f"attributes.status = 'RUNNING' and tags.`{names.PROCESS}` = '{worker}' "
-                          f"and tags.`{names.TRIAL_NUMBER}` = '{trial.number}'",
+            f"and tags.`{names.TRIAL_NUMBER}` = '{trial.number}'",
         )
         run_ids = [run.info.run_id for run in found]
     for run_id in run_ids:

@@ -25,8 +25,8 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -34,8 +34,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench import names, processes, tracking
 from rnnbench.errors import UserError
-from rnnbench.sweep.journal import JournalFile
 from rnnbench.sweep.definition import Plan, Study, SweepDefinition, build_definition, stored_values
+from rnnbench.sweep.journal import JournalFile
 
 # Optuna's retry callback is marked experimental; it is the library's way to do this.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -63,7 +63,9 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseSt
         url: e.g. postgresql://user@host/db, sqlite:///studies.db, or a path like mlruns/optuna.journal.
         create: create a journal or SQLite file that does not exist (a worker joins one that does).
     """
-    journal = Path(url) if url and "://" not in url else DEFAULT_STORAGE if not url else None
+    if not url:
+        url = str(DEFAULT_STORAGE)
+    journal = Path(url) if "://" not in url else None
     local = journal or tracking.sqlite_path(url)
     if not create and local is not None and not local.exists():
         raise UserError(
@@ -170,7 +172,8 @@ def live_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def lost_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Planned trials that failed for a reason other than a diverged loss: runs the sweep owes."""
     return [
-        trial for trial in live_trials(trials)
+        trial
+        for trial in live_trials(trials)
         if trial.state == TrialState.FAIL and trial.user_attrs.get(names.FAILURE) != "diverged"
     ]
 
@@ -199,8 +202,11 @@ class Counts:
 def count(trials: list[FrozenTrial]) -> Counts:
     counts = Counts(lost=len(lost_trials(trials)))
     fields = {
-        TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-        TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
+        TrialState.COMPLETE: "complete",
+        TrialState.PRUNED: "pruned",
+        TrialState.FAIL: "failed",
+        TrialState.RUNNING: "running",
+        TrialState.WAITING: "waiting",
     }
     for trial in live_trials(trials):
         setattr(counts, fields[trial.state], getattr(counts, fields[trial.state]) + 1)
@@ -248,10 +254,8 @@ def heartbeat(trial: optuna.Trial):
 
     def beat():
         while True:
-            try:
+            with contextlib.suppress(Exception):  # a storage that hiccups: the next beat tries again
                 trial.set_user_attr(names.TRIAL_HEARTBEAT, time.time())
-            except Exception:  # a storage that hiccups: the next beat tries again
-                pass
             if stop.wait(HEARTBEAT_SECONDS):
                 return
 
@@ -317,9 +321,15 @@ def _age_seconds(trial: FrozenTrial) -> float:
 
 
 def _changed_settings(sweep: str, before: dict, now: dict) -> str:
-    changes = [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    changes = [
+        f"{key}: {before.get(key)!r} -> {now.get(key)!r}"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key)
+    ]
     every_unroll = "final.train_every_unroll"
-    hint = f" (add {every_unroll}={str(before[every_unroll]).lower()})" if before.get(every_unroll) != now.get(every_unroll) else ""
+    hint = (
+        f" (add {every_unroll}={str(before[every_unroll]).lower()})" if before.get(every_unroll) != now.get(every_unroll) else ""
+    )
     return (
         f"sweep '{sweep}' already exists in this storage with other settings ({'; '.join(changes)}); "
         f"re-run it with its original settings to resume it{hint}, or start a new one with sweep.name=NEW_NAME"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
@@ -36,7 +36,7 @@ from rnnbench.sweep.definition import Plan, Study, SweepDefinition
 
 RELATIVE_TOLERANCE = 1e-4
 """How far apart (relative) the two settings' untrained loss and gradient may be: far above float rounding, far below
-what a different function gives (measured: BENCHMARKS.md; the tests build both cases)."""
+what a different function gives (measured: the docs' results page; the tests build both cases)."""
 
 AGREE, DIFFER, UNCHECKED, PENDING = "agree", "differ", "unchecked", "pending"
 """Verdicts of the check: the same function; different functions; not decidable (a run diverged); not yet decided."""
@@ -62,8 +62,10 @@ class Check:
         """The line the sweep says for a model it trains in full in every setting (`trains_every_setting`)."""
         settings = f"{_name(self.trained)} and {_name(self.other)}"
         if self.verdict == DIFFER:
-            return (f"{study.key}: {settings} compute different functions (untrained loss and gradient {self.difference:.1e} "
-                    f"apart relative, more than {RELATIVE_TOLERANCE:g}); training it in full in each setting")
+            return (
+                f"{study.key}: {settings} compute different functions (untrained loss and gradient {self.difference:.1e} "
+                f"apart relative, more than {RELATIVE_TOLERANCE:g}); training it in full in each setting"
+            )
         return f"{study.key}: {settings} could not be checked (a run diverged); training it in full in each setting"
 
 
@@ -75,13 +77,18 @@ def trained_setting(definition: SweepDefinition, study: Study, speeds: dict, val
     from rnnbench.sweep.estimate import run_seconds
 
     settings = definition.grid.unroll
-    keys = {unroll: (study.cell, study.hidden_units, unroll, xla_on_cpu_for(definition.train.xla_on_cpu, unroll))
-            for unroll in settings}
+    keys = {
+        unroll: (study.cell, study.hidden_units, unroll, xla_on_cpu_for(definition.train.xla_on_cpu, unroll))
+        for unroll in settings
+    }
     measured = all(key in speeds for key in keys.values())
 
     def seconds(unroll: bool) -> float:
-        speed: Speed = speeds[keys[unroll]] if measured else cost.modelled_speed(
-            study.cell, study.hidden_units, unroll, definition.train.batch_size, definition.data.task)
+        speed: Speed = (
+            speeds[keys[unroll]]
+            if measured
+            else cost.modelled_speed(study.cell, study.hidden_units, unroll, definition.train.batch_size, definition.data.task)
+        )
         return run_seconds(speed, definition.train, valid_images)
 
     return min(settings, key=seconds)
@@ -94,17 +101,20 @@ def check(sweep_plan: Plan, study: Study, trained: bool, final_trials: Sequence[
     if not others:
         return Check(AGREE, trained, None)
     other = others[0]
-    pair = [_seed_zero(final_trials, study, unroll, timing=unroll != trained and not sweep_plan.every_unroll)
-            for unroll in (trained, other)]
-    if any(trial is None or trial.state in (TrialState.WAITING, TrialState.RUNNING) for trial in pair):
+    pair = [
+        _seed_zero(final_trials, study, unroll, timing=unroll != trained and not sweep_plan.every_unroll)
+        for unroll in (trained, other)
+    ]
+    found = [trial for trial in pair if trial is not None]
+    if len(found) < len(pair) or any(trial.state in (TrialState.WAITING, TrialState.RUNNING) for trial in found):
         return Check(PENDING, trained, other)
-    if any(trial.state == TrialState.FAIL for trial in pair):
-        diverged = all(trial.state != TrialState.FAIL or trial.user_attrs.get(names.FAILURE) == "diverged" for trial in pair)
+    if any(trial.state == TrialState.FAIL for trial in found):
+        diverged = all(trial.state != TrialState.FAIL or trial.user_attrs.get(names.FAILURE) == "diverged" for trial in found)
         return Check(UNCHECKED if diverged else PENDING, trained, other)  # a lost run is retried by a re-run
-    firsts = [trial.user_attrs.get(names.STARTING_POINT) for trial in pair]
-    if any(first is None for first in firsts):
+    first, second = (trial.user_attrs.get(names.STARTING_POINT) for trial in found)
+    if first is None or second is None:
         return Check(UNCHECKED, trained, other)
-    apart = difference(*firsts)
+    apart = difference(first, second)
     return Check(AGREE if apart <= RELATIVE_TOLERANCE else DIFFER, trained, other, apart)
 
 
@@ -114,7 +124,7 @@ def difference(first: dict, second: dict) -> float:
     sketches = [np.asarray(point["gradient_sketch"], dtype=float) for point in (first, second)]
     if not all(np.isfinite(sketch).all() for sketch in sketches):
         return math.inf
-    scale = max(np.linalg.norm(sketches[0]), np.linalg.norm(sketches[1]), 1e-30)
+    scale = max(float(np.linalg.norm(sketches[0])), float(np.linalg.norm(sketches[1])), 1e-30)
     return max(_relative(first["loss"], second["loss"]), float(np.linalg.norm(sketches[0] - sketches[1]) / scale))
 
 
@@ -122,7 +132,11 @@ def _seed_zero(trials: Sequence[FrozenTrial], study: Study, unroll: bool, timing
     for trial in trials:
         params = trial.params
         if (params.get("cell"), params.get("hidden_units"), params.get("unroll"), params.get("seed")) == (
-                study.cell, study.hidden_units, unroll, 0) and bool(params.get("timing", False)) == timing:
+            study.cell,
+            study.hidden_units,
+            unroll,
+            0,
+        ) and bool(params.get("timing", False)) == timing:
             return trial
     return None
 

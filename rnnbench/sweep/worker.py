@@ -49,7 +49,12 @@ def suggest(trial: optuna.Trial, definition: SweepDefinition, study: Study | Non
     tuned = {dimension.key: dimension.suggest(trial) for dimension in definition.space}
     if study is not None:
         return run_config(
-            definition, cell=study.cell, hidden_units=study.hidden_units, unroll=search.unroll, tuned=tuned, seed=search.seed,
+            definition,
+            cell=study.cell,
+            hidden_units=study.hidden_units,
+            unroll=search.unroll,
+            tuned=tuned,
+            seed=search.seed,
         )
     config = run_config(
         definition,
@@ -139,7 +144,8 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None, s
     for study in [None, *sweep_plan.studies]:
         name = studies.study_name(definition, study)
         loaded[study] = optuna.load_study(
-            study_name=name, storage=storage,
+            study_name=name,
+            storage=storage,
             sampler=TrialSampler(search.sampler_seed, name, search.startup_trials, tuple(d.key for d in definition.space)),
             pruner=PRUNERS[search.pruner](search, definition.train.eval_every_steps),
         )
@@ -259,9 +265,13 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         stage=stage,
         parent_run_id=trial.study.user_attrs.get(names.MLFLOW_RUN),  # the study's run, or for finals the sweep's
         run_name=(
-            f"{study.key}-trial{trial.number}-" + "-".join(f"{short(key)}{value:.2e}" for key, value in trial.params.items()) if study
-            else f"reference-{tracking.run_name(config)}" if reference
-            else f"timing-{tracking.run_name(config)}" if timing else None
+            f"{study.key}-trial{trial.number}-" + "-".join(f"{short(key)}{value:.2e}" for key, value in trial.params.items())
+            if study
+            else f"reference-{tracking.run_name(config)}"
+            if reference
+            else f"timing-{tracking.run_name(config)}"
+            if timing
+            else None
         ),
         tags=tags,
         test=study is None and not timing,
@@ -273,7 +283,7 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
     trial.set_user_attr(names.TRIAL_SAMPLES_PER_SECOND, outcome.result.speed.train_samples_per_second)
     if outcome.result.start is not None:
         trial.set_user_attr(names.STARTING_POINT, outcome.result.start)
-    if study is None and not timing:
+    if outcome.test is not None:  # a final or reference run: its test accuracy
         return outcome.test.accuracy
     return outcome.result.evaluations[-1].val_accuracy
 
@@ -282,4 +292,3 @@ def _tag_run(run_id: str | None, state: TrialState) -> None:
     """The trial's Optuna state on its MLflow run, so that either store tells how it ended."""
     if run_id:
         tracking.open_store().set_tag(run_id, names.TRIAL_STATE, state.name)
-
