@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= experiments/seed_simple_rnn.yaml
 SWEEP ?= experiments/sweep.yaml
 WORKERS ?= 2
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 2
 STORAGE ?=
 ARGS ?=
 EXPERIMENT ?=
@@ -24,7 +24,7 @@ QUICK := $(if $(filter quick,$(BENCH_SIZE)),--quick)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 	@echo "  variables: CONFIG=experiments/seed_lstm.yaml SWEEP=experiments/sweep.yaml WORKERS=2 STORAGE=URL ARGS=\"key=value ...\" EXPERIMENT=name UI_PORT=5000 DASHBOARD_PORT=8080"
-	@echo "    BENCH_SIZE=quick (every make bench* target at a tiny size, seconds: checks it runs) BENCH_OUT=reports/bench TEST_WORKERS=4"
+	@echo "    BENCH_SIZE=quick (every make bench* target at a tiny size, seconds: checks it runs) BENCH_OUT=reports/bench TEST_WORKERS=2"
 	@echo "  docs: docs/ (make docs builds the site into site/); the layers: [tool.importlinter] in pyproject.toml"
 
 install: $(STAMP) ## create .venv and install rnnbench and its dev tools from requirements.lock (quick when done)

@@ -77,6 +77,12 @@ def run_command(args) -> int:
     from rnnbench import tracking
 
     tracking.open_store()  # a store that cannot be written, or a server that does not answer, fails here
+    from rnnbench import cost
+    from rnnbench.data import load_dataset
+
+    # A missing or damaged data source, and a model or batch that cannot fit, fail here, before TensorFlow loads.
+    dataset = load_dataset(config.data)
+    cost.check_fits(config.model, config.train.batch_size, len(dataset.train), config.data.task)
     backend.load(config.train.backend)
     from rnnbench.runner import RunFailed, run_experiment
 
@@ -98,7 +104,7 @@ def run_command(args) -> int:
         )
 
     try:
-        outcome = run_experiment(config, on_start=started, on_evaluation=progress)
+        outcome = run_experiment(config, dataset=dataset, on_start=started, on_evaluation=progress)
     except RunFailed as failure:
         print(f"rnnbench: run {failure.run_id} FAILED: {failure}", file=sys.stderr)
         return EXIT_FAILED

@@ -190,17 +190,18 @@ def read_idx_folder(folder: Path) -> tuple[Split | None, Split | None]:
 def _read_source(source: str) -> tuple[str, Split | None, Split | None]:
     """(location, train pool, official test split or None) for a `data.source`."""
     if source.startswith("idx:"):
-        return _read_folder(Path(source[len("idx:") :]).expanduser())
+        return read_folder(Path(source[len("idx:") :]).expanduser())
     return SOURCES[source].read()
 
 
-def _read_folder(folder: Path) -> tuple[str, Split | None, Split | None]:
+def read_folder(folder: Path) -> tuple[str, Split | None, Split | None]:
+    """A folder of IDX files as a source's `read` returns it: (its path, training pool, official test split)."""
     return str(folder.resolve()), *read_idx_folder(folder)
 
 
 def _read_fashion_mnist() -> tuple[str, Split | None, Split | None]:
     """Debian's dataset-fashion-mnist where installed, else the Keras download."""
-    return _read_folder(FASHION_MNIST_DEBIAN) if FASHION_MNIST_DEBIAN.is_dir() else _read_keras("fashion_mnist")
+    return read_folder(FASHION_MNIST_DEBIAN) if FASHION_MNIST_DEBIAN.is_dir() else _read_keras("fashion_mnist")
 
 
 def _read_mnist5k() -> tuple[str, Split, None]:

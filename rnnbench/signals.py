@@ -6,7 +6,7 @@ Both become a KeyboardInterrupt, so every `except KeyboardInterrupt` that closes
 either; SIGTERM's is the subclass `Terminated`, which the command line turns into exit code 143
 (128 + 15, what a shell reports for a process killed by SIGTERM) instead of Ctrl-C's 130.
 Inside TensorFlow neither may raise at once (see `deferred`). Python drops an exception raised while
-a garbage-collector callback runs (measured: a SIGTERM lost inside JAX's, and the worker went on), so
+a garbage-collector callback runs (seen: a SIGTERM lost inside JAX's, and the worker went on), so
 the signal is also remembered, and the loops of a sweep and every `deferred` block raise it again.
 """
 
@@ -87,8 +87,8 @@ def deferred(raise_earlier: bool = True) -> Iterator[Pending]:
             happen also while a stop is being handled).
 
     Python raises KeyboardInterrupt wherever the main thread happens to be, and inside TensorFlow's
-    eager tensor conversion that crashed the interpreter (SIGSEGV in 2 of 24 interrupted runs,
-    measured), which left the run RUNNING with nothing to say why. A second signal raises at once.
+    eager tensor conversion that could crash the interpreter (SIGSEGV), which left the run RUNNING with
+    nothing to say why. A second signal raises at once.
     Only the main thread may set handlers; a signal that is ignored or handled by someone else is left
     as it is.
     """

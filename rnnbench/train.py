@@ -206,8 +206,8 @@ def _training_batches(split: Split, batch_size: int, seed: int) -> tf.data.Datas
         .batch(batch_size)
         .prefetch(2)
     )
-    # tf.data's autotuning thread made fit() stall for about 2 s at its end in one run of four
-    # (measured: 0 of 18 stalls without it); two prefetched batches keep the model fed.
+    # tf.data's autotuning thread made fit() stall at its end in some runs, and none without it; two prefetched
+    # batches keep the model fed.
     options = tf.data.Options()
     options.autotune.enabled = False
     return batches.with_options(options)

@@ -6,6 +6,7 @@ a sweep whose every trial diverges; each test reads the pages `rnnbench report` 
 
 from __future__ import annotations
 
+import concurrent.futures
 import html.parser
 import os
 import shutil
@@ -64,8 +65,15 @@ def workspace(tiny_sweep_store):
             "--report",
         ],
     }
-    for key, arguments in commands.items():
-        outputs[key] = rnnbench(*arguments, cwd=folder, env=env, timeout=900)
+
+    def run_in_turn(keys):
+        return {key: rnnbench(*commands[key], cwd=folder, env=env, timeout=900) for key in keys}
+
+    # the two single runs one after the other (the first creates their experiment), the failed sweep beside them
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(run_in_turn, ["single0", "single1"]), pool.submit(run_in_turn, ["failed"])]:
+            outputs.update(done.result())
+    for key in commands:
         assert outputs[key].returncode == 0, outputs[key].stdout + outputs[key].stderr
     return folder, env, MlflowClient(env["MLFLOW_TRACKING_URI"]), outputs
 
