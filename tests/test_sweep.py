@@ -22,7 +22,10 @@ from rnnbench.sweep.definition import load_sweep, plan
 pytestmark = pytest.mark.slow
 
 DEFINITION = load_sweep(TINY)
-PLAN = plan(DEFINITION)
+ONE_CELL = ["grid.cells=gru"]
+"""The stop-and-resume tests' sweep: the tiny sweep's GRU study alone (3 trials, a final run and a timing run). What a
+stop and a resume do does not depend on the number of studies, and the shared sweep has two."""
+PLAN = plan(load_sweep(TINY, ONE_CELL))
 SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
 """The plan of the session's shared tiny sweep (`tiny_sweep_store`), which has the reference runs."""
 
@@ -55,7 +58,7 @@ def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
 
     [sweep_run] = by_stage["sweep"]  # one run of the sweep, holding the others
     assert sweep_run.info.status == "FINISHED"
-    assert sweep_run.data.params["grid.cells"] == ",".join(DEFINITION.grid.cells)
+    assert sweep_run.data.params["grid.cells"] == ",".join(dict.fromkeys(study.cell for study in sweep_plan.studies))
     parents = {run.info.run_id: run for run in by_stage["study"]}
     assert len(parents) == len(sweep_plan.studies)
     assert all(run.info.status == "FINISHED" for run in parents.values())
@@ -154,7 +157,7 @@ def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
 
 def start_sweep(folder) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnbench", "sweep", str(TINY)],
+        [sys.executable, "-m", "rnnbench", "sweep", str(TINY), *ONE_CELL],
         cwd=folder,
         env={**os.environ, **environment(folder)},
         stdout=subprocess.PIPE,
@@ -189,7 +192,7 @@ def test_a_sweep_killed_with_sigkill_resumes_with_two_workers_and_closes_the_dea
     process.wait()
     time.sleep(1)
 
-    result = rnnbench("sweep", str(TINY), "--workers", "2", cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    result = rnnbench("sweep", str(TINY), *ONE_CELL, "--workers", "2", cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     by_stage, _ = assert_complete(tmp_path)  # the same counts with two workers, and no duplicate
     second = tmp_path / "mlruns" / "logs" / f"{DEFINITION.sweep.name}-worker2.log"  # started by the resuming sweep only
@@ -233,7 +236,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     assert report.returncode == 0, report.stderr
     assert "The sweep was stopped (KILLED)" in page.read_text()
 
-    result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    result = rnnbench("sweep", str(TINY), *ONE_CELL, cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     by_stage, _ = assert_complete(tmp_path)
     after = [run for stage in ("trial", "final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
