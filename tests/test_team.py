@@ -1,8 +1,7 @@
-"""End to end: the team set-up of the README, for real. A PostgreSQL server, an `mlflow server` backed by it,
-a sweep's coordinator in one folder, an extra worker joining from another and killed with -9 mid-trial.
-The same again with the Optuna studies in a SQLite database. On PostgreSQL, both URLs carry a password, given
-through the environment as the README says, and it is found nowhere: no output, file, param, tag, Optuna attribute
-or process command line."""
+"""End to end: the team set-up of the docs (Team sweeps), for real. A PostgreSQL server, an `mlflow server` backed by
+it, a sweep's coordinator in one folder, an extra worker joining from another and killed with -9 mid-trial. Both URLs
+carry a password, given through the environment as the docs say, and it is found nowhere: no output, file, param,
+tag, Optuna attribute or process command line."""
 
 from __future__ import annotations
 
