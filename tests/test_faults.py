@@ -128,6 +128,32 @@ def test_a_stop_while_a_run_is_being_closed_lets_it_close_first(store, monkeypat
     assert run.info.status == "KILLED" and run.data.tags[names.FAILURE] == "pruned"
 
 
+def test_a_stop_after_the_last_run_closes_the_sweep_run_and_says_how_to_resume(store, capsys):
+    """Ctrl-C while the sweep is closing (its workers done, its summary being read): the sweep's run is closed KILLED,
+    not left RUNNING, and the command says to re-run it, as for a stop in the middle."""
+    from rnnbench.sweep.coordinator import run_sweep
+    from rnnbench.sweep.definition import load_sweep
+
+    small = ["sweep.name=closing", "grid.cells=gru", "grid.unroll=[false]", "search.trials=1", "train.steps=20"]
+    definition = load_sweep(EXPERIMENTS / "sweep_tiny.yaml", [*small, "train.eval_every_steps=10"])
+
+    pressed = []
+
+    def pressed_while_reading(experiment):  # once: the stopped sweep prints its summary again, and is not stopped there
+        if not pressed:
+            pressed.append(experiment)
+            raise KeyboardInterrupt
+        return "summary"
+
+    assert run_sweep(definition, None, 1, closing_summary=pressed_while_reading) == 130
+    assert "re-run the same command to do only the rest" in capsys.readouterr().err
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("closing").experiment_id])
+    assert [run.info.status for run in runs if run.info.status == "RUNNING"] == []
+    [sweep] = [run for run in runs if run.data.tags[names.STAGE] == "sweep"]
+    assert sweep.info.status == "KILLED" and sweep.data.tags[names.FAILURE] == "interrupted"
+
+
 def test_sigterm_stops_a_joined_worker_and_then_the_sweep_with_nothing_left_running(tmp_path):
     env = store_of(tmp_path)
     coordinator = start(["sweep", TINY, "train.steps=2000", "train.eval_every_steps=50"], tmp_path, env)

@@ -23,9 +23,11 @@ pytestmark = pytest.mark.slow
 
 DEFINITION = load_sweep(TINY)
 ONE_CELL = ["grid.cells=gru"]
-"""The stop-and-resume tests' sweep: the tiny sweep's GRU study alone (3 trials, a final run and a timing run). What a
-stop and a resume do does not depend on the number of studies, and the shared sweep has two."""
+"""The SIGKILL test's sweep: the tiny sweep's GRU study alone (3 trials, a final run and a timing run). What a kill and
+a resume do does not depend on the number of studies. (The Ctrl-C test keeps both studies: it builds a report between
+finding a run in progress and pressing Ctrl-C, and the sweep must still be running then.)"""
 PLAN = plan(load_sweep(TINY, ONE_CELL))
+FULL_PLAN = plan(DEFINITION)
 SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
 """The plan of the session's shared tiny sweep (`tiny_sweep_store`), which has the reference runs."""
 
@@ -155,9 +157,9 @@ def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
     assert sum(len(runs) for runs in recorded(folder, sweep_plan=SHARED_PLAN)[0].values()) == before
 
 
-def start_sweep(folder) -> subprocess.Popen:
+def start_sweep(folder, overrides: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnbench", "sweep", str(TINY), *ONE_CELL],
+        [sys.executable, "-m", "rnnbench", "sweep", str(TINY), *overrides],
         cwd=folder,
         env={**os.environ, **environment(folder)},
         stdout=subprocess.PIPE,
@@ -186,7 +188,7 @@ def wait_for_a_running_run(folder, process, finished_before: int = 2, timeout: f
 
 
 def test_a_sweep_killed_with_sigkill_resumes_with_two_workers_and_closes_the_dead_runs(tmp_path):
-    process = start_sweep(tmp_path)
+    process = start_sweep(tmp_path, ONE_CELL)
     victims = wait_for_a_running_run(tmp_path, process)
     process.kill()  # kill -9: no clean-up at all; the worker dies with it
     process.wait()
@@ -206,7 +208,7 @@ def test_a_sweep_killed_with_sigkill_resumes_with_two_workers_and_closes_the_dea
 
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
-    process = start_sweep(tmp_path)
+    process = start_sweep(tmp_path, [])
     in_progress = wait_for_a_running_run(tmp_path, process, finished_before=1)
     page = tmp_path / "reports" / DEFINITION.sweep.name / "index.html"
     report = rnnbench("report", cwd=tmp_path, env=environment(tmp_path))  # the report of a sweep in progress
@@ -218,7 +220,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     assert "re-run the same command" in stderr
     assert "Traceback" not in stdout + stderr
 
-    by_stage, loaded = recorded(tmp_path)
+    by_stage, loaded = recorded(tmp_path, sweep_plan=FULL_PLAN)
     everything = [run for runs in by_stage.values() for run in runs]
     assert [run.info.run_name for run in everything if run.info.status == "RUNNING"] == []
     by_id = {run.info.run_id: run for run in everything}
@@ -236,9 +238,9 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     assert report.returncode == 0, report.stderr
     assert "The sweep was stopped (KILLED)" in page.read_text()
 
-    result = rnnbench("sweep", str(TINY), *ONE_CELL, cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    by_stage, _ = assert_complete(tmp_path)
+    by_stage, _ = assert_complete(tmp_path, FULL_PLAN)
     after = [run for stage in ("trial", "final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
     assert done_before <= {run.info.run_id for run in after}
     for run in by_stage["sweep"] + by_stage["study"]:  # finished now: why they stopped last time is no longer said (in

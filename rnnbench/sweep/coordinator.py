@@ -91,6 +91,16 @@ def run_sweep(
                     "Re-run the same command to finish the remaining work"
                 )
             time.sleep(POLL_SECONDS)
+        # Closing is inside the try: a stop while the workers finish or the summary is read is an interruption (below)
+        bar.close()
+        pool.finish(POLL_SECONDS)
+        state.sign_coordinator(loaded[None], present=False)
+        if closing_summary:
+            print(closing_summary(definition.sweep.name))
+        where = "" if tracking.is_server(tracking.tracking_uri()) else " (`make ui` serves it)"
+        final_runs = Links(ui_url(), tracking.experiment_id(client, definition.sweep.name)).final_runs()
+        print(f"MLflow: the final runs, best first, to chart and compare{where}: {final_runs}")
+        return _close_sweep(client, definition, sweep_plan, loaded, parents[None])
     except KeyboardInterrupt as stop:
         if bar:
             bar.close()
@@ -129,15 +139,6 @@ def run_sweep(
             f"{fault.message if fault else 'the sweep coordinator failed'}; re-run it to resume",
         )
         raise
-    bar.close()
-    pool.finish(POLL_SECONDS)
-    state.sign_coordinator(loaded[None], present=False)
-    if closing_summary:
-        print(closing_summary(definition.sweep.name))
-    where = "" if tracking.is_server(tracking.tracking_uri()) else " (`make ui` serves it)"
-    final_runs = Links(ui_url(), tracking.experiment_id(client, definition.sweep.name)).final_runs()
-    print(f"MLflow: the final runs, best first, to chart and compare{where}: {final_runs}")
-    return _close_sweep(client, definition, sweep_plan, loaded, parents[None])
 
 
 def _final_stage(sweep_plan: Plan) -> str:
