@@ -71,6 +71,19 @@ def rnnbench(*arguments: str, cwd: Path, env: dict | None = None, timeout: int =
     )
 
 
+def start_rnnbench(arguments: list[str], folder, env: dict) -> subprocess.Popen:
+    """Starts the real command line in the background, unbuffered, answering Ctrl-C, with its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnbench", *arguments],
+        cwd=folder,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=answers_ctrl_c,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -16,9 +16,9 @@ import pytest
 from conftest import (
     EXPERIMENTS,
     FASHION_MNIST,
-    answers_ctrl_c,
     needs_fashion_mnist,
     rnnbench,
+    start_rnnbench,
 )
 from mlflow import MlflowClient
 
@@ -265,22 +265,8 @@ def test_a_diverging_run_ends_failed_with_its_metrics_kept(workspace):
 
 def test_ctrl_c_ends_the_run_killed_with_its_metrics_kept(workspace):
     folder, env, client = workspace
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rnnbench",
-            "run",
-            str(EXPERIMENTS / "smoke.yaml"),
-            "train.steps=100000",
-            "tracking.experiment=interrupt",
-        ],
-        cwd=folder,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=answers_ctrl_c,
+    process = start_rnnbench(
+        ["run", str(EXPERIMENTS / "smoke.yaml"), "train.steps=100000", "tracking.experiment=interrupt"], folder, env
     )
     deadline = time.monotonic() + 240
     for line in process.stdout:

@@ -16,7 +16,8 @@ import threading
 import time
 
 import pytest
-from conftest import EXPERIMENTS, answers_ctrl_c, rnnbench
+from conftest import EXPERIMENTS, rnnbench
+from conftest import start_rnnbench as start
 from mlflow import MlflowClient
 
 from rnnbench import names
@@ -36,18 +37,6 @@ def one_line(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert "Traceback" not in stderr and len(lines) == 1, stderr
     return lines[0]
-
-
-def start(arguments: list[str], folder, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rnnbench", *arguments],
-        cwd=folder,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=answers_ctrl_c,
-    )
 
 
 def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float = 240) -> None:
