@@ -52,9 +52,11 @@ sweep-plan: $(STAMP) ## print the sweep's plan and estimated cost without runnin
 report: $(STAMP) ## write the HTML report of the latest sweep (or EXPERIMENT=name) to reports/<experiment>/index.html
 	$(BIN)/rnnbench report $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)")
 
+# MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: MLflow's job runner (GenAI scorer jobs; rnnbench has none) stays off, rather
+# than starting seven background processes beside the UI.
 ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI_PORT)
 	mkdir -p mlruns
-	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
 
 dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); another storage: STORAGE=PATH, or RNNBENCH_STORAGE=URL in the environment

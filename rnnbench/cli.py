@@ -132,9 +132,9 @@ def show_config_command(args) -> int:
 
 
 def evaluate_command(args) -> int:
-    from rnnbench import tracking
+    from rnnbench import records
 
-    tracking.open_store(write=False)  # before TensorFlow loads: a server that does not answer fails fast
+    records.recorded_run(args.run_id)  # before TensorFlow loads: a server that does not answer, or no such run, fails fast
     backend.load()  # a saved .keras model loads on any backend
     from rnnbench.runner import evaluate_recorded
 

@@ -108,6 +108,21 @@ def latest_sweep_experiment() -> str:
     raise UserError(f"the tracking store {tracking.shown_uri()} has no runs yet; `make sweep` or `make run` records some")
 
 
+def recorded_run(run_id: str):
+    """The MLflow run `run_id` (its params, metrics and tags).
+
+    Raises:
+        UserError: the tracking store has no such run (the message says where run ids are listed).
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = tracking.open_store(write=False)
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise UserError(f"no run '{run_id}' in the tracking store {tracking.shown_uri()}; copy a run id from `make ui`") from None
+
+
 def read(experiment: str, curves: bool = True) -> Recorded:
     """Every run of `experiment` and (unless `curves` is False) the curves of those that trained.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnbench import backend, cost, faults, names, plots, signals, tracking
+from rnnbench import backend, cost, faults, names, plots, records, signals, tracking
 from rnnbench.config import Config, load_config
 from rnnbench.data import Dataset, load_dataset, load_test_split
 from rnnbench.errors import UserError
@@ -207,11 +207,7 @@ def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
     import mlflow.keras
     from mlflow.exceptions import MlflowException
 
-    client = tracking.open_store(write=False)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise UserError(f"no run '{run_id}' in the tracking store {tracking.shown_uri()}; copy a run id from `make ui`") from None
+    run = records.recorded_run(run_id)
     # the run's own data and model settings (its task, its permutation, the model that reads them), and its compiler
     recorded = [
         f"{key}={value}"

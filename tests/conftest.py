@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
 import shutil
 import signal
@@ -27,6 +29,8 @@ WITH_REFERENCE = ["final.reference=true", "space.model.dropout={low: 0.0, high: 
 (the learning rate and the recurrent layer's input dropout), so that every sweep and report test sees both."""
 """The tiny sweep as the shared tests run it: with the seed tutorial's reference runs, as `make sweep` has them."""
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+UI_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+"""An `mlflow ui` or `mlflow server` as `make ui` and the docs start it: without MLflow's job runner (GenAI scorer jobs)."""
 
 needs_fashion_mnist = pytest.mark.skipif(
     not FASHION_MNIST.is_dir(),
@@ -69,6 +73,30 @@ def rnnbench(*arguments: str, cwd: Path, env: dict | None = None, timeout: int =
         text=True,
         timeout=timeout,
     )
+
+
+def rnnbench_here(*arguments: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`rnnbench ARGS...` in this process: the command line's own `main`, in `cwd` with `env` added to the environment,
+    what it prints captured. For tests of what a command does, without the seconds a new process spends starting
+    TensorFlow and MLflow; `rnnbench` (a real process) for what only a process shows: its exit on a signal, its output
+    at the file-descriptor level (a library's chatter, a traceback), its start-up. pytest keeps its own signal handlers."""
+    from unittest import mock
+
+    from rnnbench import cli, signals
+
+    saved_environment, saved_folder = dict(os.environ), os.getcwd()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        with mock.patch.object(signals, "install"), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main(list(arguments))
+    finally:
+        os.chdir(saved_folder)
+        for key in set(os.environ) - set(saved_environment):  # key by key: the environment is never empty meanwhile
+            del os.environ[key]
+        os.environ.update(saved_environment)
+    return subprocess.CompletedProcess(["rnnbench", *arguments], code, stdout.getvalue(), stderr.getvalue())
 
 
 def start_rnnbench(arguments: list[str], folder, env: dict) -> subprocess.Popen:

@@ -1,4 +1,5 @@
-"""End to end: the real `rnnbench` command line against a temporary MLflow store."""
+"""End to end: the `rnnbench` command line against a temporary MLflow store; a real process where the process is what
+is tested (its output, its exit on Ctrl-C, a model reloaded in a fresh Python), in this one otherwise."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from conftest import (
     FASHION_MNIST,
     needs_fashion_mnist,
     rnnbench,
+    rnnbench_here,
     start_rnnbench,
 )
 from mlflow import MlflowClient
@@ -140,7 +142,7 @@ def test_run_logs_artifacts_and_a_reloadable_model(smoke_run, workspace):
 def test_evaluate_reproduces_the_logged_test_accuracy(smoke_run, workspace):
     _, run, _ = smoke_run
     folder, env, _ = workspace
-    result = rnnbench("evaluate", run.info.run_id, "--data", "mnist5k", cwd=folder, env=env)
+    result = rnnbench_here("evaluate", run.info.run_id, "--data", "mnist5k", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["samples"] == 1000
@@ -153,7 +155,7 @@ def permuted_run(workspace):
     """A permuted-pixel LSTM run, 784 steps in the order data.permutation_seed=7 draws, gradients clipped, compiled with
     XLA (as sweep_permuted.yaml's are)."""
     folder, env, client = workspace
-    result = rnnbench(
+    result = rnnbench_here(
         "run",
         str(EXPERIMENTS / "smoke.yaml"),
         "data.task=permuted_pixel",
@@ -182,7 +184,7 @@ def test_a_permuted_pixel_run_records_its_order_and_evaluate_applies_it(workspac
     run = permuted_run
     assert (run.data.params["data.task"], run.data.params["data.permutation_seed"]) == ("permuted_pixel", "7")
     assert run.data.tags[names.PERMUTATION] == tasks.permutation_digest(7)
-    evaluated = rnnbench("evaluate", run.info.run_id, "--data", "mnist5k", cwd=folder, env=env)
+    evaluated = rnnbench_here("evaluate", run.info.run_id, "--data", "mnist5k", cwd=folder, env=env)
     assert evaluated.returncode == 0, evaluated.stderr
     scores = json.loads(evaluated.stdout)
     assert scores["accuracy"] == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=1e-9)
@@ -195,7 +197,7 @@ def test_the_report_of_permuted_runs_draws_the_published_figures_beside_them_wit
     from rnnbench import published
 
     folder, env, _ = workspace
-    result = rnnbench("report", "--experiment", "permuted", cwd=folder, env=env)
+    result = rnnbench_here("report", "--experiment", "permuted", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     report = folder / "reports" / "permuted"
     page = html.unescape((report / "index.html").read_text())
@@ -216,7 +218,7 @@ def test_evaluate_on_a_test_only_idx_folder(smoke_run, workspace, tmp_path):
     folder, env, _ = workspace
     for path in FASHION_MNIST.glob("t10k-*"):
         shutil.copy(path, tmp_path)
-    result = rnnbench("evaluate", run.info.run_id, "--data", f"idx:{tmp_path}", cwd=folder, env=env)
+    result = rnnbench_here("evaluate", run.info.run_id, "--data", f"idx:{tmp_path}", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["samples"] == 10000 and 0 <= scores["accuracy"] <= 1
@@ -243,7 +245,7 @@ def test_errors_are_one_line_and_exit_2(workspace, arguments, message):
 
 def test_a_diverging_run_ends_failed_with_its_metrics_kept(workspace):
     folder, env, client = workspace
-    result = rnnbench(
+    result = rnnbench_here(
         "run",
         str(EXPERIMENTS / "smoke.yaml"),
         "train.learning_rate=1e38",

@@ -17,7 +17,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import EXPERIMENTS, WITH_REFERENCE, free_port, rnnbench, wait_until_serving
+from conftest import EXPERIMENTS, UI_ENVIRONMENT, WITH_REFERENCE, free_port, rnnbench, rnnbench_here, wait_until_serving
 from mlflow import MlflowClient
 
 from rnnbench import names
@@ -66,13 +66,21 @@ def workspace(tiny_sweep_store):
         ],
     }
 
-    def run_in_turn(keys):
-        return {key: rnnbench(*commands[key], cwd=folder, env=env, timeout=900) for key in keys}
-
-    # the two single runs one after the other (the first creates their experiment), the failed sweep beside them
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(run_in_turn, ["single0", "single1"]), pool.submit(run_in_turn, ["failed"])]:
-            outputs.update(done.result())
+    # the failed sweep in its own process, the two single runs in this one meanwhile (the first creates their experiment)
+    failed = subprocess.Popen(
+        [sys.executable, "-m", "rnnbench", *commands["failed"]],
+        cwd=folder,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        failed_output = pool.submit(failed.communicate, timeout=900)
+        for key in ("single0", "single1"):
+            outputs[key] = rnnbench_here(*commands[key], cwd=folder, env=env)
+        stdout, stderr = failed_output.result()
+    outputs["failed"] = subprocess.CompletedProcess(failed.args, failed.returncode, stdout, stderr)
     for key in commands:
         assert outputs[key].returncode == 0, outputs[key].stdout + outputs[key].stderr
     return folder, env, MlflowClient(env["MLFLOW_TRACKING_URI"]), outputs
@@ -264,13 +272,14 @@ def test_the_final_runs_link_lists_them_flat_in_a_real_mlflow_ui(workspace, tmp_
             str(port),
         ],
         cwd=folder,
+        env={**os.environ, **UI_ENVIRONMENT},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/health", ui)
-        report = rnnbench(
+        report = rnnbench_here(
             "report",
             "--experiment",
             "sweep-tiny",
@@ -376,7 +385,7 @@ def test_the_page_renders_in_a_real_browser(workspace, tmp_path):
 
 def test_a_store_of_single_runs_gets_a_page_that_says_what_it_lacks(workspace):
     folder, env, _, _ = workspace
-    result = rnnbench("report", "--experiment", "single-runs", cwd=folder, env=env)
+    result = rnnbench_here("report", "--experiment", "single-runs", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     page = page_of(folder, "single-runs")
     assert "holds no sweep, only 2 single run(s)" in page
@@ -398,7 +407,7 @@ def test_a_study_whose_trials_all_failed_is_reported_not_fatal(workspace):
 
 def test_without_a_name_the_report_is_of_the_latest_sweep(workspace):
     folder, env, _, _ = workspace
-    result = rnnbench("report", cwd=folder, env=env)  # single runs came after the tiny sweep, the failed one last
+    result = rnnbench_here("report", cwd=folder, env=env)  # single runs came after the tiny sweep, the failed one last
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(str((folder / "reports" / "all-failed" / "index.html").resolve()))
 
@@ -415,7 +424,7 @@ def test_an_unknown_experiment_is_one_line_listing_those_that_exist(workspace):
 
 def test_out_may_name_a_folder_and_an_unwritable_one_is_one_line(workspace, tmp_path):
     folder, env, _, _ = workspace
-    result = rnnbench("report", "--experiment", "single-runs", "--out", str(tmp_path / "pages"), cwd=folder, env=env)
+    result = rnnbench_here("report", "--experiment", "single-runs", "--out", str(tmp_path / "pages"), cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "pages" / "index.html").is_file() and (tmp_path / "pages" / "runs.csv").is_file()
     unwritable = rnnbench("report", "--experiment", "single-runs", "--out", "/proc/rnnbench/index.html", cwd=folder, env=env)
@@ -427,6 +436,6 @@ def test_out_may_name_a_folder_and_an_unwritable_one_is_one_line(workspace, tmp_
 
 def test_an_empty_store_says_how_to_fill_it(tmp_path):
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    result = rnnbench("report", cwd=tmp_path, env=env)
+    result = rnnbench_here("report", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "has no runs yet; `make sweep` or `make run`" in result.stderr

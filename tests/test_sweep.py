@@ -154,6 +154,7 @@ def test_a_finished_sweep_run_again_does_nothing_more(tiny_sweep):
     before = sum(len(runs) for runs in recorded(folder, sweep_plan=SHARED_PLAN)[0].values())
     result = rnnbench("sweep", str(TINY), *WITH_REFERENCE, cwd=folder, env=environment(folder), timeout=300)
     assert result.returncode == 0, result.stderr
+    assert "complete, nothing left to run" in result.stdout  # and no worker started (seconds, not a TensorFlow start-up)
     assert sum(len(runs) for runs in recorded(folder, sweep_plan=SHARED_PLAN)[0].values()) == before
 
 

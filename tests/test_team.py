@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import EXPERIMENTS, free_port, wait_until_serving
+from conftest import EXPERIMENTS, UI_ENVIRONMENT, free_port, wait_until_serving
 from mlflow import MlflowClient
 
 from rnnbench import credentials, names
@@ -55,6 +55,7 @@ def mlflow_server(postgres_server, tmp_path_factory):
                 "--workers",
                 "1",
             ],
+            env={**os.environ, **UI_ENVIRONMENT},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -62,12 +62,15 @@ def run_sweep(
     bar = None
     try:
         _prepare(client, definition, sweep_plan, loaded, parents)
+        complete = state.sweep_complete(sweep_plan, loaded)  # a finished sweep run again: no worker to start
         print(
             f"sweep '{definition.sweep.name}': {len(sweep_plan.studies)} studies x {sweep_plan.trials_per_study} trials, "
-            f"{_final_stage(sweep_plan)}; {workers} worker(s); MLflow experiment '{definition.sweep.name}'",
+            f"{_final_stage(sweep_plan)}; {'complete, nothing left to run' if complete else f'{workers} worker(s)'}; "
+            f"MLflow experiment '{definition.sweep.name}'",
             flush=True,
         )
-        pool = _start_workers(definition, storage_url, workers)
+        if not complete:
+            pool = _start_workers(definition, storage_url, workers)
         bar = Progress(sweep_plan.runs)
         recorded: dict[Study, dict | None] = {}
         checked: set[Study] = set()
