@@ -74,15 +74,15 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
 
 def run_command(args) -> int:
     config = load_config(args.config, args.overrides)  # every key checked before any work
-    from rnnbench import tracking
-
-    tracking.open_store()  # a store that cannot be written, or a server that does not answer, fails here
     from rnnbench import cost
     from rnnbench.data import load_dataset
 
-    # A missing or damaged data source, and a model or batch that cannot fit, fail here, before TensorFlow loads.
+    # A missing or damaged data source, and a model or batch that cannot fit, fail here, before MLflow and TensorFlow load.
     dataset = load_dataset(config.data)
     cost.check_fits(config.model, config.train.batch_size, len(dataset.train), config.data.task)
+    from rnnbench import tracking
+
+    tracking.open_store()  # a store that cannot be written, or a server that does not answer, fails here
     backend.load(config.train.backend)
     from rnnbench.runner import RunFailed, run_experiment
 

@@ -41,10 +41,14 @@ needs_fashion_mnist = pytest.mark.skipif(
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Tests of the shared tiny sweep run in one pytest-xdist worker (`make test` runs two with --dist loadgroup), so
-    that the sweep is made once; modules whose tests share an expensive module fixture name their group themselves."""
+    that the sweep is made once; modules whose tests share an expensive module fixture name their group themselves.
+
+    The slow tests are handed out first and the fast tier last, so that the workers end together: the last tests a
+    worker takes are seconds long, not minutes (pytest-xdist hands out groups by size, then tests in this order)."""
     for item in items:
         if "tiny_sweep_store" in item.fixturenames:
             item.add_marker(pytest.mark.xdist_group("tiny-sweep"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_make_bench_runs_every_part_at_its_quick_size(tmp_path):
     assert speed["machine"] in section and "| simple_rnn | 16 | looped | 50 | no |" in section
     assert "Command: `python -m rnnbench.bench.grid --quick" in section  # how to measure it again
     drift = json.loads((tmp_path / "unroll_check.json").read_text())["rows"]
-    same, other = (next(row for row in drift if row["cell"] == cell) for cell in ("gru", "reversed_when_unrolled"))
+    same, other = (next(row for row in drift if row["cell"] == cell) for cell in ("simple_rnn", "reversed_when_unrolled"))
     assert same["start"] < 1e-4 < other["start"]
     baselines = json.loads((tmp_path / "baselines.json").read_text())
     assert {"command", "sweep", "peers"} <= set(baselines) and baselines["command"]["median_ratio"] > 0

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import EXPERIMENTS, rnnbench
+from conftest import EXPERIMENTS, rnnbench, rnnbench_here
 from conftest import start_rnnbench as start
 from mlflow import MlflowClient
 
@@ -341,14 +341,22 @@ def test_sizes_that_cannot_fit_are_refused_before_any_run_with_the_estimate(tmp_
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
-def test_the_report_names_runs_still_running_whose_process_is_gone(tmp_path):
-    process = start(["run", SMOKE, "train.steps=100000", "tracking.experiment=orphans"], tmp_path, store_of(tmp_path))
-    wait_for_line(process, "step 20/")
-    process.kill()  # kill -9: the run cannot be closed
-    process.wait()
+def test_the_report_names_runs_still_running_whose_process_is_gone(tmp_path, monkeypatch):
+    """A run recorded as rnnbench records one, by a process that has since exited without closing it (as after kill -9;
+    tests/test_sweep.py kills a real sweep with -9)."""
+    from rnnbench import processes, tracking
+    from rnnbench.config import load_config
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_of(tmp_path)["MLFLOW_TRACKING_URI"])
+    monkeypatch.chdir(tmp_path)
+    client = tracking.open_store()
+    run_id = tracking.start_run(client, load_config(SMOKE, ["tracking.experiment=orphans"]), stage="run")
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    client.set_tag(run_id, names.PROCESS, f"{processes.host_of(processes.this_process())}:{exited.pid}")
     [run] = runs_of(tmp_path, "orphans")
-    assert run.info.status == "RUNNING"
-    result = rnnbench("report", "--experiment", "orphans", cwd=tmp_path, env=store_of(tmp_path))
+    assert run.info.status == "RUNNING" and processes.is_gone(run.data.tags[names.PROCESS])
+    result = rnnbench_here("report", "--experiment", "orphans", cwd=tmp_path, env=store_of(tmp_path))
     assert result.returncode == 0, result.stderr
     note = "1 run(s) are still RUNNING, but the process that recorded them is gone"
     assert f"{note} (kill -9, a crash or a reboot), so they will never end: {run.info.run_name}" in result.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY, WITH_REFERENCE, answers_ctrl_c, rnnbench
+from conftest import TINY, WITH_REFERENCE, answers_ctrl_c, rnnbench, rnnbench_here
 from mlflow import MlflowClient
 
 from rnnbench import names
@@ -22,10 +22,11 @@ from rnnbench.sweep.definition import load_sweep, plan
 pytestmark = pytest.mark.slow
 
 DEFINITION = load_sweep(TINY)
-ONE_CELL = ["grid.cells=gru"]
-"""The SIGKILL test's sweep: the tiny sweep's GRU study alone (3 trials, a final run and a timing run). What a kill and
-a resume do does not depend on the number of studies. (The Ctrl-C test keeps both studies: it builds a report between
-finding a run in progress and pressing Ctrl-C, and the sweep must still be running then.)"""
+ONE_CELL = ["grid.cells=simple_rnn"]
+"""The SIGKILL test's sweep: the tiny sweep's SimpleRNN study alone (3 trials, a final run and a timing run), the cell
+that compiles fastest. What a kill and a resume do depends neither on the number of studies nor on the cell. (The
+Ctrl-C test keeps both studies: it builds a report between finding a run in progress and pressing Ctrl-C, and the sweep
+must still be running then.)"""
 PLAN = plan(load_sweep(TINY, ONE_CELL))
 FULL_PLAN = plan(DEFINITION)
 SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
@@ -212,7 +213,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     process = start_sweep(tmp_path, [])
     in_progress = wait_for_a_running_run(tmp_path, process, finished_before=1)
     page = tmp_path / "reports" / DEFINITION.sweep.name / "index.html"
-    report = rnnbench("report", cwd=tmp_path, env=environment(tmp_path))  # the report of a sweep in progress
+    report = rnnbench_here("report", cwd=tmp_path, env=environment(tmp_path))  # the report of a sweep in progress
     assert report.returncode == 0, report.stderr
     assert "The sweep is still running" in page.read_text()
     process.send_signal(signal.SIGINT)
@@ -235,7 +236,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
         for run in everything
         if run.info.status == "FINISHED" and run.data.tags[names.STAGE] not in ("sweep", "study")
     }
-    report = rnnbench("report", cwd=tmp_path, env=environment(tmp_path))
+    report = rnnbench_here("report", cwd=tmp_path, env=environment(tmp_path))
     assert report.returncode == 0, report.stderr
     assert "The sweep was stopped (KILLED)" in page.read_text()
 
@@ -262,7 +263,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     experiment = client.get_experiment(client.create_experiment(DEFINITION.sweep.name))
     artifacts = Path(urlparse(experiment.artifact_location).path)
     artifacts.mkdir(parents=True)
-    arguments = ["sweep", str(TINY), "search.trials=2", "grid.cells=gru", "--workers", "2"]
+    arguments = ["sweep", str(TINY), "search.trials=2", *ONE_CELL]
     script = (
         f"mount --bind {artifacts} {artifacts} && mount -o remount,ro,bind {artifacts} && cd {tmp_path} && "
         f"{sys.executable} -m rnnbench {' '.join(arguments)}"

@@ -102,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rates", nargs="+", type=float, default=[0.003, 0.03])
     parser.add_argument("--steps", nargs="+", type=int, default=[10, 50, 250])
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--quick", action="store_true", help="GRU-16 and the reversed cell, 10 steps: checks it runs")
+    parser.add_argument("--quick", action="store_true", help="SimpleRNN-16 and the reversed cell, 10 steps: checks it runs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.cells, args.hidden_units, args.learning_rates, args.steps = ["gru", REVERSED], [16], [0.03], [10]
+        args.cells, args.hidden_units, args.learning_rates, args.steps = ["simple_rnn", REVERSED], [16], [0.03], [10]
 
     from rnnbench import backend
 
