@@ -210,7 +210,11 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         raise UserError(f"MLflow experiment '{name}' is deleted; restore it in the UI or set tracking.experiment=OTHER")
     for key, value in EXPERIMENT_KIND.items():
         if key not in experiment.tags:  # created before rnnbench tagged its experiments, or by someone else
-            client.set_experiment_tag(experiment.experiment_id, key, value)
+            try:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+            except MlflowException:  # a sweep's workers start together: another one may have just written it
+                if client.get_experiment(experiment.experiment_id).tags.get(key) != value:
+                    raise
     return experiment.experiment_id
 
 

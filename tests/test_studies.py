@@ -210,6 +210,24 @@ def _log_datasets(uri: str, location: str, rounds: int, barrier) -> None:
         tracking.log_dataset(client, run_id, dataset)
 
 
+def test_workers_tagging_an_untagged_experiment_at_once_all_go_on(store, monkeypatch):
+    """An experiment made without rnnbench's kind tag (by MLflow, or an older rnnbench), and workers starting together:
+    the one whose write of the tag loses the race to another's (SQLite: a UNIQUE constraint) goes on all the same."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracking.open_store()
+    created = client.create_experiment("untagged")
+    tag = MlflowClient.set_experiment_tag
+
+    def another_worker_first(self, experiment_id, key, value):
+        tag(self, experiment_id, key, value)  # the other worker's write
+        raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: experiment_tags.key")
+
+    monkeypatch.setattr(MlflowClient, "set_experiment_tag", another_worker_first)
+    assert tracking.experiment_id(client, "untagged") == created
+    assert client.get_experiment(created).tags == tracking.EXPERIMENT_KIND
+
+
 @pytest.mark.slow
 def test_workers_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
