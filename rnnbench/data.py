@@ -12,6 +12,7 @@ Pure functions: nothing here knows about MLflow or Optuna.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import math
@@ -107,11 +108,17 @@ def load_test_split(config: DataConfig) -> Split:
 def split_sizes(config: DataConfig) -> dict[str, int]:
     """Images per split as `load_dataset` makes them, without loading TensorFlow: a source with known sizes (a Keras
     download, whose test split is official, so only validation is held out) is counted from them; any other source
-    is loaded, which reports a missing or damaged file here.
+    is loaded (once per process and configuration: a sweep's coordinator asks again for each study), which reports
+    a missing or damaged file here.
 
     Raises:
         DataError: as `load_dataset`.
     """
+    return dict(_split_sizes(config))
+
+
+@functools.lru_cache(maxsize=8)
+def _split_sizes(config: DataConfig) -> dict[str, int]:
     known = SOURCES[config.source].sizes() if config.source in SOURCES else None
     if known is not None:
         pool, test = known
