@@ -134,11 +134,11 @@ def show_config_command(args) -> int:
 def evaluate_command(args) -> int:
     from rnnbench import records
 
-    records.recorded_run(args.run_id)  # before TensorFlow loads: a server that does not answer, or no such run, fails fast
+    run = records.recorded_run(args.run_id)  # before TensorFlow loads: a server that does not answer, or no such run, fails fast
     backend.load()  # a saved .keras model loads on any backend
     from rnnbench.runner import evaluate_recorded
 
-    score, samples = evaluate_recorded(args.run_id, args.data)
+    score, samples = evaluate_recorded(run, args.data)
     print(json.dumps({"accuracy": score.accuracy, "loss": score.loss, "samples": samples, "source": args.data}))
     return 0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnbench import backend, cost, faults, names, plots, records, signals, tracking
+from rnnbench import backend, cost, faults, names, plots, signals, tracking
 from rnnbench.config import Config, load_config
 from rnnbench.data import Dataset, load_dataset, load_test_split
 from rnnbench.errors import UserError
@@ -197,17 +197,17 @@ def _record_results(client, run_id: str, config: Config, dataset: Dataset, resul
         tracking.log_model(client, run_id, result.model)
 
 
-def evaluate_recorded(run_id: str, source: str) -> tuple[Score, int]:
-    """The test score of run `run_id`'s saved model on `source`'s test split (made with the run's own split
-    settings, so that mnist5k's held-out split is the one it was tested on), and the split's size.
+def evaluate_recorded(run, source: str) -> tuple[Score, int]:
+    """The test score of the recorded `run`'s saved model (`records.recorded_run`) on `source`'s test split (made with
+    the run's own split settings, so that mnist5k's held-out split is the one it was tested on), and the split's size.
 
     Raises:
-        UserError: no such run, or a run without a loadable model.
+        UserError: a run without a loadable model.
     """
     import mlflow.keras
     from mlflow.exceptions import MlflowException
 
-    run = records.recorded_run(run_id)
+    run_id = run.info.run_id
     # the run's own data and model settings (its task, its permutation, the model that reads them), and its compiler
     recorded = [
         f"{key}={value}"

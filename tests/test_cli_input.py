@@ -6,25 +6,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import EXPERIMENTS, TINY
+from conftest import EXPERIMENTS, TINY, rnnbench_here
 
-from rnnbench import cli, signals
 from rnnbench.config import MAX_NAME_LENGTH
 from rnnbench.sweep import studies
 from rnnbench.sweep.definition import load_sweep, plan
 
 
 @pytest.fixture
-def rnnbench(monkeypatch, tmp_path, capsys):
+def rnnbench(tmp_path):
     """`rnnbench ARGS...` in this process, in an empty folder with its own store: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(signals, "install", lambda: None)  # pytest's own signal handling stays
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"}
 
     def run(*arguments: str) -> tuple[int, str, str]:
-        code = cli.main(list(arguments))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+        result = rnnbench_here(*arguments, cwd=tmp_path, env=env)
+        return result.returncode, result.stdout, result.stderr
 
     return run
 
