@@ -158,7 +158,8 @@ def sweep_command(args) -> int:
         print(estimate.describe(definition, sweep_plan, sizes["valid"], args.workers))
         return 0
     from rnnbench.report.summary import final_runs
-    from rnnbench.sweep.coordinator import EXIT_LOST, run_sweep
+    from rnnbench.sweep.coordinator import run_sweep
+    from rnnbench.sweep.runs import EXIT_LOST
 
     code = run_sweep(definition, args.storage, args.workers, closing_summary=final_runs)
     if code in (0, EXIT_LOST) and args.report:  # a report of what was done, also when runs were lost
