@@ -27,7 +27,6 @@ TINY = EXPERIMENTS / "sweep_tiny.yaml"
 WITH_REFERENCE = ["final.reference=true", "space.model.dropout={low: 0.0, high: 0.5}"]
 """The shared tiny sweep (`tiny_sweep_store`): with the seed tutorial's reference runs, and searching two keys
 (the learning rate and the recurrent layer's input dropout), so that every sweep and report test sees both."""
-"""The tiny sweep as the shared tests run it: with the seed tutorial's reference runs, as `make sweep` has them."""
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 UI_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 """An `mlflow ui` or `mlflow server` as `make ui` and the docs start it: without MLflow's job runner (GenAI scorer jobs)."""

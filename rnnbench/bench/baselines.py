@@ -42,7 +42,7 @@ QUICK = {
     "run": ["train.steps=100", "train.eval_every_steps=50"],
     "plain": ["--steps", "100", "--eval-every", "50"],
     "sweep": ["grid.cells=[simple_rnn]", "grid.unroll=[false]", "search.trials=1", "train.steps=20", "train.eval_every_steps=10"],
-    "grid": ["--seconds", "0.3"],
+    "grid": ["--seconds", "0.3", "--peak-size", "1024"],
 }
 """--quick: every part at a size that checks the benchmark end to end in seconds (its figures mean nothing)."""
 SIZE: dict[str, list[str]] = {"run": [], "plain": [], "sweep": [], "grid": ["--seconds", "4"]}
@@ -153,13 +153,15 @@ def peers_part(rounds: int) -> dict:
                         str(units),
                         "--batch-sizes",
                         "50",
+                        "--unroll",
+                        "unrolled" if unroll else "looped",
                         *SIZE["grid"],
                         "--out",
                         str(out),
                     ],
                     Path(folder),
                 )
-                ours = next(row for row in json.loads(out.read_text())["shapes"] if row["unroll"] == unroll)
+                [ours] = json.loads(out.read_text())["shapes"]
             row = {
                 "shape": f"{cell}-h{units}-{'unrolled' if unroll else 'looped'}",
                 "round": round_number + 1,

@@ -140,10 +140,11 @@ def measure(
 
 def markdown(record: dict) -> str:
     """The record as a results-page section: where and how it was measured, then one row per shape."""
+    size = record.get("peak_size", 4096)
     lines = [
         f"Measured {record['date']} on {record['machine']}, Python {record['python']}, TensorFlow "
         f"{record['tensorflow']}, Keras {record['keras']}; float32 matrix-product peak "
-        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s (4096 x 4096); the LSTM-128 batch-50 forward pass's own "
+        f"{record['matmul_peak_gflop_per_s']:,.0f} GFLOP/s ({size} x {size}); the LSTM-128 batch-50 forward pass's own "
         f"products, 28 chained 50 x 156 by 156 x 512 with nothing else, "
         f"{record.get('lstm128_b50_products_gflop_per_s', float('nan')):,.0f} GFLOP/s. "
         f"Command: `{record['command_line'].strip()}`.",
@@ -167,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", nargs="+", default=["simple_rnn", "lstm", "gru"])
     parser.add_argument("--hidden-units", nargs="+", type=int, default=[32, 64, 128, 256])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[50, 250])
+    parser.add_argument(
+        "--unroll", nargs="+", choices=["looped", "unrolled"], default=["looped", "unrolled"], help="the unroll settings"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="steady training time per shape")
+    parser.add_argument("--peak-size", type=int, default=4096, help="the square matrix product that measures the peak")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: all; a sweep worker gets its share)")
     parser.add_argument(
         "--xla-on-cpu",
@@ -183,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         help="one tiny shape (SimpleRNN-16 looped, batch 50, 0.3 s, one thread, without and with XLA): checks it runs",
     )
     args = parser.parse_args(argv)
-    peak_size, unrolls = 4096, [False, True]
     if args.quick:  # one tiny looped shape, measured without and with XLA on one thread, and a smaller peak's product
         args.cells, args.hidden_units, args.batch_sizes, args.seconds = ["simple_rnn"], [16], [50], 0.3
-        args.threads, args.xla_on_cpu, peak_size, unrolls = args.threads or 1, ["none", "all"], 1024, [False]
+        args.threads, args.xla_on_cpu, args.peak_size, args.unroll = args.threads or 1, ["none", "all"], 1024, ["looped"]
+    unrolls = [setting == "unrolled" for setting in args.unroll]
 
     from rnnbench import backend
     from rnnbench.errors import UserError
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from rnnbench.provenance import cpu_description
 
     dataset = load_dataset(DataConfig())
-    peak = matmul_peak(peak_size)
+    peak = matmul_peak(args.peak_size)
     print(f"float32 matrix-product peak: {peak / 1e9:,.0f} GFLOP/s ({cpu_description()})", flush=True)
     lstm_products = recurrent_product_rate()
     print(f"LSTM-128 batch-50 step's products alone: {lstm_products / 1e9:,.0f} GFLOP/s", flush=True)
@@ -233,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads or os.cpu_count(),
         "command_line": "python -m rnnbench.bench.grid " + " ".join(argv if argv is not None else sys.argv[1:]),
         "matmul_peak_gflop_per_s": peak / 1e9,
+        "peak_size": args.peak_size,
         "lstm128_b50_products_gflop_per_s": lstm_products / 1e9,
         "shapes": rows,
     }

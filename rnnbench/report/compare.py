@@ -58,10 +58,9 @@ class Resampler:
 
     def __init__(self, images: int, resamples: int = RESAMPLES, seed: int = 0):
         rng = np.random.default_rng(seed)
-        drawn = rng.integers(0, images, size=(resamples, images))
-        self.weights = np.zeros((resamples, images), dtype=np.float32)
+        drawn = rng.integers(0, images, size=(resamples, images)) + images * np.arange(resamples)[:, None]
+        self.weights = np.bincount(drawn.ravel(), minlength=resamples * images).reshape(resamples, images).astype(np.float32)
         """How often each image is drawn in each resample."""
-        np.add.at(self.weights, (np.arange(resamples)[:, None], drawn), 1)
         self.seed = seed
         self.images = images
 
