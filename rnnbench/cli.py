@@ -4,6 +4,7 @@
     rnnbench show-config experiments/seed_lstm.yaml model.cell=gru
     rnnbench evaluate RUN_ID --data idx:/path/to/mnist
     rnnbench sweep experiments/sweep.yaml train.steps=1000 --workers 2 [--storage URL] [--dry-run] [--report]
+    rnnbench sweep experiments/sweep.yaml --slurm slurm.tasks=8 [--dry-run]   # a Slurm job array; --status follows it
     rnnbench worker experiments/sweep.yaml --storage URL      # join a running sweep
     RNNBENCH_STORAGE=postgresql://me:PASSWORD@host/db rnnbench worker experiments/sweep.yaml   # a URL with a password
     rnnbench report [--experiment NAME] [--out reports/NAME/index.html]
@@ -149,19 +150,34 @@ def sweep_command(args) -> int:
     from rnnbench.sweep.definition import load_sweep, plan
 
     definition = load_sweep(args.config, args.overrides)  # every key checked before any work
+    if args.status:
+        from rnnbench.sweep import slurm, studies
+
+        print(slurm.progress(definition, args.storage or str(studies.DEFAULT_STORAGE.resolve())))
+        return 0
     if args.workers < 1:
         raise UserError(f"--workers: received {args.workers}, expected a positive integer")
     sizes = split_sizes(definition.data)  # a missing data folder fails here, not in every worker (and TF stays out)
     sweep_plan = plan(definition)
     estimate.check_sweep_fits(definition, sweep_plan, sizes["train"])  # before any run exists
+    if args.slurm:
+        return _submit_to_slurm(args, definition)
     if args.dry_run:
         print(estimate.describe(definition, sweep_plan, sizes["valid"], args.workers))
         return 0
     from rnnbench.report.summary import final_runs
-    from rnnbench.sweep.coordinator import run_sweep
+    from rnnbench.sweep.coordinator import Followed, run_sweep
     from rnnbench.sweep.runs import EXIT_LOST
 
-    code = run_sweep(definition, args.storage, args.workers, closing_summary=final_runs)
+    try:
+        code = run_sweep(definition, args.storage, args.workers, closing_summary=final_runs)
+    except Followed as followed:
+        if not args.join:
+            raise
+        from rnnbench.sweep.devices import cpu_threads
+
+        print(f"rnnbench: {str(followed).partition(';')[0]}: this process joins it as a worker", flush=True)
+        return _work(definition.sweep.name, args.storage, cpu_threads(1), definition)
     if code in (0, EXIT_LOST) and args.report:  # a report of what was done, also when runs were lost
         args.experiment, args.out, args.ui_url = definition.sweep.name, None, None
         return report_command(args) or code
@@ -179,10 +195,29 @@ def worker_command(args) -> int:
         raise UserError("key=value overrides need the sweep file: rnnbench worker experiments/sweep.yaml key=value ...")
     else:
         name = args.sweep
+    return _work(name, args.storage, args.threads, sweep_file)
+
+
+def _submit_to_slurm(args, definition) -> int:
+    from pathlib import Path
+
+    from rnnbench import tracking
+    from rnnbench.sweep import slurm, studies
+
+    storage_url = args.storage or str(studies.DEFAULT_STORAGE.resolve())
+    slurm.check_shared(storage_url, tracking.tracking_uri(), definition.slurm)
+    text = slurm.script(definition, Path(args.config).resolve(), args.overrides, Path.cwd().resolve())
+    if args.dry_run:
+        print(text, end="")
+        return 0
+    return slurm.submit_sweep(definition, storage_url, slurm.write_script(definition, text))
+
+
+def _work(name: str, storage: str | None, threads: int, sweep_file) -> int:
     from rnnbench.sweep.worker import Abandoned, work
 
     try:
-        ran = work(name, args.storage, args.threads, sweep_file)
+        ran = work(name, storage, threads, sweep_file)
     except KeyboardInterrupt as stop:
         print(
             f"rnnbench worker: stopped by {signals.describe(stop)} (a trial in progress is recorded as KILLED and re-enqueued)",
@@ -244,6 +279,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage", default=os.environ.get(STORAGE_VARIABLE) or None, help=storage_help)
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; run nothing")
     sweep.add_argument("--report", action="store_true", help="write the HTML report when the sweep is done (make sweep does)")
+    sweep.add_argument(
+        "--slurm", action="store_true", help="submit the sweep as a Slurm job array (settings: slurm.*; with --dry-run: print it)"
+    )
+    sweep.add_argument("--status", action="store_true", help="print the sweep's progress and its Slurm tasks; run nothing")
+    sweep.add_argument(
+        "--join", action="store_true", help="where a coordinator follows the sweep already, work as one of its workers instead"
+    )
     sweep.set_defaults(handler=sweep_command)
 
     worker = commands.add_parser("worker", help="join a running sweep from another shell or machine")

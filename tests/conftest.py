@@ -192,3 +192,43 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 120
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} never answered")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres_server, tmp_path_factory):
+    """`mlflow server` on 127.0.0.1, its runs in PostgreSQL and its artifacts in a folder it serves: the team set-up of
+    the docs, which the team and Slurm tests share (their modules are in one pytest-xdist group, "team")."""
+    import psycopg
+
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as connection:
+        connection.execute("CREATE DATABASE mlflow_team")
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"{postgres_server}/mlflow_team",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env={**os.environ, **UI_ENVIRONMENT},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(f"{url}/health", server)
+        yield url
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -50,7 +50,7 @@ def test_a_field_without_a_docstring_stops_the_build_naming_it():
 
 def test_the_sweep_reference_holds_only_the_sweep_files_own_sections():
     rows = hook().rows(SweepDefinition, skip=("data", "train"))
-    assert {key.split(".")[0] for key, _, _ in rows} == {"sweep", "grid", "search", "final"}
+    assert {key.split(".")[0] for key, _, _ in rows} == {"sweep", "grid", "search", "final", "slurm"}
 
 
 def test_the_readme_is_a_front_page():

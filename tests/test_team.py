@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,55 +15,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import EXPERIMENTS, UI_ENVIRONMENT, free_port, wait_until_serving
+from conftest import EXPERIMENTS
 from mlflow import MlflowClient
 
 from rnnbench import credentials, names
 from rnnbench.sweep import studies
 from rnnbench.sweep.definition import load_sweep, plan
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team")]  # one MLflow server, started once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team")]  # one MLflow server (conftest), started once
 
 TINY = EXPERIMENTS / "sweep_tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(postgres_server, tmp_path_factory):
-    """`mlflow server` on 127.0.0.1, its runs in PostgreSQL and its artifacts in a folder it serves."""
-    import psycopg
-
-    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as connection:
-        connection.execute("CREATE DATABASE mlflow_team")
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    with open(folder / "server.log", "w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                f"{postgres_server}/mlflow_team",
-                "--artifacts-destination",
-                str(folder / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env={**os.environ, **UI_ENVIRONMENT},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_until_serving(f"{url}/health", server)
-        yield url
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 SECRET = "team-s3cret-Pa55"

@@ -35,6 +35,11 @@ def missing_notes(recorded: records.Recorded, compared: pd.DataFrame, studies: p
                 f"The sweep is still running: {done} of its {planned} planned runs have ended. The page shows what "
                 "is recorded so far; build it again when the sweep is done (`make report`)."
             )
+        elif sweep.status == "SCHEDULED":
+            notes.append(
+                f"The sweep is submitted to Slurm and waits for its coordinator task: {done} of its {planned} planned runs "
+                "have ended. `rnnbench sweep SWEEP_FILE --status` follows it; build the page again when it is done."
+            )
         elif sweep.status == "FAILED" and pd.notna(sweep.failure_reason):
             notes.append(f"The sweep ended FAILED: {sweep.failure_reason}.")
         elif sweep.status != "FINISHED":

@@ -31,6 +31,17 @@ from rnnbench.sweep.pool import POLL_SECONDS, Progress, Workers
 from rnnbench.sweep.space import values_of
 
 
+class Followed(UserError):
+    """Another coordinator, alive, follows the sweep already."""
+
+    def __init__(self, name: str, owner: str):
+        super().__init__(
+            f"sweep '{name}' is already followed by its coordinator {owner}; add workers with `rnnbench worker {name}` "
+            f"(the same --storage), or stop that coordinator first (one on another machine that died counts as gone "
+            f"{studies.GRACE_SECONDS // 60} minutes after its last heartbeat)"
+        )
+
+
 def run_sweep(
     definition: SweepDefinition, storage_url: str | None, workers: int, closing_summary: Callable[[str], str] | None = None
 ) -> int:
@@ -50,6 +61,9 @@ def run_sweep(
     client = tracking.open_store()
     storage = storage or studies.open_storage(storage_url)
     loaded = studies.create_studies(storage, definition, sweep_plan)
+    following = state.other_coordinator(loaded[None])
+    if following:  # two coordinators would each queue the final runs
+        raise Followed(definition.sweep.name, following)
     state.sign_coordinator(loaded[None])  # workers with nothing to take wait for it to queue the final runs
     parents: dict[Study | None, str] = {}
     """The MLflow runs of the studies, and of the sweep itself under None."""
@@ -60,7 +74,7 @@ def run_sweep(
         complete = state.sweep_complete(sweep_plan, loaded)  # a finished sweep run again: no worker to start
         print(
             f"sweep '{definition.sweep.name}': {len(sweep_plan.studies)} studies x {sweep_plan.trials_per_study} trials, "
-            f"{_final_stage(sweep_plan)}; {'complete, nothing left to run' if complete else f'{workers} worker(s)'}; "
+            f"{final_stage(sweep_plan)}; {'complete, nothing left to run' if complete else f'{workers} worker(s)'}; "
             f"MLflow experiment '{definition.sweep.name}'",
             flush=True,
         )
@@ -139,7 +153,7 @@ def run_sweep(
         raise
 
 
-def _final_stage(sweep_plan: Plan) -> str:
+def final_stage(sweep_plan: Plan) -> str:
     timing = sum(run.timing for run in sweep_plan.final_runs)
     full = len(sweep_plan.final_runs) - timing
     return f"{full} final runs" + (f" and {timing} timing runs" if timing else "")

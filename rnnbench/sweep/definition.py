@@ -123,6 +123,47 @@ class FinalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SlurmConfig:
+    """How `rnnbench sweep FILE --slurm` submits the sweep as a Slurm job array: not part of what the sweep is (a
+    re-submission may change it)."""
+
+    tasks: int = 2
+    """Tasks of the job array, each on its own allocation: task 0 runs the sweep's coordinator and one worker, every
+    other task one worker (`rnnbench worker`)."""
+    max_running: int = 0
+    """At most this many tasks run at once (the array's %M); 0: as many as the cluster allows."""
+    time: str = "04:00:00"
+    """Each task's time limit (sbatch --time): at the limit Slurm stops the task with SIGTERM, and a re-submission
+    does the rest."""
+    partition: str = ""
+    """sbatch --partition (empty: the cluster's default)."""
+    account: str = ""
+    """sbatch --account (empty: the user's default)."""
+    cpus_per_task: int = 2
+    """CPU cores per task (sbatch --cpus-per-task): the worker trains with as many threads."""
+    gpus_per_task: int = 0
+    """GPUs per task (sbatch --gres=gpu:K); 0: none."""
+    requeue: bool = True
+    """sbatch --requeue: a task pre-empted or on a failed node goes back to the queue and resumes."""
+    shared_filesystem: bool = False
+    """The Optuna storage or MLflow store is a file (a journal, sqlite:) on a filesystem every node mounts at the same
+    path. Without it, such stores are refused: tasks on other nodes could not reach them."""
+
+    def __post_init__(self):
+        if self.tasks <= 0:
+            _invalid("slurm.tasks", self.tasks, "a positive integer")
+        if self.max_running < 0:
+            _invalid("slurm.max_running", self.max_running, "an integer >= 0 (0: no limit)")
+        if self.cpus_per_task <= 0:
+            _invalid("slurm.cpus_per_task", self.cpus_per_task, "a positive integer")
+        if self.gpus_per_task < 0:
+            _invalid("slurm.gpus_per_task", self.gpus_per_task, "an integer >= 0")
+        for key in ("time", "partition", "account"):
+            if any(character.isspace() or character in "'\"#;$`" for character in getattr(self, key)):
+                _invalid(f"slurm.{key}", getattr(self, key), "a value without spaces, quotes, '#', ';', '$' or '`'")
+
+
+@dataclasses.dataclass(frozen=True)
 class SweepDefinition:
     sweep: SweepSection = dataclasses.field(default_factory=SweepSection)
     grid: GridConfig = dataclasses.field(default_factory=GridConfig)
@@ -133,6 +174,8 @@ class SweepDefinition:
     """Shared run settings; the seed and the searched ones are set by the sweep."""
     space: tuple[Dimension, ...] = space.parse({})
     """The searched settings and their ranges (the `space:` section; see rnnbench.sweep.space)."""
+    slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
+    """How `--slurm` submits the sweep; not stored with it (see `values`)."""
 
     def set_by_the_sweep(self) -> dict[str, str]:
         """Run settings the sweep sets for each run -> the sweep keys that set them."""
@@ -141,8 +184,10 @@ class SweepDefinition:
 
     def values(self) -> dict:
         """Every setting as flat `section.key` values, `space.<key>` ranges included: what is stored with the
-        sweep's studies and logged as the sweep run's params."""
-        return {**flat(self), **{f"space.{dimension.key}": dimension.spec() for dimension in self.space}}
+        sweep's studies and logged as the sweep run's params. The slurm: section is left out: how a sweep is submitted
+        is not what it is, and a re-submission may change it."""
+        settings = {key: value for key, value in flat(self).items() if not key.startswith("slurm.")}
+        return {**settings, **{f"space.{dimension.key}": dimension.spec() for dimension in self.space}}
 
 
 def load_sweep(path: str | Path | None, overrides: Sequence[str] = ()) -> SweepDefinition:

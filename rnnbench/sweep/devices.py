@@ -21,8 +21,10 @@ A value the user set in the environment is kept."""
 
 
 def cpu_threads(workers: int) -> int:
-    """Each of `workers` local workers' share of this machine's CPU threads (at least one)."""
-    return max((os.cpu_count() or 1) // workers, 1)
+    """Each of `workers` local workers' share of this machine's CPU threads (at least one): of the cores Slurm gave
+    the task (`SLURM_CPUS_PER_TASK`) inside a Slurm job, since the node's others are other jobs'."""
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return max((int(allocated) if allocated.isdigit() else os.cpu_count() or 1) // workers, 1)
 
 
 def visible_gpus(environment: Mapping[str, str] | None = None) -> list[str]:

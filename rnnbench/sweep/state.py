@@ -102,6 +102,14 @@ def sign_coordinator(final_study: optuna.Study, present: bool = True) -> None:
     final_study.set_user_attr(names.COORDINATOR_HEARTBEAT, time.time())
 
 
+def other_coordinator(final_study: optuna.Study) -> str | None:
+    """The process (host:pid) of another coordinator that still follows the sweep; None when none does."""
+    owner = final_study.user_attrs.get(names.COORDINATOR)
+    if not owner or owner == processes.this_process() or coordinator_gone(final_study):
+        return None
+    return owner
+
+
 def coordinator_gone(final_study: optuna.Study) -> str | None:
     """Why no coordinator is following the sweep (it stopped, or its process or heartbeat is gone); None while one is.
 

@@ -131,14 +131,7 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None, s
     if sweep_file is not None:
         studies.check_unchanged(definition.values(), sweep_file)
     tracking.open_store()  # a tracking server that does not answer stops the worker here, in one line
-    backend.load(definition.train.backend, threads)  # before anything imports Keras
-    gpus = provenance.gpus(definition.train.backend)
-    where = f"on {gpus}" if gpus != "none" else f"on the CPU, threads: {threads or 'all'}"
-    print(f"worker {processes.this_process()} {where}", flush=True)  # the first line of its log
-    from rnnbench.data import load_dataset
-
     sweep_plan = plan(definition)
-    dataset = load_dataset(definition.data)
     search = definition.search
     loaded = {}
     for study in [None, *sweep_plan.studies]:
@@ -149,6 +142,15 @@ def work(sweep_name: str, storage_url: str | None, threads: int | None = None, s
             sampler=TrialSampler(search.sampler_seed, name, search.startup_trials, tuple(d.key for d in definition.space)),
             pruner=PRUNERS[search.pruner](search, definition.train.eval_every_steps),
         )
+    if state.sweep_complete(sweep_plan, loaded):  # a worker that comes late (a queued Slurm task): TensorFlow never loads
+        return 0
+    backend.load(definition.train.backend, threads)  # before anything imports Keras
+    gpus = provenance.gpus(definition.train.backend)
+    where = f"on {gpus}" if gpus != "none" else f"on the CPU, threads: {threads or 'all'}"
+    print(f"worker {processes.this_process()} {where}", flush=True)  # the first line of its log
+    from rnnbench.data import load_dataset
+
+    dataset = load_dataset(definition.data)
     ran, last_study = 0, None
     while True:
         signals.raise_if_received()  # a stop whose exception Python dropped (see rnnbench.signals)
