@@ -31,7 +31,7 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
     """
     if threads is not None and threads < 0:  # TensorFlow aborts the process on a negative count
         raise ConfigError(f"threads: received {threads}, expected a number of CPU threads >= 1 (0: all cores)")
-    if backend == "jax" and importlib.util.find_spec("jax") is None:
+    if backend == "jax" and not _jax_installed():
         raise ConfigError("train.backend=jax needs JAX, which is not installed: pip install -e '.[jax]' (make install has it)")
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
@@ -43,6 +43,11 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
         return
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow Lite's converter imports JAX (and its own XLA library) at every start whenever JAX is installed, as
+    # with the [jax] extra; a process on TensorFlow never uses it (one backend per process, above). A None entry in
+    # sys.modules makes `import jax` raise ImportError, which TensorFlow expects where JAX is missing.
+    if backend == "tensorflow" and "jax" not in sys.modules and importlib.util.find_spec("jax") is not None:
+        sys.modules["jax"] = None
     if backend == "jax" and threads:
         # XLA's CPU client reads its thread settings once, from the environment, when it starts.
         flags = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
@@ -56,6 +61,12 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         import keras  # noqa: F401  (imports the backend now, while the chatter is hidden)
     tf.get_logger().setLevel("ERROR")  # retracing notes: each run builds a new model, by design
+
+
+def _jax_installed() -> bool:
+    if "jax" in sys.modules and sys.modules["jax"] is None:  # installed, and kept out of this TensorFlow process (load)
+        return True
+    return importlib.util.find_spec("jax") is not None
 
 
 @contextlib.contextmanager

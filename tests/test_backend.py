@@ -85,6 +85,26 @@ def test_a_run_on_jax_trains_and_records_its_backend(tmp_path):
     assert [point.step for point in client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)] == [100, 200]
 
 
+@pytest.mark.slow
+def test_a_process_on_tensorflow_leaves_jax_unloaded_and_still_knows_it_is_installed():
+    """TensorFlow imports JAX for its Lite converter whenever JAX is installed; a process on TensorFlow never uses it."""
+    script = (
+        "import sys\n"
+        "from rnnbench import backend\n"
+        "backend.load('tensorflow')\n"
+        "import keras\n"
+        "assert keras.backend.backend() == 'tensorflow'\n"
+        "assert sys.modules.get('jax') is None and not any(name.startswith('jaxlib') for name in sys.modules)\n"
+        "try:\n"
+        "    backend.load('jax')\n"
+        "except Exception as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "already runs Keras on tensorflow" in result.stdout  # JAX counts as installed: the fix is another process
+
+
 def test_a_negative_thread_count_is_a_one_line_error_not_a_tensorflow_abort():
     """TensorFlow aborts the process with a native stack dump on a negative thread count (`--threads -1`)."""
     from rnnbench import backend

@@ -4,7 +4,6 @@ sweep goes in as a 2-task job array; one task is scancelled mid-trial and the sw
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 import shutil
@@ -13,15 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from conftest import TINY, free_port, rnnbench
 from mlflow import MlflowClient
-from test_team import SECRET, with_password
+from test_team import SECRET, recorded_sweep, with_password
 
 from rnnbench import names
-from rnnbench.sweep import studies
-from rnnbench.sweep.definition import load_sweep, plan
 
 pytestmark = [
     pytest.mark.slow,
@@ -194,37 +190,12 @@ def test_a_sweep_submitted_as_a_slurm_array_survives_a_scancelled_task_and_a_res
     assert status.returncode == 0, status.stderr
     assert f"sweep '{name}' (complete)" in status.stdout and "every task has ended" in status.stdout
 
-    definition = load_sweep(TINY, settings)
-    sweep_plan = plan(definition)
-    experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    by_stage = collections.defaultdict(list)
-    for run in runs:
-        by_stage[run.data.tags[names.STAGE]].append(run)
-    assert [run.info.run_name for run in runs if run.info.status not in ("FINISHED", "KILLED")] == []
+    by_stage, retried = recorded_sweep(client, with_password(postgres_database), name, settings)
     killed = client.get_run(victim.info.run_id)
     assert killed.info.status == "KILLED"  # scancel's SIGTERM: recorded, and its trial back in the queue
-
+    assert retried >= 1, "the scancelled trial was failed and done again"
     [sweep_run] = by_stage["sweep"]
-    assert sweep_run.info.status == "FINISHED" and sweep_run.data.tags[names.SLURM_JOB] == job
-    study_runs = {run.info.run_id for run in by_stage["study"]}
-    assert len(study_runs) == len(sweep_plan.studies)
-    assert all(run.data.tags["mlflow.parentRunId"] in study_runs for run in by_stage["trial"])
-    finals = [run for run in by_stage["final"] if run.info.status == "FINISHED"]
-    assert {run.data.tags["mlflow.parentRunId"] for run in by_stage["study"] + finals} == {sweep_run.info.run_id}
-    planned = sorted((final.variant, str(final.seed)) for study in sweep_plan.studies for final in sweep_plan.finals_of(study))
-    assert sorted((run.data.tags[names.VARIANT], run.data.params["train.seed"]) for run in finals) == planned  # no duplicate
-    storage = studies.open_storage(with_password(postgres_database))
-    retried = 0
-    for study in [None, *sweep_plan.studies]:
-        trials = optuna.load_study(study_name=studies.study_name(definition, study), storage=storage).get_trials()
-        counts = studies.count(trials)
-        planned_here = len(sweep_plan.final_runs) if study is None else sweep_plan.trials_per_study
-        assert counts.finished == planned_here and counts.running == counts.waiting == 0
-        retried += sum(
-            trial.state == optuna.trial.TrialState.FAIL and not trial.user_attrs.get(names.TRIAL_UNPLANNED) for trial in trials
-        )
-    assert retried >= 1, "the scancelled trial was failed and re-enqueued"
+    assert sweep_run.data.tags[names.SLURM_JOB] == job
     if second[1]:  # submitted while task 0's coordinator followed the sweep: the new array's task 0 joined as a worker
         said = (tmp_path / "mlruns" / "logs" / f"{name}-slurm-{second[1]}_0.log").read_text().splitlines()[0]
         assert "this process joins it as a worker" in said or "complete, nothing left to run" in said, said
@@ -239,6 +210,7 @@ def test_a_sweep_submitted_as_a_slurm_array_survives_a_scancelled_task_and_a_res
     ]:
         assert SECRET not in text
     print(
-        f"slurm: 2-task array {job}, task 1 scancelled mid-trial, submitted again ({second[0]}); {sweep_plan.runs} runs "
-        f"planned, {len(finals)} final runs finished, {retried} trial(s) retried; {elapsed:.0f} s"
+        f"slurm: 2-task array {job}, task 1 scancelled mid-trial, submitted again ({second[0]}); "
+        f"{len(by_stage['trial'])} trial runs and {len(by_stage['final'])} final run(s) recorded, {retried} trial(s) "
+        f"done again; {elapsed:.0f} s"
     )

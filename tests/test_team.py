@@ -87,6 +87,52 @@ def running_run_of(client: MlflowClient, experiment: str, pid: int, timeout: flo
     raise AssertionError(f"process {pid} never had a run in progress")
 
 
+def recorded_sweep(client: MlflowClient, storage: str, name: str, settings: list[str]) -> tuple[dict, int]:
+    """A finished team sweep's MLflow runs by stage, checked: none left open; every planned final run exactly once, under
+    the sweep's run with the studies' runs; every trial under its study's run; each study's and the final stage's
+    trials all finished, none lost. Returns the runs by stage and how many trials were done again."""
+    definition = load_sweep(TINY, settings)
+    sweep_plan = plan(definition)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    by_stage = collections.defaultdict(list)
+    for run in runs:
+        by_stage[run.data.tags[names.STAGE]].append(run)
+    assert [run.info.run_name for run in runs if run.info.status in ("RUNNING", "SCHEDULED")] == []
+
+    finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
+    trained = {run.data.tags[names.STUDY]: run.data.tags[names.TRAINED_UNROLL] == "true" for run in by_stage["study"]}
+    planned = sorted(
+        (final.variant, str(final.seed), final.timing)
+        for study in sweep_plan.studies
+        for final in sweep_plan.finals_of(study, trained[study.key])
+    )
+    assert (
+        sorted(
+            (run.data.tags[names.VARIANT], run.data.params["train.seed"], run.data.tags[names.STAGE] == "timing")
+            for run in finals
+        )
+        == planned
+    )
+
+    [sweep_run] = by_stage["sweep"]
+    assert sweep_run.info.status == "FINISHED"
+    study_runs = {run.info.run_id for run in by_stage["study"]}
+    assert len(study_runs) == len(sweep_plan.studies)
+    assert {run.data.tags["mlflow.parentRunId"] for run in by_stage["study"] + finals} == {sweep_run.info.run_id}
+    assert all(run.data.tags["mlflow.parentRunId"] in study_runs for run in by_stage["trial"])
+
+    optuna_storage = studies.open_storage(storage)
+    retried = 0
+    for study in [None, *sweep_plan.studies]:
+        trials = optuna.load_study(study_name=studies.study_name(definition, study), storage=optuna_storage).get_trials()
+        counts = studies.count(trials)
+        assert counts.finished == (sweep_plan.trials_per_study if study else len(sweep_plan.final_runs))
+        assert counts.lost == 0
+        retried += len(trials) - len(studies.live_trials(trials))
+    return by_stage, retried
+
+
 def test_a_team_sweep_survives_a_worker_killed_mid_trial(mlflow_server, postgres_database, tmp_path):
     """On PostgreSQL, the team storage the docs set up. The same on a SQLite storage would repeat these assertions:
     what differs, dead workers' trials failed and retried on each storage, is tests/test_studies.py's."""
@@ -120,48 +166,14 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(mlflow_server, postgres
     assert coordinator.returncode == 0, output
     assert "Traceback" not in output
 
-    definition = load_sweep(TINY, settings)
-    sweep_plan = plan(definition)
     experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    by_stage = collections.defaultdict(list)
-    for run in runs:
-        by_stage[run.data.tags[names.STAGE]].append(run)
-    assert [run.info.run_name for run in runs if run.info.status == "RUNNING"] == []
-
-    finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
-    trained = {run.data.tags[names.STUDY]: run.data.tags[names.TRAINED_UNROLL] == "true" for run in by_stage["study"]}
-    planned = sorted(
-        (final.variant, str(final.seed), final.timing)
-        for study in sweep_plan.studies
-        for final in sweep_plan.finals_of(study, trained[study.key])
-    )
-    assert (
-        sorted(
-            (run.data.tags[names.VARIANT], run.data.params["train.seed"], run.data.tags[names.STAGE] == "timing")
-            for run in finals
-        )
-        == planned
-    )
-
-    [sweep_run] = by_stage["sweep"]
-    assert sweep_run.info.status == "FINISHED"
-    study_runs = {run.info.run_id for run in by_stage["study"]}
-    assert len(study_runs) == len(sweep_plan.studies)
-    assert {run.data.tags["mlflow.parentRunId"] for run in by_stage["study"] + finals} == {sweep_run.info.run_id}
-    assert all(run.data.tags["mlflow.parentRunId"] in study_runs for run in by_stage["trial"])
-
+    by_stage, retried = recorded_sweep(client, storage, name, settings)
     killed = client.get_run(victim.info.run_id)
     assert killed.info.status == "KILLED" and killed.data.tags[names.FAILURE] == "worker_died"
-    optuna_storage = studies.open_storage(storage)
-    retried = 0
-    for study in [None, *sweep_plan.studies]:
-        trials = optuna.load_study(study_name=studies.study_name(definition, study), storage=optuna_storage).get_trials()
-        counts = studies.count(trials)
-        assert counts.finished == (sweep_plan.trials_per_study if study else len(sweep_plan.final_runs))
-        assert counts.lost == 0
-        retried += len(trials) - len(studies.live_trials(trials))
     assert retried >= 1  # the killed worker's trial, done again
+    definition = load_sweep(TINY, settings)
+    sweep_plan = plan(definition)
+    finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
 
     report = start(["report", "--experiment", name], coordinator_folder, tracking_uri)
     report_output, _ = report.communicate(timeout=300)
@@ -178,13 +190,13 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(mlflow_server, postgres
         tmp_path,
         client,
         [name, f"{name}-run"],
-        optuna_storage,
+        studies.open_storage(storage),
         [studies.study_name(definition, study) for study in [None, *sweep_plan.studies]],
         watched,
     )
     print(
         f"\npostgresql: {sweep_plan.runs} runs planned, {len(finals)} of {len(sweep_plan.final_runs)} final runs finished, "
-        f"{retried} retried, {len(runs)} MLflow runs in all, {elapsed:.0f} s"
+        f"{retried} retried, {sum(map(len, by_stage.values()))} MLflow runs of the sweep, {elapsed:.0f} s"
     )
 
 
