@@ -47,7 +47,7 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
     # with the [jax] extra; a process on TensorFlow never uses it (one backend per process, above). A None entry in
     # sys.modules makes `import jax` raise ImportError, which TensorFlow expects where JAX is missing.
     if backend == "tensorflow" and "jax" not in sys.modules and importlib.util.find_spec("jax") is not None:
-        sys.modules["jax"] = None
+        sys.modules["jax"] = None  # type: ignore[assignment]  # documented import blocker; typeshed types only modules
     if backend == "jax" and threads:
         # XLA's CPU client reads its thread settings once, from the environment, when it starts.
         flags = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
