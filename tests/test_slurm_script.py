@@ -109,3 +109,20 @@ def test_a_second_coordinator_of_a_followed_sweep_is_refused_in_one_line(store, 
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_status_of_a_sweep_not_yet_run_shows_its_plan_and_no_coordinator(store, tmp_path):
+    from rnnbench.sweep.definition import plan
+
+    journal = str(tmp_path / "studies.journal")
+    definition = load_sweep(TINY)
+    sweep_plan = plan(definition)
+    studies.create_studies(studies.open_storage(journal), definition, sweep_plan)
+    result = rnnbench_here("sweep", str(TINY), "--status", "--storage", journal, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"sweep 'sweep-tiny' (in progress): 0 of {sweep_plan.runs} planned runs ended")
+    assert [line.split(":")[0].strip() for line in lines[1:-1]] == [f"study {s.key}" for s in sweep_plan.studies] + [
+        "final stage"
+    ]
+    assert lines[-1] == "coordinator: none (no coordinator has recorded itself)"  # and no Slurm job: none submitted

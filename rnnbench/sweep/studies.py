@@ -70,7 +70,7 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseSt
     if not create and local is not None and not local.exists():
         raise UserError(
             f"no sweep storage {local}: start the sweep first (`rnnbench sweep SWEEP_FILE --storage {url or local}`), "
-            "or give the worker the storage the sweep was started with"
+            "or give the storage the sweep was started with (--storage, or RNNBENCH_STORAGE)"
         )
     if local is not None and local.is_dir():
         raise UserError(f"the sweep storage {local} is a directory; give --storage a file path or an RDB URL")
