@@ -176,7 +176,8 @@ def sweep_command(args) -> int:
             raise
         from rnnbench.sweep.devices import cpu_threads
 
-        print(f"rnnbench: {str(followed).partition(';')[0]}: this process joins it as a worker", flush=True)
+        joins = f"sweep '{followed.name}' is already followed by its coordinator {followed.owner}"
+        print(f"rnnbench: {joins}: this process joins it as a worker", flush=True)
         return _work(definition.sweep.name, args.storage, cpu_threads(1), definition)
     if code in (0, EXIT_LOST) and args.report:  # a report of what was done, also when runs were lost
         args.experiment, args.out, args.ui_url = definition.sweep.name, None, None

@@ -35,6 +35,7 @@ class Followed(UserError):
     """Another coordinator, alive, follows the sweep already."""
 
     def __init__(self, name: str, owner: str):
+        self.name, self.owner = name, owner
         super().__init__(
             f"sweep '{name}' is already followed by its coordinator {owner}; add workers with `rnnbench worker {name}` "
             f"(the same --storage), or stop that coordinator first (one on another machine that died counts as gone "

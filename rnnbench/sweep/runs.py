@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterable
 
 import optuna
 
@@ -129,26 +130,17 @@ def reopen(client, optuna_study: optuna.Study) -> str | None:
 
 def close_study(client, definition: SweepDefinition, run_id: str, counts: studies.Counts, best) -> None:
     metrics = {names.TRIALS_COMPLETE: counts.complete, names.TRIALS_PRUNED: counts.pruned, names.TRIALS_FAILED: counts.failed}
+    failed = None
     if counts.lost:
-        tracking.log_metrics(client, run_id, metrics, step=0)
-        tracking.end_run(
-            client,
-            run_id,
-            "FAILED",
-            failure="trials_lost",
-            reason=f"{counts.lost} trial(s) failed with an error: its final runs wait until a re-run of the "
-            "sweep has retried them",
+        failed = (
+            "trials_lost",
+            f"{counts.lost} trial(s) failed with an error: its final runs wait until a re-run of the sweep has retried them",
         )
-        return
-    if best is None:
+    elif best is None:
+        failed = "no_trial_completed", "no trial completed: its final runs are skipped; widen the ranges of space:"
+    if failed:
         tracking.log_metrics(client, run_id, metrics, step=0)
-        tracking.end_run(
-            client,
-            run_id,
-            "FAILED",
-            failure="no_trial_completed",
-            reason="no trial completed: its final runs are skipped; widen the ranges of space:",
-        )
+        tracking.end_run(client, run_id, "FAILED", failure=failed[0], reason=failed[1])
         return
     metrics.update({names.best_value(key): value for key, value in values_of(definition.space, best.params).items()})
     metrics[names.BEST_VAL_ACCURACY] = best.value
@@ -161,12 +153,18 @@ def close_unfinished(client, loaded, parents: dict[Study | None, str], status: s
     """After an interruption or a failure: open sweep and study runs closed (KILLED or FAILED, saying why), dead trials
     failed and retried, and the coordinator signed off. Each step on its own, as far as the stores still take writes:
     after a full journal disk, the MLflow runs are still closed."""
-    for run_id in parents.values():
-        with contextlib.suppress(Exception):
-            if client.get_run(run_id).info.status == "RUNNING":
-                tracking.end_run(client, run_id, status, failure=failure, reason=reason)
+    close_open(client, parents.values(), status, failure, reason)
     with contextlib.suppress(Exception):
         for optuna_study in loaded.values():  # our workers have exited: no trial is being taken
             studies.fail_dead_trials(optuna_study, state.close_dead_trial, min_age_seconds=0)
     with contextlib.suppress(Exception):
         state.sign_coordinator(loaded[None], present=False)
+
+
+def close_open(client, run_ids: Iterable[str], status: str, failure: str, reason: str) -> None:
+    """Each of the runs still open (RUNNING, or SCHEDULED on Slurm) closed with `status`, saying why; each on its own, as
+    far as the store still takes writes."""
+    for run_id in run_ids:
+        with contextlib.suppress(Exception):
+            if client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
+                tracking.end_run(client, run_id, status, failure=failure, reason=reason)

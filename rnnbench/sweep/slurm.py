@@ -14,7 +14,6 @@ environment sbatch exports, never through the script, so a password stays out of
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -28,7 +27,8 @@ from rnnbench import credentials, faults, names, tracking
 from rnnbench.errors import UserError
 from rnnbench.sweep import runs, state, studies
 from rnnbench.sweep.coordinator import final_stage
-from rnnbench.sweep.definition import Plan, SlurmConfig, Study, SweepDefinition, plan
+from rnnbench.sweep.definition import Plan, Study, SweepDefinition, plan
+from rnnbench.sweep.slurm_settings import SlurmConfig
 
 SCRIPTS = Path("mlruns") / "slurm"
 """Where `--slurm` writes each sweep's job script (`<sweep name>.sh`), to edit and submit again by hand."""
@@ -126,10 +126,7 @@ def submit_sweep(definition: SweepDefinition, storage_url: str, script: Path) ->
     except BaseException as error:
         fault = faults.explain(error)
         reason = credentials.mask(f"{fault.message if fault else error}; re-run it to submit")
-        for run_id in parents.values():
-            with contextlib.suppress(Exception):
-                if client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
-                    tracking.end_run(client, run_id, "FAILED", failure="not_submitted", reason=reason)
+        runs.close_open(client, parents.values(), "FAILED", "not_submitted", reason)
         raise
     record_job(loaded[None], job)
     for run_id in parents.values():
