@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 
+from rnnbench import startup
 from rnnbench.errors import ConfigError
 
 
@@ -52,6 +53,7 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
         # XLA's CPU client reads its thread settings once, from the environment, when it starts.
         flags = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    startup.collect_less_often()
     with _stderr_silenced():
         import tensorflow as tf
 
@@ -61,6 +63,7 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         import keras  # noqa: F401  (imports the backend now, while the chatter is hidden)
     tf.get_logger().setLevel("ERROR")  # retracing notes: each run builds a new model, by design
+    startup.loaded()
 
 
 def _jax_installed() -> bool:

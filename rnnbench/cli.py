@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Any
 
-from rnnbench import backend, faults, signals
+from rnnbench import backend, faults, signals, startup
 from rnnbench.config import load_config
 from rnnbench.credentials import STORAGE_VARIABLE
 from rnnbench.errors import UserError
@@ -32,6 +32,7 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    startup.collect_less_often()  # before a command imports MLflow, Optuna or TensorFlow
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow prints "View run ... at: <tracking URI>/#/..." for each run it closes on a server, password and all;
     # rnnbench prints its own links, without the credentials (rnnbench.credentials).

@@ -86,15 +86,17 @@ def test_a_run_on_jax_trains_and_records_its_backend(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_process_on_tensorflow_leaves_jax_unloaded_and_still_knows_it_is_installed():
-    """TensorFlow imports JAX for its Lite converter whenever JAX is installed; a process on TensorFlow never uses it."""
+def test_a_process_on_tensorflow_leaves_jax_unloaded_and_its_libraries_out_of_garbage_collection():
+    """TensorFlow imports JAX for its Lite converter whenever JAX is installed; a process on TensorFlow never uses it.
+    The libraries' objects, loaded, are no longer traversed by the garbage collector (rnnbench.startup)."""
     script = (
-        "import sys\n"
-        "from rnnbench import backend\n"
+        "import gc, sys\n"
+        "from rnnbench import backend, startup\n"
         "backend.load('tensorflow')\n"
         "import keras\n"
         "assert keras.backend.backend() == 'tensorflow'\n"
         "assert sys.modules.get('jax') is None and not any(name.startswith('jaxlib') for name in sys.modules)\n"
+        "assert gc.get_threshold()[0] == startup.YOUNG_THRESHOLD and gc.get_freeze_count() > 10**5, gc.get_freeze_count()\n"
         "try:\n"
         "    backend.load('jax')\n"
         "except Exception as error:\n"
