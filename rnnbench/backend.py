@@ -32,7 +32,7 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
     """
     if threads is not None and threads < 0:  # TensorFlow aborts the process on a negative count
         raise ConfigError(f"threads: received {threads}, expected a number of CPU threads >= 1 (0: all cores)")
-    if backend == "jax" and not _jax_installed():
+    if backend == "jax" and not jax_installed():
         raise ConfigError("train.backend=jax needs JAX, which is not installed: pip install -e '.[jax]' (make install has it)")
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
@@ -66,7 +66,8 @@ def load(backend: str = "tensorflow", threads: int | None = None) -> None:
     startup.loaded()
 
 
-def _jax_installed() -> bool:
+def jax_installed() -> bool:
+    """Whether JAX is installed, also in a process on TensorFlow, which keeps it from being imported (`load`)."""
     if "jax" in sys.modules and sys.modules["jax"] is None:  # installed, and kept out of this TensorFlow process (load)
         return True
     return importlib.util.find_spec("jax") is not None

@@ -21,6 +21,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from rnnbench import backend  # noqa: E402
+
+backend.load("tensorflow")  # the test process starts as an rnnbench process does: Keras on TensorFlow, JAX kept out,
+# TensorFlow's start-up chatter hidden, the imported libraries frozen for the garbage collector (rnnbench.startup)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 TINY = EXPERIMENTS / "sweep_tiny.yaml"

@@ -23,11 +23,9 @@ pytestmark = pytest.mark.slow
 
 DEFINITION = load_sweep(TINY)
 ONE_CELL = ["grid.cells=simple_rnn"]
-"""The SIGKILL test's sweep: the tiny sweep's SimpleRNN study alone (3 trials, a final run and a timing run), the cell
-that compiles fastest. What a kill and a resume do depends neither on the number of studies nor on the cell. (The
-Ctrl-C test keeps both studies: it builds a report between finding a run in progress and pressing Ctrl-C, and the sweep
-must still be running then.)"""
-PLAN = plan(load_sweep(TINY, ONE_CELL))
+"""The lost-runs test's sweep: the tiny sweep's SimpleRNN study alone, the cell that compiles fastest. What a lost run
+and a retry do depends neither on the number of studies nor on the cell. (The stop test keeps both studies: it builds a
+report between finding a run in progress and pressing Ctrl-C, and its re-run must still have work left to kill.)"""
 FULL_PLAN = plan(DEFINITION)
 SHARED_PLAN = plan(load_sweep(TINY, WITH_REFERENCE))
 """The plan of the session's shared tiny sweep (`tiny_sweep_store`), which has the reference runs."""
@@ -37,7 +35,7 @@ def environment(folder):
     return {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
 
 
-def recorded(folder, tracking_uri: str | None = None, sweep_plan=PLAN):
+def recorded(folder, tracking_uri: str | None = None, sweep_plan=FULL_PLAN):
     """The sweep's MLflow runs by stage, and its Optuna studies."""
     client = MlflowClient(tracking_uri or environment(folder)["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name(DEFINITION.sweep.name)
@@ -53,7 +51,7 @@ def recorded(folder, tracking_uri: str | None = None, sweep_plan=PLAN):
     return by_stage, loaded
 
 
-def assert_complete(folder, sweep_plan=PLAN, searched=("train.learning_rate",)):
+def assert_complete(folder, sweep_plan=FULL_PLAN, searched=("train.learning_rate",)):
     """Every planned run exactly once, linked and closed; final runs with every tuned value of their study's best trial."""
     by_stage, loaded = recorded(folder, sweep_plan=sweep_plan)
     everything = [run for runs in by_stage.values() for run in runs]
@@ -189,27 +187,10 @@ def wait_for_a_running_run(folder, process, finished_before: int = 2, timeout: f
     raise AssertionError("the sweep never had a run in progress")
 
 
-def test_a_sweep_killed_with_sigkill_resumes_with_two_workers_and_closes_the_dead_runs(tmp_path):
-    process = start_sweep(tmp_path, ONE_CELL)
-    victims = wait_for_a_running_run(tmp_path, process)
-    process.kill()  # kill -9: no clean-up at all; the worker dies with it
-    process.wait()
-    time.sleep(1)
-
-    result = rnnbench("sweep", str(TINY), *ONE_CELL, "--workers", "2", cwd=tmp_path, env=environment(tmp_path), timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    by_stage, _ = assert_complete(tmp_path)  # the same counts with two workers, and no duplicate
-    second = tmp_path / "mlruns" / "logs" / f"{DEFINITION.sweep.name}-worker2.log"  # started by the resuming sweep only
-    assert "trial" in second.read_text(), "both workers took work"
-    assert " on the CPU, threads: " in second.read_text().splitlines()[0], "a worker says which device it trains on"
-    client = MlflowClient(environment(tmp_path)["MLFLOW_TRACKING_URI"])
-    for victim in victims:
-        run = client.get_run(victim.info.run_id)
-        assert run.info.status == "KILLED"
-        assert run.data.tags[names.FAILURE] == "worker_died"
-
-
-def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
+def test_ctrl_c_stops_cleanly_then_sigkill_and_a_resume_with_two_workers_finishes_only_the_rest(tmp_path):
+    """One sweep through both ways of stopping: Ctrl-C (a clean stop: every run closed, the command says to re-run it),
+    then, in the re-run, kill -9 (no clean-up at all: the worker dies with it), then a resume with two workers that
+    closes the dead runs and finishes only the rest."""
     process = start_sweep(tmp_path, [])
     in_progress = wait_for_a_running_run(tmp_path, process, finished_before=1)
     page = tmp_path / "reports" / DEFINITION.sweep.name / "index.html"
@@ -240,9 +221,24 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_only_the_rest(tmp_path):
     assert report.returncode == 0, report.stderr
     assert "The sweep was stopped (KILLED)" in page.read_text()
 
-    result = rnnbench("sweep", str(TINY), cwd=tmp_path, env=environment(tmp_path), timeout=600)
+    ended = len([run for run in everything if run.data.tags[names.STAGE] not in ("sweep", "study")])
+    process = start_sweep(tmp_path, [])
+    victims = wait_for_a_running_run(tmp_path, process, finished_before=ended + 1)  # the re-run's own work under way
+    process.kill()
+    process.wait()
+    time.sleep(1)
+
+    result = rnnbench("sweep", str(TINY), "--workers", "2", cwd=tmp_path, env=environment(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    by_stage, _ = assert_complete(tmp_path, FULL_PLAN)
+    by_stage, _ = assert_complete(tmp_path, FULL_PLAN)  # every planned run once, with two workers, and no duplicate
+    second = tmp_path / "mlruns" / "logs" / f"{DEFINITION.sweep.name}-worker2.log"  # started by the resume only
+    assert "trial" in second.read_text(), "both workers took work"
+    assert " on the CPU, threads: " in second.read_text().splitlines()[0], "a worker says which device it trains on"
+    client = MlflowClient(environment(tmp_path)["MLFLOW_TRACKING_URI"])
+    for victim in victims:
+        run = client.get_run(victim.info.run_id)
+        assert run.info.status == "KILLED"
+        assert run.data.tags[names.FAILURE] == "worker_died"
     after = [run for stage in ("trial", "final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
     assert done_before <= {run.info.run_id for run in after}
     for run in by_stage["sweep"] + by_stage["study"]:  # finished now: why they stopped last time is no longer said (in
@@ -263,7 +259,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     experiment = client.get_experiment(client.create_experiment(DEFINITION.sweep.name))
     artifacts = Path(urlparse(experiment.artifact_location).path)
     artifacts.mkdir(parents=True)
-    arguments = ["sweep", str(TINY), "search.trials=2", *ONE_CELL]
+    arguments = ["sweep", str(TINY), "search.trials=2", *ONE_CELL, "train.steps=40", "train.eval_every_steps=20"]
     script = (
         f"mount --bind {artifacts} {artifacts} && mount -o remount,ro,bind {artifacts} && cd {tmp_path} && "
         f"{sys.executable} -m rnnbench {' '.join(arguments)}"
@@ -274,7 +270,7 @@ def test_runs_lost_to_a_fault_fail_the_sweep_and_a_rerun_retries_them(tmp_path, 
     assert first.returncode == 1, first.stdout + first.stderr
     line = first.stderr.strip().splitlines()[-1]
     assert line.startswith("rnnbench: error: 2 of 4 planned runs failed") and "re-run the same command to retry them" in line
-    rerun_plan = plan(load_sweep(TINY, arguments[2:4]))
+    rerun_plan = plan(load_sweep(TINY, arguments[2:]))
     by_stage, _ = recorded(tmp_path, env["MLFLOW_TRACKING_URI"], rerun_plan)
     [sweep_run] = by_stage["sweep"]
     assert sweep_run.info.status == "FAILED" and sweep_run.data.metrics[names.RUNS_LOST] == 2
