@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import EXPERIMENTS
+from conftest import EXPERIMENTS, rnnbench_here
 from mlflow import MlflowClient
 
 from rnnbench import credentials, names
@@ -175,11 +175,14 @@ def test_a_team_sweep_survives_a_worker_killed_mid_trial(mlflow_server, postgres
     sweep_plan = plan(definition)
     finals = [run for stage in ("final", "timing") for run in by_stage[stage] if run.info.status == "FINISHED"]
 
-    report = start(["report", "--experiment", name], coordinator_folder, tracking_uri)
-    report_output, _ = report.communicate(timeout=300)
+    on_server = {"MLFLOW_TRACKING_URI": tracking_uri}  # the report and a single run, in this process: what they write
+    report = rnnbench_here("report", "--experiment", name, cwd=coordinator_folder, env=on_server)
+    report_output = report.stdout + report.stderr
     assert report.returncode == 0, report_output
-    single = start(["run", str(EXPERIMENTS / "smoke.yaml"), f"tracking.experiment={name}-run"], worker_folder, tracking_uri)
-    single_output, _ = single.communicate(timeout=300)
+    single = rnnbench_here(
+        "run", str(EXPERIMENTS / "smoke.yaml"), f"tracking.experiment={name}-run", cwd=worker_folder, env=on_server
+    )
+    single_output = single.stdout + single.stderr
     assert single.returncode == 0, single_output
     watched.__exit__(None, None, None)
     page = (coordinator_folder / "reports" / name / "index.html").read_text()
