@@ -53,11 +53,12 @@ report: $(STAMP) ## write the HTML report of the latest sweep (or EXPERIMENT=nam
 	$(BIN)/rnnbench report $(if $(EXPERIMENT),--experiment "$(EXPERIMENT)")
 
 # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: MLflow's job runner (GenAI scorer jobs; rnnbench has none) stays off, rather
-# than starting seven background processes beside the UI.
+# than starting seven background processes beside the UI. --workers 1: one person's UI over a local store needs one
+# server process, not MLflow's default four (each a Python that imports MLflow, and SQLite takes one writer at a time).
 ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI_PORT)
 	mkdir -p mlruns
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
-		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
+		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 dashboard: $(STAMP) ## Optuna's view of the sweeps' studies (optuna-dashboard) at http://127.0.0.1:$(DASHBOARD_PORT); another storage: STORAGE=PATH, or RNNBENCH_STORAGE=URL in the environment
 	RNNBENCH_STORAGE="$(or $(STORAGE),$${RNNBENCH_STORAGE:-mlruns/optuna.journal})" $(BIN)/python -c "import os, optuna_dashboard; \

@@ -185,34 +185,6 @@ def private_mounts() -> list[str]:
     pytest.skip("no private mount namespace here (`unshare --mount` as root, or with user namespaces)")
 
 
-def test_a_full_disk_ends_the_run_failed_in_one_line_with_its_metrics_kept(tmp_path):
-    disk, outside = tmp_path / "disk", tmp_path / "outside"
-    disk.mkdir()
-    outside.mkdir()
-    uri = f"sqlite:///{disk / 'mlruns' / 'mlflow.db'}"
-    script = f"""
-set -e
-mount -t tmpfs -o size=3m tmpfs {disk}
-mkdir {disk}/tmp && cd {disk}
-export MLFLOW_TRACKING_URI={uri} TMPDIR={disk}/tmp
-{sys.executable} -c "from rnnbench import tracking; tracking.experiment_id(tracking.open_store(), 'full')"
-free=$(df --output=avail -B1 {disk} | tail -1)
-head -c $((free - 200 * 1024)) /dev/zero > {disk}/filler  # 200 KiB left: the curves fit, the figures and model do not
-set +e
-{sys.executable} -m rnnbench run {SMOKE} tracking.experiment=full > {outside}/stdout 2> {outside}/stderr
-echo $? > {outside}/code
-cp {disk}/mlruns/mlflow.db {outside}/
-"""
-    subprocess.run([*private_mounts(), "bash", "-c", script], check=True, timeout=300, capture_output=True)
-    assert (outside / "code").read_text().strip() == "1"
-    line = one_line((outside / "stderr").read_text())
-    assert line.startswith("rnnbench: run ") and "FAILED: no space left on the device holding" in line
-    client = MlflowClient(f"sqlite:///{outside / 'mlflow.db'}")
-    [run] = client.search_runs([client.get_experiment_by_name("full").experiment_id])
-    assert run.info.status == "FAILED" and run.data.tags[names.FAILURE] == "disk_full"
-    assert [point.step for point in client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)] == [20, 40, 60]
-
-
 def test_a_read_only_store_or_journal_is_one_line_before_any_work(tmp_path):
     store, journal, outside = tmp_path / "store", tmp_path / "journal", tmp_path / "outside"
     for folder in (store, journal, outside):
@@ -400,8 +372,8 @@ def test_a_worker_whose_coordinator_has_stopped_does_not_wait_forever(tmp_path):
 
 def test_full_disks_are_one_line_naming_the_full_place_and_the_journal_stays_readable(tmp_path):
     """Three disks fill up: the sweep's journal's (its MLflow runs are closed, its journal stays whole, and a re-run after
-    space is freed goes on), the SQLite store's (no MLflow tracebacks), and the artifacts' (the destination is named,
-    not the temporary folder the files were made in)."""
+    space is freed goes on), the SQLite store's (no MLflow tracebacks), and the artifacts' (the run ends FAILED with its
+    curves kept, and the destination is named, not the temporary folder the files were made in)."""
     journal_disk, store_disk, artifact_disk, outside = (tmp_path / name for name in ("journal", "store", "artifacts", "outside"))
     for folder in (journal_disk, store_disk, artifact_disk, outside):
         folder.mkdir()
@@ -455,7 +427,11 @@ echo $? > {outside}/artifacts.code
 
     assert (outside / "artifacts.code").read_text().strip() == "1"
     line = one_line((outside / "artifacts.err").read_text())
-    assert f"FAILED: no space left on the device holding {artifact_disk}/mlruns/" in line
+    assert line.startswith("rnnbench: run ") and f"FAILED: no space left on the device holding {artifact_disk}/mlruns/" in line
+    client = MlflowClient(f"sqlite:///{outside / 'artifacts.db'}")  # the run's curves, logged before its files, are kept
+    [run] = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags[names.FAILURE] == "disk_full"
+    assert [point.step for point in client.get_metric_history(run.info.run_id, names.VAL_ACCURACY)] == [20, 40, 60]
 
 
 def test_a_store_deleted_mid_run_is_called_deleted_in_one_line(tmp_path):

@@ -250,7 +250,8 @@ def test_tables_for_a_paper_are_written_in_latex_and_markdown(workspace):
 
 
 def test_the_final_runs_link_lists_them_flat_in_a_real_mlflow_ui(workspace, tmp_path):
-    """`mlflow ui` over the store, Debian's chromium through Playwright: the page's link to the final runs."""
+    """`mlflow ui` over the store as `make ui` starts it, Debian's chromium through Playwright: the page's link to the
+    final runs."""
     sync_api, chromium = playwright_and_chromium()
     folder, env, client, _ = workspace
     experiment = client.get_experiment_by_name("sweep-tiny")
@@ -270,6 +271,8 @@ def test_the_final_runs_link_lists_them_flat_in_a_real_mlflow_ui(workspace, tmp_
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            "1",
         ],
         cwd=folder,
         env={**os.environ, **UI_ENVIRONMENT},
