@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rnnbench.backend import jax_installed
+
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: its experiments/ folder holds the run and sweep files the benchmarks time."""
 OUT = Path("reports/bench/baselines.json")
@@ -136,7 +138,7 @@ def sweep_part(rounds: int) -> dict:
 
 
 def peers_part(rounds: int) -> dict:
-    backends = ["tensorflow"] + (["jax"] if _installed("jax") and not SIZE["run"] else [])  # --quick: TensorFlow only
+    backends = ["tensorflow"] + (["jax"] if jax_installed() and not SIZE["run"] else [])  # --quick: TensorFlow only
     results = []
     for cell, units, unroll in PEER_SHAPES[-1:] if SIZE["run"] else PEER_SHAPES:  # --quick: the seed's shape only
         for round_number in range(rounds):
@@ -194,7 +196,7 @@ def peers_part(rounds: int) -> dict:
 
 
 def backends_part(rounds: int) -> dict:
-    if not _installed("jax"):
+    if not jax_installed():
         raise SystemExit("rnnbench.bench.baselines: the backends part needs JAX: pip install -e '.[jax]'")
     results = []
     shapes = dict(list(BACKEND_RUNS.items())[:1]) if SIZE["run"] else BACKEND_RUNS  # --quick: the seed's shape only
@@ -255,12 +257,6 @@ def backends_part(rounds: int) -> dict:
             "median_command_ratio": statistics.median(row["command_ratio"] for row in rows),
         }
     return {"rounds": results, "summary": summary}
-
-
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def markdown(record: dict) -> str:
