@@ -9,11 +9,14 @@ import time
 
 import optuna
 import pytest
+from conftest import TINY
 from mlflow import MlflowClient
-from optuna.trial import TrialState
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
 
 from rnnbench import names, processes, tracking
-from rnnbench.sweep import studies
+from rnnbench.sweep import state, studies
+from rnnbench.sweep.definition import load_sweep, plan
 from rnnbench.sweep.state import close_dead_trial
 
 
@@ -105,6 +108,57 @@ def test_a_worker_killed_before_it_recorded_its_run_id_still_has_its_run_closed(
     assert client.get_run(orphan).info.status == "KILLED"
     assert client.get_run(orphan).data.tags[names.FAILURE] == "worker_died"
     assert client.get_run(other).info.status == "RUNNING"  # another trial's run is not this trial's to close
+
+
+@pytest.mark.slow
+def test_a_dead_workers_final_run_keeps_the_sweep_incomplete_until_its_retry_has_run(store, monkeypatch):
+    """The coordinator fails a dead worker's trial, closes its MLflow run (seconds, on a busy server), then re-enqueues
+    it: a worker that asks in between whether the sweep is complete must hear no, or it stops with the retry untaken
+    and the sweep ends "all workers exited before the sweep was complete"."""
+    monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
+    definition = load_sweep(TINY, ["grid.cells=[gru]", "grid.unroll=[false]"])
+    sweep_plan = plan(definition)
+    loaded = studies.create_studies(optuna.storages.InMemoryStorage(), definition, sweep_plan)
+    [study] = sweep_plan.studies
+    for _number in range(sweep_plan.trials_per_study):  # the search is over, its final run due
+        loaded[study].add_trial(create_trial(params={}, distributions={}, value=0.5))
+    loaded[study].set_user_attr(names.TRAINED_UNROLL, False)
+    params = {"reference": False, "cell": "gru", "hidden_units": 16, "unroll": False, "seed": 0, "timing": False}
+    dead_worker = f"{processes.host_of(processes.this_process())}:{_dead_pid()}"
+    loaded[None].add_trial(
+        create_trial(
+            state=TrialState.RUNNING,
+            params=params,
+            distributions={key: CategoricalDistribution([value]) for key, value in params.items()},
+            user_attrs={names.TRIAL_WORKER: dead_worker},
+        )
+    )
+    looks = []
+
+    def a_worker_looks_meanwhile(optuna_study, trial):
+        looks.append((state.sweep_complete(sweep_plan, loaded), state.totals(sweep_plan, loaded).running))
+        close_dead_trial(optuna_study, trial)
+
+    assert studies.fail_dead_trials(loaded[None], a_worker_looks_meanwhile) == 1
+    assert looks == [(False, 1)]  # not complete: the dead run is still owed, and shows as running
+    retry = studies.take(loaded[None], None)
+    assert retry is not None and retry.params == params and not state.sweep_complete(sweep_plan, loaded)
+    loaded[None].tell(retry, 0.9)
+    assert state.sweep_complete(sweep_plan, loaded)
+
+
+def test_a_dead_trial_whose_retry_never_comes_counts_as_lost_after_a_while(monkeypatch):
+    """The process that failed a dead trial can die before re-enqueueing it: after RETRY_SECONDS the trial is lost (a
+    re-run of the sweep retries it), so that no worker waits for ever. A failure a worker recorded itself (its reason
+    set) is never waited for."""
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={}))  # failed by another, not retried
+    study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={}, user_attrs={names.FAILURE: "read_only"}))
+    counts = studies.count(study.get_trials())
+    assert (counts.running, counts.failed, counts.lost) == (1, 1, 1)
+    monkeypatch.setattr(studies, "RETRY_SECONDS", 0)
+    counts = studies.count(study.get_trials())
+    assert (counts.running, counts.failed, counts.lost) == (0, 2, 2)
 
 
 def test_topping_up_search_trials_is_idempotent(tmp_path):

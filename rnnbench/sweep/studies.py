@@ -50,6 +50,10 @@ YOUNG_TRIAL_SECONDS = 10
 """A trial taken this recently is never declared dead: its worker may not have signed it yet."""
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 600
 """A running trial's worker beats every minute; a worker on another machine silent for 10 minutes is dead."""
+RETRY_SECONDS = 60
+"""A trial failed because its worker died or was interrupted is re-enqueued by the process that failed it, right after
+it closes the trial's MLflow run (`retry`). Until the retry is there, for at most this long, the trial still counts as
+running: another process that reads the study meanwhile must not take the sweep for complete and stop."""
 CONNECT_SECONDS = 10
 """PostgreSQL and MySQL: how long to wait for the database server to accept a connection."""
 
@@ -170,12 +174,23 @@ def live_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def lost_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Planned trials that failed for a reason other than a diverged loss: runs the sweep owes."""
+    """Planned trials that failed for a reason other than a diverged loss, and are not being retried: runs the sweep owes."""
     return [
         trial
         for trial in live_trials(trials)
-        if trial.state == TrialState.FAIL and trial.user_attrs.get(names.FAILURE) != "diverged"
+        if trial.state == TrialState.FAIL and trial.user_attrs.get(names.FAILURE) != "diverged" and not _retry_due(trial)
     ]
+
+
+def _retry_due(trial: FrozenTrial) -> bool:
+    """A trial failed by another process because its worker died or was interrupted (no failure of its own recorded),
+    under the retry limit, less than RETRY_SECONDS ago, and not retried yet (`live_trials`): its retry is on its way."""
+    return (
+        trial.state == TrialState.FAIL
+        and names.FAILURE not in trial.user_attrs
+        and len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRIES
+        and _seconds_since(trial.datetime_complete) < RETRY_SECONDS
+    )
 
 
 @dataclasses.dataclass
@@ -209,7 +224,8 @@ def count(trials: list[FrozenTrial]) -> Counts:
         TrialState.WAITING: "waiting",
     }
     for trial in live_trials(trials):
-        setattr(counts, fields[trial.state], getattr(counts, fields[trial.state]) + 1)
+        field = fields[TrialState.RUNNING if _retry_due(trial) else trial.state]  # being retried: still owed
+        setattr(counts, field, getattr(counts, field) + 1)
     return counts
 
 
@@ -313,11 +329,14 @@ def retry(optuna_study: optuna.Study, trial: FrozenTrial, limit: int | None = MA
 
 
 def _age_seconds(trial: FrozenTrial) -> float:
-    started = trial.datetime_start
-    if started is None:
+    return _seconds_since(trial.datetime_start)
+
+
+def _seconds_since(moment: datetime.datetime | None) -> float:
+    if moment is None:
         return 0.0
-    now = datetime.datetime.now(started.tzinfo)  # the journal stores UTC, RDB storages local time
-    return (now - started).total_seconds()
+    now = datetime.datetime.now(moment.tzinfo)  # the journal stores UTC, RDB storages local time
+    return (now - moment).total_seconds()
 
 
 def _changed_settings(sweep: str, before: dict, now: dict) -> str:
