@@ -9,7 +9,6 @@ import time
 
 import optuna
 import pytest
-from conftest import TINY
 from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
@@ -115,6 +114,9 @@ def test_a_dead_workers_final_run_keeps_the_sweep_incomplete_until_its_retry_has
     """The coordinator fails a dead worker's trial, closes its MLflow run (seconds, on a busy server), then re-enqueues
     it: a worker that asks in between whether the sweep is complete must hear no, or it stops with the retry untaken
     and the sweep ends "all workers exited before the sweep was complete"."""
+    # imported here, not at the top: the workers the tests above spawn import this module, and conftest loads TensorFlow
+    from conftest import TINY
+
     monkeypatch.setattr(studies, "YOUNG_TRIAL_SECONDS", 0)
     definition = load_sweep(TINY, ["grid.cells=[gru]", "grid.unroll=[false]"])
     sweep_plan = plan(definition)
