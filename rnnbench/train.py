@@ -146,10 +146,13 @@ def _fresh_model(config: Config) -> keras.Model:
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, global_clipnorm=settings.clip_norm or None),
             loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             steps_per_execution=settings.steps_per_execution,
             jit_compile=jit_compile(config),
         )
+        # Every variable training uses exists before its first step (Keras would create the optimizer's and the metric's
+        # while TensorFlow traces the step, and TensorFlow traces a step that creates variables twice).
+        model.optimizer.build(model.trainable_variables)
         _COMPILED[shape] = model
         return model
     for cached, new in zip(compiled.layers, model.layers, strict=True):  # weights, and dropout's random-number state

@@ -168,6 +168,31 @@ def test_a_run_on_the_compiled_model_of_its_shape_trains_exactly_as_a_new_model(
     assert curve(first) != curve(reused)
 
 
+def test_a_new_models_training_step_is_traced_once(small, monkeypatch):
+    """TensorFlow traces a step that creates variables twice, once to create them and once to run it; a new model has
+    its optimizer's and its metric's variables before training, so in a run TensorFlow traces the model twice in all:
+    the training step and the validation step."""
+    import functools
+
+    import keras
+    import tensorflow as tf
+
+    import rnnbench.train as training
+
+    traced = []
+    classify = keras.layers.Dense.call
+
+    @functools.wraps(classify)
+    def counted(self, *args, **kwargs):
+        traced.append(tf.inside_function())
+        return classify(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.layers.Dense, "call", counted)
+    monkeypatch.setattr(training, "_COMPILED", {})
+    train(config("model.hidden_units=8", "train.steps=20", "train.eval_every_steps=10"), small)
+    assert traced == [True, True]
+
+
 @pytest.mark.slow
 def test_a_run_after_a_diverged_run_of_its_shape_trains_exactly_as_a_new_model(small, monkeypatch):
     """A diverged trial leaves the shared compiled model with non-finite weights and optimizer state mid-training;
