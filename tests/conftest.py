@@ -23,9 +23,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from rnnbench import backend  # noqa: E402
 
-backend.load("tensorflow")  # the test process starts as an rnnbench process does: Keras on TensorFlow, JAX kept out,
-# TensorFlow's start-up chatter hidden, the imported libraries frozen for the garbage collector (rnnbench.startup)
-
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 TINY = EXPERIMENTS / "sweep_tiny.yaml"
@@ -40,6 +37,15 @@ needs_fashion_mnist = pytest.mark.skipif(
     not FASHION_MNIST.is_dir(),
     reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist; .ci/run does)",
 )
+
+
+def pytest_configure(config):
+    """A process that runs tests starts as an rnnbench process does: Keras on TensorFlow, JAX kept out, TensorFlow's
+    start-up chatter hidden, the imported libraries frozen for the garbage collector (rnnbench.startup). The controller
+    of pytest-xdist's workers (`make test`) runs no test, and does not load TensorFlow."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    backend.load("tensorflow")
 
 
 @pytest.hookimpl(tryfirst=True)
