@@ -117,6 +117,34 @@ def test_a_stop_while_a_run_is_being_closed_lets_it_close_first(store, monkeypat
     assert run.info.status == "KILLED" and run.data.tags[names.FAILURE] == "pruned"
 
 
+def test_a_stop_while_a_pruned_trials_run_is_closed_leaves_the_trial_pruned_not_retried(capsys):
+    """The same stop seen from the worker: its run is recorded as pruned, so the trial is told PRUNED and not failed and
+    re-enqueued (which would run it twice, once recorded as pruned); the worker still stops."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from rnnbench.runner import StopRun
+    from rnnbench.sweep import studies, worker
+    from rnnbench.sweep.definition import Study, load_sweep
+
+    definition = load_sweep(EXPERIMENTS / "sweep_tiny.yaml")
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize")
+    studies.enqueue_search_trials(study, planned=1)
+
+    def pruned_then_stopped(*_arguments):
+        try:
+            raise StopRun("pruned", "pruned at step 50 with val/accuracy 0.250 (median pruner)")
+        except StopRun:
+            raise KeyboardInterrupt  # noqa: B904  (as tracking.end_run raises it once the pruned run is closed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(worker, "_objective", pruned_then_stopped)
+        with pytest.raises(KeyboardInterrupt):
+            worker._run_taken(definition, Study("gru", 16), study, studies.take(study, None), None)
+    assert [trial.state for trial in study.get_trials()] == [TrialState.PRUNED]
+    assert "pruned at step 50" in capsys.readouterr().out
+
+
 def test_a_stop_after_the_last_run_closes_the_sweep_run_and_says_how_to_resume(store, capsys):
     """Ctrl-C while the sweep is closing (its workers done, its summary being read): the sweep's run is closed KILLED,
     not left RUNNING, and the command says to re-run it, as for a stop in the middle."""

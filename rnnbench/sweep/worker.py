@@ -215,6 +215,11 @@ def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: o
         trial.set_user_attr(names.FAILURE_REASON, credentials.mask(str(failure))[:500])
         message = f"FAILED ({failure.why}): {failure}"
     except KeyboardInterrupt as stop:  # the trial is owed: failed, and back in the queue with its parameters
+        if isinstance(stop.__context__, StopRun):  # unless the stop came as its run was closed pruned: it stays pruned
+            optuna_study.tell(trial, state=TrialState.PRUNED)
+            _tag_run(record["run_id"], TrialState.PRUNED)
+            print(f"{label}: {stop.__context__}; then stopped by {signals.describe(stop)}", flush=True)
+            raise
         failed = optuna_study.tell(trial, state=TrialState.FAIL)
         _tag_run(record["run_id"], TrialState.FAIL)
         studies.retry(optuna_study, failed, limit=None)
