@@ -51,9 +51,8 @@ YOUNG_TRIAL_SECONDS = 10
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 600
 """A running trial's worker beats every minute; a worker on another machine silent for 10 minutes is dead."""
 RETRY_SECONDS = 60
-"""A trial failed because its worker died or was interrupted is re-enqueued by the process that failed it, right after
-it closes the trial's MLflow run (`retry`). Until the retry is there, for at most this long, the trial still counts as
-running: another process that reads the study meanwhile must not take the sweep for complete and stop."""
+"""A trial failed as its worker died or was interrupted is re-enqueued by whoever failed it, after closing its MLflow run;
+until then, for at most this long, it counts as running, so that no other process takes the sweep for complete."""
 CONNECT_SECONDS = 10
 """PostgreSQL and MySQL: how long to wait for the database server to accept a connection."""
 
@@ -294,7 +293,7 @@ def fail_dead_trials(optuna_study: optuna.Study, on_dead_trial: DeadTrialHandler
     min_age_seconds = YOUNG_TRIAL_SECONDS if min_age_seconds is None else min_age_seconds
     found = 0
     for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _age_seconds(trial) < min_age_seconds or not _worker_gone(trial):
+        if _seconds_since(trial.datetime_start) < min_age_seconds or not _worker_gone(trial):
             continue
         try:
             failed = optuna_study.tell(trial.number, state=TrialState.FAIL)
@@ -326,10 +325,6 @@ def retry(optuna_study: optuna.Study, trial: FrozenTrial, limit: int | None = MA
             None for retries a person asked for (an interruption, a re-run of the sweep).
     """
     RetryHeartbeatStaleTrialCallback(max_retry=limit)(optuna_study, trial)
-
-
-def _age_seconds(trial: FrozenTrial) -> float:
-    return _seconds_since(trial.datetime_start)
 
 
 def _seconds_since(moment: datetime.datetime | None) -> float:
