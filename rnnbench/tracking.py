@@ -10,6 +10,8 @@ process cannot cross their records.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.metadata
 import os
 import time
@@ -91,11 +93,34 @@ def open_store(write: bool = True) -> MlflowClient:
             "(e.g. MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns/mlflow.db)"
         )
     mlflow.set_tracking_uri(uri)  # mlflow's model logging and loading read the global URI
-    client = MlflowClient(uri)
-    if uri.startswith("sqlite:") and uri not in _probed:  # made now: a full disk fails here, before any other file
+    return client_of(uri)
+
+
+def client_of(uri: str) -> MlflowClient:
+    """A client of the store at `uri`; a new SQLite store's tables are made now (a full disk fails here, before any
+    other file), one process at a time: MLflow makes them without a lock, and two processes making them at once
+    leave the database half-migrated, unopenable for good (a sweep started with `make ui`, or with a worker in another shell)."""
+    if not uri.startswith("sqlite:") or uri in _probed:
+        return MlflowClient(uri)
+    with sqlite_lock(uri, "create"):
+        client = MlflowClient(uri)
         client.search_experiments(max_results=1)
-        _probed.add(uri)
+    _probed.add(uri)
     return client
+
+
+@contextlib.contextmanager
+def sqlite_lock(url: str | None, purpose: str):
+    """Inside: this process holds `<database>.<purpose>.lock` beside the SQLite database of `url`, so rnnbench's
+    processes on this machine queue there. No lock for other URLs, nor where the lock file cannot be made (a
+    read-only or full folder, whose database fails on its own, in one line). A process that dies releases it."""
+    database = sqlite_path(url)
+    with contextlib.ExitStack() as held:
+        with contextlib.suppress(OSError):
+            if database:
+                lock = held.enter_context(open(f"{database}.{purpose}.lock", "a"))
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def sqlite_path(uri: str | None) -> Path | None:

@@ -236,6 +236,39 @@ echo $? > {outside}/sweep.code
     )
 
 
+OPEN_TOGETHER = """
+import sys, time
+from pathlib import Path
+from rnnbench import tracking
+folder, count = Path(sys.argv[1]), int(sys.argv[2])
+(folder / f"{sys.argv[3]}.ready").touch()  # imported: wait for the others, then open the new store together
+while len(list(folder.glob("*.ready"))) < count:
+    time.sleep(0.01)
+tracking.open_store()
+"""
+
+
+def test_processes_opening_a_new_store_at_once_all_open_it_and_it_stays_openable(tmp_path):
+    """MLflow makes a new SQLite store's tables without a lock; processes making them at the same moment (a sweep
+    started with `make ui`, or with a worker in another shell) leave the database half-migrated and unopenable for good."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    opening = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_TOGETHER, str(tmp_path), "3", str(number)],
+            cwd=tmp_path,
+            env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for number in range(3)
+    ]
+    for process in opening:
+        _, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr
+    client = MlflowClient(uri)
+    assert client.get_experiment(client.create_experiment("after")).name == "after"
+
+
 class _HealthOnly(http.server.BaseHTTPRequestHandler):
     """A tracking server whose /health answers and whose API never does (a server stuck behind its health check)."""
 

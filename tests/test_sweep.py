@@ -15,7 +15,7 @@ import pytest
 from conftest import TINY, WITH_REFERENCE, answers_ctrl_c, rnnbench, rnnbench_here
 from mlflow import MlflowClient
 
-from rnnbench import names
+from rnnbench import names, tracking
 from rnnbench.sweep import studies, unroll
 from rnnbench.sweep.definition import load_sweep, plan
 
@@ -171,7 +171,7 @@ def start_sweep(folder, overrides: list[str]) -> subprocess.Popen:
 
 def wait_for_a_running_run(folder, process, finished_before: int = 2, timeout: float = 300):
     """Waits until some trials are done and a trial or final run is in progress in MLflow."""
-    client = MlflowClient(environment(folder)["MLFLOW_TRACKING_URI"])
+    client = tracking.client_of(environment(folder)["MLFLOW_TRACKING_URI"])  # as the sweep: one process makes a new store
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()

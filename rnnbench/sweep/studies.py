@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import datetime
 import errno
-import fcntl
 import json
 import os
 import sys
@@ -237,7 +236,7 @@ def take(optuna_study: optuna.Study, storage_url: str | None) -> optuna.Trial | 
     database makes takers on this machine queue for it. Where the queue empties between the look and
     the ask, `ask` makes a new trial: it is failed at once, marked names.TRIAL_UNPLANNED, and None is returned.
     """
-    with _sqlite_lock(storage_url):
+    with tracking.sqlite_lock(storage_url, "take"):
         trials = optuna_study.get_trials(deepcopy=False)
         if not any(queued.state == TrialState.WAITING for queued in trials):
             return None
@@ -249,17 +248,6 @@ def take(optuna_study: optuna.Study, storage_url: str | None) -> optuna.Trial | 
     trial.set_user_attr(names.TRIAL_UNPLANNED, True)
     optuna_study.tell(trial, state=TrialState.FAIL)
     return None
-
-
-@contextlib.contextmanager
-def _sqlite_lock(storage_url: str | None):
-    database = tracking.sqlite_path(storage_url)
-    if database is None:
-        yield
-        return
-    with open(f"{database}.take.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
-        yield
 
 
 @contextlib.contextmanager
