@@ -89,6 +89,8 @@ def run_experiment(
             as FAILED with the reason, if the store can still be written.
         StopRun: re-raised from `on_evaluation` after the run is recorded as KILLED with its reason.
         KeyboardInterrupt: Ctrl-C or SIGTERM (`signals.Terminated`), re-raised after the run is recorded as KILLED.
+            One that comes as a run that ended on its own is closed is left to the caller's next safe point
+            (`signals.raise_if_received`) where the command line remembers it: the run returns or raises as it ended.
     """
     backend.load(config.train.backend)  # Keras already on another backend in this process: a clear error
     if dataset is None:
@@ -117,11 +119,11 @@ def run_experiment(
         score = evaluate(result.model, dataset.test) if test else None
         _record_results(client, run_id, config, dataset, result, score)
     except StopRun as stop:
-        tracking.end_run(client, run_id, "KILLED", failure=stop.why, reason=str(stop))
+        tracking.end_run(client, run_id, "KILLED", failure=stop.why, reason=str(stop), leave_pending=True)
         raise
     except TrainingDiverged as error:
         reason = f"{error}; lower train.learning_rate (now {config.train.learning_rate:g})"
-        tracking.end_run(client, run_id, "FAILED", failure="diverged", reason=reason)
+        tracking.end_run(client, run_id, "FAILED", failure="diverged", reason=reason, leave_pending=True)
         raise RunFailed(run_id, reason) from None
     except KeyboardInterrupt as stop:
         _close_killed(client, run_id, stop)
@@ -138,7 +140,7 @@ def run_experiment(
             else "; the store could not be written either, so the run stays RUNNING (`rnnbench report` lists it)"
         )
         raise RunFailed(run_id, fault.message + kept, why=fault.kind) from None
-    tracking.end_run(client, run_id, "FINISHED")
+    tracking.end_run(client, run_id, "FINISHED", leave_pending=True)  # a stop meanwhile: once the caller has it recorded
     return RunOutcome(run_id, result, score, dataset)
 
 

@@ -78,13 +78,16 @@ class Pending:
 
 
 @contextlib.contextmanager
-def deferred(raise_earlier: bool = True) -> Iterator[Pending]:
+def deferred(raise_earlier: bool = True, leave_pending: bool = False) -> Iterator[Pending]:
     """Inside: a stop signal only marks the yielded `Pending`; the caller raises it from a safe place
     (a Keras callback between executions), and leaving the block raises it at the latest.
 
     Args:
         raise_earlier: first raise a stop signal received before the block (False: for closing a run, which must
             happen also while a stop is being handled).
+        leave_pending: where the command line remembers stops (`install`), leave one received inside for the next
+            `raise_if_received` or `deferred` instead of raising it as the block ends: for closing a run that ended
+            on its own (finished, pruned, diverged), so that its caller records how it ended before stopping.
 
     Python raises KeyboardInterrupt wherever the main thread happens to be, and inside TensorFlow's
     eager tensor conversion that could crash the interpreter (SIGSEGV), which left the run RUNNING with
@@ -121,7 +124,8 @@ def deferred(raise_earlier: bool = True) -> Iterator[Pending]:
     finally:
         for number, handler in taken.items():
             signal.signal(number, handler)
-    pending.raise_if_received()
+    if not (leave_pending and _received is not None):
+        pending.raise_if_received()
 
 
 def _remember(kind: type[KeyboardInterrupt]) -> None:

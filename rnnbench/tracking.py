@@ -349,13 +349,21 @@ def log_model(client: MlflowClient, run_id: str, model) -> None:
     )
 
 
-def end_run(client: MlflowClient, run_id: str, status: str, failure: str | None = None, reason: str | None = None):
+def end_run(
+    client: MlflowClient,
+    run_id: str,
+    status: str,
+    failure: str | None = None,
+    reason: str | None = None,
+    leave_pending: bool = False,
+):
     """Closes the run as FINISHED, FAILED or KILLED, saying why when it did not finish.
 
     A stop signal that arrives meanwhile is raised once the run is closed, so that no run is left RUNNING with the
-    reason it ended already written (a sweep stopped just as a trial was pruned).
+    reason it ended already written (a sweep stopped just as a trial was pruned); with `leave_pending`, later
+    (see `signals.deferred`).
     """
-    with signals.deferred(raise_earlier=False):
+    with signals.deferred(raise_earlier=False, leave_pending=leave_pending):
         if failure:
             tags = [RunTag(names.FAILURE, failure), RunTag(names.FAILURE_REASON, credentials.mask(reason or failure))]
             client.log_batch(run_id, tags=tags)

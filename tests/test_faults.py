@@ -15,10 +15,12 @@ import sys
 import threading
 import time
 
+import optuna
 import pytest
 from conftest import EXPERIMENTS, rnnbench, rnnbench_here
 from conftest import start_rnnbench as start
 from mlflow import MlflowClient
+from optuna.trial import TrialState
 
 from rnnbench import names
 
@@ -117,32 +119,67 @@ def test_a_stop_while_a_run_is_being_closed_lets_it_close_first(store, monkeypat
     assert run.info.status == "KILLED" and run.data.tags[names.FAILURE] == "pruned"
 
 
-def test_a_stop_while_a_pruned_trials_run_is_closed_leaves_the_trial_pruned_not_retried(capsys):
-    """The same stop seen from the worker: its run is recorded as pruned, so the trial is told PRUNED and not failed and
-    re-enqueued (which would run it twice, once recorded as pruned); the worker still stops."""
-    import optuna
-    from optuna.trial import TrialState
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
 
-    from rnnbench.runner import StopRun
+
+@pytest.mark.parametrize(
+    "ending, stopped_in, state",
+    [
+        ("finished", "set_terminated", TrialState.COMPLETE),
+        ("pruned", "set_terminated", TrialState.PRUNED),
+        ("finished", "tell", TrialState.COMPLETE),
+    ],
+    ids=["finished-run-closed", "pruned-run-closed", "finished-trial-told"],
+)
+def test_a_stop_as_a_trial_ends_is_raised_once_the_trial_is_recorded_as_its_run_ended(
+    store, tmp_path, monkeypatch, capsys, ending, stopped_in, state
+):
+    """Ctrl-C as a trial's run that ended on its own is closed, or as the trial is told: the trial is recorded as its
+    run ended, not failed and queued again (it would run twice, with a run recorded as finished or pruned), and the
+    worker stops after."""
+    from conftest import TINY
+
+    from rnnbench import signals
+    from rnnbench.data import load_dataset
     from rnnbench.sweep import studies, worker
-    from rnnbench.sweep.definition import Study, load_sweep
+    from rnnbench.sweep.definition import load_sweep, plan
 
-    definition = load_sweep(EXPERIMENTS / "sweep_tiny.yaml")
-    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize")
-    studies.enqueue_search_trials(study, planned=1)
+    definition = load_sweep(TINY, ["train.steps=100", "train.eval_every_steps=50", "grid.cells=simple_rnn"])
+    storage = studies.open_storage(str(tmp_path / "optuna.journal"))
+    study = plan(definition).studies[0]
+    name = studies.create_studies(storage, definition, plan(definition))[study].study_name
+    optuna_study = optuna.load_study(study_name=name, storage=storage, pruner=_AlwaysPrune() if ending == "pruned" else None)
+    studies.enqueue_search_trials(optuna_study, 1)
+    owner = MlflowClient if stopped_in == "set_terminated" else optuna.Study
+    original = getattr(owner, stopped_in)
 
-    def pruned_then_stopped(*_arguments):
-        try:
-            raise StopRun("pruned", "pruned at step 50 with val/accuracy 0.250 (median pruner)")
-        except StopRun:
-            raise KeyboardInterrupt  # noqa: B904  (as tracking.end_run raises it once the pruned run is closed)
+    def stopped_meanwhile(*arguments, **keywords):
+        monkeypatch.setattr(owner, stopped_in, original)
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(*arguments, **keywords)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(worker, "_objective", pruned_then_stopped)
+    monkeypatch.setattr(owner, stopped_in, stopped_meanwhile)
+    monkeypatch.setattr(signals, "_received", None)
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        signals.install()  # as the command line does
         with pytest.raises(KeyboardInterrupt):
-            worker._run_taken(definition, Study("gru", 16), study, studies.take(study, None), None)
-    assert [trial.state for trial in study.get_trials()] == [TrialState.PRUNED]
-    assert "pruned at step 50" in capsys.readouterr().out
+            trial = studies.take(optuna_study, None)
+            worker._run_taken(definition, study, optuna_study, trial, load_dataset(definition.data))
+            signals.raise_if_received()  # the worker's loop, before it takes another trial
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    [done] = optuna_study.get_trials()
+    assert done.state == state
+    run = MlflowClient(store).get_run(done.user_attrs[names.MLFLOW_RUN])
+    assert run.info.status == ("KILLED" if ending == "pruned" else "FINISHED")
+    assert run.data.tags[names.TRIAL_STATE] == state.name
+    assert "re-enqueued" not in capsys.readouterr().out
 
 
 def test_a_stop_after_the_last_run_closes_the_sweep_run_and_says_how_to_resume(store, capsys):

@@ -197,48 +197,60 @@ def _in_order(loaded: dict, last_study: Study | None) -> list[tuple]:
 
 
 def _run_taken(definition: SweepDefinition, study: Study | None, optuna_study: optuna.Study, trial: optuna.Trial, dataset):
-    """Runs a taken trial and tells Optuna how it ended (COMPLETE, PRUNED or FAIL), with its MLflow run tagged to match."""
+    """Runs a taken trial and tells Optuna how it ended (COMPLETE, PRUNED or FAIL), with its MLflow run tagged to match.
+
+    Once its run has ended on its own, how the trial ended is recorded whole, and a stop that comes meanwhile
+    (or as the run was closed) is raised after; a stop during the run fails the trial and queues it again.
+    """
     from rnnbench.runner import RunFailed, StopRun
 
     label = f"{studies.study_name(definition, study)} trial {trial.number}"
-    record = {"run_id": None}
+    record = {"run_id": None, "outcome": None}
     started = time.perf_counter()
-    value, state = None, TrialState.FAIL
+    state, attributes, stopped = TrialState.FAIL, {}, None
     try:
         with studies.heartbeat(trial):
-            value = _objective(trial, definition, study, dataset, record)
-        state, message = TrialState.COMPLETE, f"{value:.4f}"
+            _objective(trial, definition, study, dataset, record)
     except StopRun as stop:
         state, message = TrialState.PRUNED, str(stop)
     except RunFailed as failure:
-        trial.set_user_attr(names.FAILURE, failure.why)
-        trial.set_user_attr(names.FAILURE_REASON, credentials.mask(str(failure))[:500])
+        attributes = {names.FAILURE: failure.why, names.FAILURE_REASON: credentials.mask(str(failure))[:500]}
         message = f"FAILED ({failure.why}): {failure}"
-    except KeyboardInterrupt as stop:  # the trial is owed: failed, and back in the queue with its parameters
-        if isinstance(stop.__context__, StopRun):  # unless the stop came as its run was closed pruned: it stays pruned
-            optuna_study.tell(trial, state=TrialState.PRUNED)
-            _tag_run(record["run_id"], TrialState.PRUNED)
-            print(f"{label}: {stop.__context__}; then stopped by {signals.describe(stop)}", flush=True)
+    except KeyboardInterrupt as stop:
+        if record["outcome"] is not None:  # its run had finished (the stop came as the heartbeat ended): a result
+            stopped = stop
+        else:  # the trial is owed: failed, and back in the queue with its parameters
+            with signals.deferred(raise_earlier=False):
+                failed = optuna_study.tell(trial, state=TrialState.FAIL)
+                _tag_run(record["run_id"], TrialState.FAIL)
+                studies.retry(optuna_study, failed, limit=None)
+                print(f"{label}: stopped by {signals.describe(stop)}; re-enqueued", flush=True)
             raise
-        failed = optuna_study.tell(trial, state=TrialState.FAIL)
-        _tag_run(record["run_id"], TrialState.FAIL)
-        studies.retry(optuna_study, failed, limit=None)
-        print(f"{label}: stopped by {signals.describe(stop)}; re-enqueued", flush=True)
-        raise
     except Exception as error:  # a lost run: the sweep fails, and re-running it retries the trial
         print(credentials.mask(traceback.format_exc()), file=sys.stderr, flush=True)
-        trial.set_user_attr(names.FAILURE, "error")
-        trial.set_user_attr(names.FAILURE_REASON, credentials.mask(f"{type(error).__name__}: {error}")[:500])
+        attributes = {
+            names.FAILURE: "error",
+            names.FAILURE_REASON: credentials.mask(f"{type(error).__name__}: {error}")[:500],
+        }
         message = credentials.mask(f"FAILED: {type(error).__name__}: {error}")
-    optuna_study.tell(trial, value, state=None if state == TrialState.COMPLETE else state)
-    _tag_run(record["run_id"], state)
-    searched = {dimension.key for dimension in definition.space}
-    tuned = ", ".join(f"{short(key)} {value:.3g}" for key, value in trial.params.items() if key in searched)
-    print(f"{label}: {message}  ({time.perf_counter() - started:.1f} s{', ' + tuned if tuned else ''})", flush=True)
+    value = None
+    with signals.deferred(raise_earlier=False):
+        if record["outcome"] is not None:
+            value, attributes = _result(record["outcome"])
+            state, message = TrialState.COMPLETE, f"{value:.4f}"
+        for key, attribute in attributes.items():
+            trial.set_user_attr(key, attribute)
+        optuna_study.tell(trial, value, state=None if state == TrialState.COMPLETE else state)
+        _tag_run(record["run_id"], state)
+        searched = {dimension.key for dimension in definition.space}
+        tuned = ", ".join(f"{short(key)} {value:.3g}" for key, value in trial.params.items() if key in searched)
+        print(f"{label}: {message}  ({time.perf_counter() - started:.1f} s{', ' + tuned if tuned else ''})", flush=True)
+    if stopped is not None:
+        raise stopped
 
 
-def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | None, dataset, record: dict) -> float:
-    """Trains the trial's run: the last validation accuracy of a search trial, test accuracy of a final run."""
+def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | None, dataset, record: dict) -> None:
+    """Trains the trial's run; its id goes into `record` once it exists, and its `RunOutcome` once it has finished."""
     from rnnbench.runner import StopRun, run_experiment
 
     config = suggest(trial, definition, study)
@@ -267,7 +279,7 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
                 f"({definition.search.pruner} pruner)",
             )
 
-    outcome = run_experiment(
+    record["outcome"] = run_experiment(
         config,
         stage=stage,
         parent_run_id=trial.study.user_attrs.get(names.MLFLOW_RUN),  # the study's run, or for finals the sweep's
@@ -287,12 +299,16 @@ def _objective(trial: optuna.Trial, definition: SweepDefinition, study: Study | 
         on_evaluation=evaluated,
         probe_start=study is None and not reference and config.train.seed == 0,  # what the unroll check compares
     )
-    trial.set_user_attr(names.TRIAL_SAMPLES_PER_SECOND, outcome.result.speed.train_samples_per_second)
+
+
+def _result(outcome) -> tuple[float, dict]:
+    """A finished run's objective value (a final or reference run's test accuracy, else its last validation
+    accuracy) and the trial attributes that carry its speed and starting point."""
+    attributes = {names.TRIAL_SAMPLES_PER_SECOND: outcome.result.speed.train_samples_per_second}
     if outcome.result.start is not None:
-        trial.set_user_attr(names.STARTING_POINT, outcome.result.start)
-    if outcome.test is not None:  # a final or reference run: its test accuracy
-        return outcome.test.accuracy
-    return outcome.result.evaluations[-1].val_accuracy
+        attributes[names.STARTING_POINT] = outcome.result.start
+    value = outcome.test.accuracy if outcome.test is not None else outcome.result.evaluations[-1].val_accuracy
+    return value, attributes
 
 
 def _tag_run(run_id: str | None, state: TrialState) -> None:
