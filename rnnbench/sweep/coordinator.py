@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import optuna
 
-from rnnbench import credentials, faults, names, signals, tracking
+from rnnbench import credentials, faults, names, probes, signals, tracking
 from rnnbench.data import split_sizes
 from rnnbench.errors import UserError
 from rnnbench.links import Links, ui_url
@@ -58,7 +58,7 @@ def run_sweep(
     storage_url = storage_url or str(studies.DEFAULT_STORAGE.resolve())
     # A database storage is tried first (a server down is one line within seconds); a journal or SQLite file is made only
     # once the tracking store has opened, so that a tracking store that fails leaves no new storage file behind.
-    storage = studies.open_storage(storage_url) if tracking.is_database(storage_url) else None
+    storage = studies.open_storage(storage_url) if probes.is_database(storage_url) else None
     client = tracking.open_store()
     storage = storage or studies.open_storage(storage_url)
     loaded = studies.create_studies(storage, definition, sweep_plan)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import optuna
 
-from rnnbench import credentials, faults, names, tracking
+from rnnbench import credentials, faults, names, probes, tracking
 from rnnbench.errors import UserError
 from rnnbench.sweep import runs, state, studies
 from rnnbench.sweep.coordinator import final_stage
@@ -46,9 +46,9 @@ def check_shared(storage_url: str, tracking_uri: str, settings: SlurmConfig) -> 
         "MLFLOW_TRACKING_URI: see the docs' Running on a Slurm cluster), or, if the file is on a filesystem every node "
         "mounts at the same path, add slurm.shared_filesystem=true"
     )
-    if not tracking.is_database(storage_url):
+    if not probes.is_database(storage_url):
         raise UserError(f"--slurm: the Optuna storage {credentials.mask(storage_url)} is a file on this machine{fix}")
-    if not (tracking.is_server(tracking_uri) or tracking.is_database(tracking_uri)):
+    if not (tracking.is_server(tracking_uri) or probes.is_database(tracking_uri)):
         raise UserError(f"--slurm: the MLflow store {credentials.mask(tracking_uri)} is a file on this machine{fix}")
 
 

@@ -31,7 +31,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnbench import names, processes, tracking
+from rnnbench import names, probes, processes, tracking
 from rnnbench.errors import UserError
 from rnnbench.sweep.definition import Plan, Study, SweepDefinition, build_definition, stored_values
 from rnnbench.sweep.journal import JournalFile
@@ -78,8 +78,8 @@ def open_storage(url: str | None, create: bool = True) -> optuna.storages.BaseSt
         raise UserError(f"the sweep storage {local} is a directory; give --storage a file path or an RDB URL")
     if journal is not None:
         return _journal(journal)
-    if tracking.is_database(url):  # a server down or silent: one line within seconds, before Optuna tries
-        tracking.probe_database(url, "the Optuna storage", "or give --storage a journal file path")
+    if probes.is_database(url):  # a server down or silent: one line within seconds, before Optuna tries
+        probes.probe_database(url, "the Optuna storage", "or give --storage a journal file path")
     # A database server that does not answer fails in seconds, not after the system's TCP time-out.
     timeout = {"connect_args": {"connect_timeout": CONNECT_SECONDS}} if url.startswith(("postgresql", "mysql")) else {}
     try:
