@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(parser, argv)
     signals.install()  # SIGTERM (docker stop, a scheduler) stops work as Ctrl-C does
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        if code == 0:
+            signals.raise_if_received()  # a stop left pending as the last run closed FINISHED: the command still stops
+        return code
     except UserError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         return EXIT_USAGE

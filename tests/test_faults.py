@@ -5,6 +5,7 @@ each ends in one line naming the problem and the fix, with nothing already recor
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import http.server
 import json
 import os
@@ -23,7 +24,7 @@ from conftest import start_rnnbench as start
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from rnnbench import names
+from rnnbench import names, signals
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +121,33 @@ def test_a_stop_while_a_run_is_being_closed_lets_it_close_first(store, monkeypat
     assert run.info.status == "KILLED" and run.data.tags[names.FAILURE] == "pruned"
 
 
+@contextlib.contextmanager
+def handlers_of_the_command_line(monkeypatch):
+    """Inside: Ctrl-C and SIGTERM handled (and remembered) as by `rnnbench`'s command line, in this test's process."""
+    monkeypatch.setattr(signals, "_received", None)
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        signals.install()
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def stop_during(monkeypatch, owner, method: str) -> None:
+    """The next call of `owner.method` is preceded by a Ctrl-C to this process."""
+    original = getattr(owner, method)
+
+    def stopped_meanwhile(*arguments, **keywords):
+        monkeypatch.setattr(owner, method, original)
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(*arguments, **keywords)
+
+    monkeypatch.setattr(owner, method, stopped_meanwhile)
+
+
 class _AlwaysPrune(optuna.pruners.BasePruner):
     def prune(self, study, trial) -> bool:
         return True
@@ -142,7 +170,6 @@ def test_a_stop_as_a_trial_ends_is_raised_once_the_trial_is_recorded_as_its_run_
     worker stops after."""
     from conftest import TINY
 
-    from rnnbench import signals
     from rnnbench.data import load_dataset
     from rnnbench.sweep import studies, worker
     from rnnbench.sweep.definition import load_sweep, plan
@@ -153,34 +180,32 @@ def test_a_stop_as_a_trial_ends_is_raised_once_the_trial_is_recorded_as_its_run_
     name = studies.create_studies(storage, definition, plan(definition))[study].study_name
     optuna_study = optuna.load_study(study_name=name, storage=storage, pruner=_AlwaysPrune() if ending == "pruned" else None)
     studies.enqueue_search_trials(optuna_study, 1)
-    owner = MlflowClient if stopped_in == "set_terminated" else optuna.Study
-    original = getattr(owner, stopped_in)
-
-    def stopped_meanwhile(*arguments, **keywords):
-        monkeypatch.setattr(owner, stopped_in, original)
-        os.kill(os.getpid(), signal.SIGINT)
-        return original(*arguments, **keywords)
-
-    monkeypatch.setattr(owner, stopped_in, stopped_meanwhile)
-    monkeypatch.setattr(signals, "_received", None)
-    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        signals.install()  # as the command line does
-        with pytest.raises(KeyboardInterrupt):
-            trial = studies.take(optuna_study, None)
-            worker._run_taken(definition, study, optuna_study, trial, load_dataset(definition.data))
-            signals.raise_if_received()  # the worker's loop, before it takes another trial
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    stop_during(monkeypatch, MlflowClient if stopped_in == "set_terminated" else optuna.Study, stopped_in)
+    with pytest.raises(KeyboardInterrupt), handlers_of_the_command_line(monkeypatch):
+        trial = studies.take(optuna_study, None)
+        worker._run_taken(definition, study, optuna_study, trial, load_dataset(definition.data))
+        signals.raise_if_received()  # the worker's loop, before it takes another trial
     [done] = optuna_study.get_trials()
     assert done.state == state
     run = MlflowClient(store).get_run(done.user_attrs[names.MLFLOW_RUN])
     assert run.info.status == ("KILLED" if ending == "pruned" else "FINISHED")
     assert run.data.tags[names.TRIAL_STATE] == state.name
     assert "re-enqueued" not in capsys.readouterr().out
+
+
+def test_a_run_stopped_as_it_closes_finished_stays_finished_and_the_command_exits_stopped(store, monkeypatch, capsys):
+    """Ctrl-C as `rnnbench run` closes its finished run: the run is recorded FINISHED, with its summary printed, and
+    the command still ends as stopped (130), so that a script's next command does not run."""
+    from rnnbench import cli
+
+    stop_during(monkeypatch, MlflowClient, "set_terminated")
+    with handlers_of_the_command_line(monkeypatch):
+        code = cli.main(["run", SMOKE, "tracking.experiment=closing-finished", "train.steps=20", "train.eval_every_steps=10"])
+    assert code == 130
+    out, err = capsys.readouterr()
+    assert "test_acc" in out and "stopped by Ctrl-C" in err and "Traceback" not in err
+    [run] = MlflowClient(store).search_runs([MlflowClient(store).get_experiment_by_name("closing-finished").experiment_id])
+    assert run.info.status == "FINISHED"
 
 
 def test_a_stop_after_the_last_run_closes_the_sweep_run_and_says_how_to_resume(store, capsys):
