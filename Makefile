@@ -56,7 +56,7 @@ report: $(STAMP) ## write the HTML report of the latest sweep (or EXPERIMENT=nam
 # than starting seven background processes beside the UI. --workers 1: one person's UI over a local store needs one
 # server process, not MLflow's default four (each a Python that imports MLflow, and SQLite takes one writer at a time).
 ui: $(STAMP) ## open the MLflow UI over the local store at http://127.0.0.1:$(UI_PORT)
-	$(BIN)/python -c "from rnnbench import tracking; tracking.open_store(write=False)"  # a new store made as a sweep makes it
+	$(BIN)/python -c "from rnnbench import tracking; tracking.make_local_store()"  # a new store's tables made as a sweep makes them
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT) --workers 1
 

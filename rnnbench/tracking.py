@@ -94,6 +94,14 @@ def open_store(write: bool = True) -> MlflowClient:
     return client_of(uri)
 
 
+def make_local_store() -> None:
+    """Makes the local SQLite store's folder and tables as a sweep would, for a program about to open it beside
+    rnnbench's (`make ui`); nothing for a tracking server or a database server."""
+    uri = tracking_uri()
+    if sqlite_path(uri) is not None and read_only_reason() is None:
+        client_of(uri)
+
+
 def client_of(uri: str) -> MlflowClient:
     """A client of the store at `uri`; a new SQLite store's tables are made now (a full disk fails here, before any
     other file), one process at a time: MLflow makes them without a lock, and two processes making them at once
