@@ -25,7 +25,7 @@ from conftest import (
 from mlflow import MlflowClient
 
 from rnnbench import names
-from rnnbench.bench import baselines
+from rnnbench.bench import backends
 from rnnbench.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end-to-end")]  # one workspace of runs, made once
@@ -54,7 +54,7 @@ def test_prints_one_line_per_evaluation_and_a_summary(smoke_run):
     assert "val_acc" in result.stdout and "samples/s" in result.stdout
     assert f"run id {run.info.run_id}" in result.stdout
     assert "Traceback" not in result.stderr
-    summary = baselines.RUN_SUMMARY.search(result.stdout)  # what make bench-backends reads
+    summary = backends.RUN_SUMMARY.search(result.stdout)  # what make bench-backends reads
     assert float(summary["accuracy"]) == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=5e-5)
     assert float(summary["speed"].replace(",", "")) == pytest.approx(run.data.metrics[names.TRAIN_SAMPLES_PER_S], abs=0.5)
 
